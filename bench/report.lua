@@ -1,0 +1,50 @@
+-- report.lua - what every bench scenario's wrk script shares: counting the
+-- answers that are not 2xx and printing one machine-readable line at the end.
+-- Loaded by the scenario scripts (see bench/tokens.lua) with dofile, from the
+-- directory of the script itself, so wrk may be started from anywhere.
+--
+-- The line scripts/bench reads, one per wrk run:
+--   BENCH scenario=NAME requests=N duration_s=S rps=R p50_us=U p90_us=U
+--         p99_us=U max_us=U non2xx=N socket_errors=N
+-- Latencies are wrk's, in microseconds.
+--
+-- wrk runs one Lua state per thread plus one for setup() and done(): the
+-- thread states count, and done() collects their counters through the thread
+-- objects that setup() kept (the pattern of wrk's scripts/report.lua and
+-- counter.lua).
+
+local threads = {}
+
+-- The scenario's name, set by the script that loads this file.
+bench_scenario = bench_scenario or "unnamed"
+
+-- Per-thread globals, read back in done().
+non2xx = 0
+thread_id = 0
+
+function setup(thread)
+   threads[#threads + 1] = thread
+   thread:set("thread_id", #threads)
+end
+
+-- Defining response() makes wrk hand every answer to Lua, which costs wrk
+-- some CPU; every scenario and the bare yardstick pay it alike.
+function response(status, headers, body)
+   if status < 200 or status > 299 then
+      non2xx = non2xx + 1
+   end
+end
+
+function done(summary, latency, requests)
+   local bad = 0
+   for _, t in ipairs(threads) do
+      bad = bad + (t:get("non2xx") or 0)
+   end
+   local e = summary.errors
+   local duration_s = summary.duration / 1e6
+   io.write(string.format(
+      "BENCH scenario=%s requests=%d duration_s=%.3f rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d non2xx=%d socket_errors=%d\n",
+      bench_scenario, summary.requests, duration_s, summary.requests / duration_s,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+      bad, e.connect + e.read + e.write + e.timeout))
+end

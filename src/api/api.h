@@ -1,0 +1,17 @@
+/* api/api.h - the handlers, one file per endpoint family. */
+#ifndef MIPGW_API_H
+#define MIPGW_API_H
+
+#include "req.h"
+
+/* api/service.c: the service's own endpoints */
+void api_health(struct req *r);
+void api_ready(struct req *r);
+void api_metrics(struct req *r);
+
+/* api/tokens.c: patient identification and tokens (seed 000) */
+void api_cod_token(struct req *r);
+void api_rpgu_token(struct req *r);
+void api_token_session(struct req *r);
+
+#endif

@@ -1,0 +1,33 @@
+/* auth.h - the one token-verification step every patient endpoint starts
+ * with. It checks the Authorization header (signature, algorithm, type,
+ * expiry) and finds the token's session: from Redis, where token issue put
+ * it, or, when Redis is down or has lost it, from PostgreSQL by the person in
+ * the signed claims. Failures are answered here with the catalogue's 403s
+ * (5010, 5008, 5007, 5009), 404/4001 or 503; the handler's callback runs only
+ * with a session. */
+#ifndef MIPGW_AUTH_H
+#define MIPGW_AUTH_H
+
+#include "req.h"
+#include "token.h"
+
+struct auth_session {
+    enum token_type type;
+    bool portal_minted;
+    bool from_cache;              /* found in Redis (else rebuilt from PostgreSQL) */
+    char jti[37];
+    char person[37];
+    char auth_source[64];
+    const char *cards;            /* "lpu:mkab,..." (arena) */
+};
+
+typedef void (*auth_cb)(struct req *r, const struct auth_session *s);
+
+/* accept: mask of enum token_type. */
+void auth_require(struct req *r, unsigned accept, auth_cb cb);
+
+/* The Redis value of a session, and its key "tok:{jti}". */
+void auth_session_encode(const struct auth_session *s, struct buf *out);
+bool auth_session_decode(struct req *r, const char *v, struct auth_session *s);
+
+#endif

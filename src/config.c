@@ -1,0 +1,951 @@
+/* config.c - see config.h. The table below is the only place that names a
+ * setting: defaults, parsing, bounds, the per-value checks, the dump and the
+ * help text all walk it. Nothing here keeps mutable static state, so loading
+ * two configurations from two threads at once is safe. */
+#include "config.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef CONFIG_ZONEINFO_DIR
+#define CONFIG_ZONEINFO_DIR "/usr/share/zoneinfo"
+#endif
+
+/* Longest line of the INI file, without its line end. */
+#define CONFIG_MAX_LINE 4096
+/* Largest string field (pg.conninfo); set_entry refuses a larger one. */
+#define CONFIG_MAX_STRING 1024
+
+/* 48 characters, public on purpose: it is in the source. */
+const char config_demo_key[] = "DEMO-ONLY-mipgw-key-not-secret-never-production!";
+_Static_assert(sizeof(config_demo_key) == 49, "the demo key has 48 characters");
+
+enum setting_type {
+    T_INT,
+    T_BOOL,
+    T_STRING,
+    T_SECRET,   /* a string never shown: the dump prints only its length */
+    T_CONNINFO, /* a libpq string: the dump hides its password */
+};
+
+/* Checks one string value; may rewrite it in place (only shorter). Writes
+ * a message without the setting's name into msg and returns -1 if bad. */
+typedef int (*check_fn)(char *value, char *msg, size_t cap);
+
+struct setting {
+    const char *section;
+    const char *key;
+    enum setting_type type;
+    size_t offset;
+    size_t size;      /* strings: the field's size, NUL included */
+    const char *def;  /* default, as the file would spell it */
+    long min, max;    /* ints */
+    check_fn check;   /* strings: NULL or a check of the value */
+    const char *doc;
+};
+
+static int check_ip(char *value, char *msg, size_t cap);
+static int check_ip_list(char *value, char *msg, size_t cap);
+static int check_nonempty(char *value, char *msg, size_t cap);
+static int check_redis_host(char *value, char *msg, size_t cap);
+static int check_zone(char *value, char *msg, size_t cap);
+static int check_log_level(char *value, char *msg, size_t cap);
+
+/* _Generic refuses to compile an entry whose field has the wrong type. */
+#define FIELD(f) (((struct config *)0)->f)
+#define S_INT(sec, k, f, def, lo, hi, doc) \
+    {sec, k, T_INT, _Generic(FIELD(f), int: offsetof(struct config, f)), \
+     sizeof(int), def, lo, hi, NULL, doc}
+#define S_BOOL(sec, k, f, def, doc) \
+    {sec, k, T_BOOL, _Generic(FIELD(f), bool: offsetof(struct config, f)), \
+     sizeof(bool), def, 0, 1, NULL, doc}
+#define S_STR(sec, k, type, f, def, check, doc) \
+    {sec, k, type, _Generic(FIELD(f), char *: offsetof(struct config, f)), \
+     sizeof(FIELD(f)), def, 0, 0, check, doc}
+
+#define MS_MAX 600000          /* ten minutes, the longest timeout */
+#define TTL_MAX (86400 * 30)   /* thirty days */
+#define RATE_MAX 10000000
+
+static const struct setting settings[] = {
+    /* [http] */
+    S_STR("http", "listen", T_STRING, http_listen, "127.0.0.1", check_ip,
+          "address to listen on: an IPv4 or IPv6 literal, no host name"),
+    S_INT("http", "port", http_port, "8080", 1, 65535,
+          "TCP port to listen on"),
+    S_INT("http", "workers", http_workers, "0", 0, 64,
+          "worker threads, each with its own event loop; 0 = one per online CPU (at most 64)"),
+    S_INT("http", "backlog", http_backlog, "4096", 1, 65535,
+          "listen(2) backlog of each listener (the kernel caps it at net.core.somaxconn)"),
+    S_INT("http", "max_header_size", http_max_header_size, "8192", 1024, 1048576,
+          "largest request line plus headers, in bytes"),
+    S_INT("http", "max_body_size", http_max_body_size, "1048576", 1024, 67108864,
+          "largest request body, in bytes"),
+    S_INT("http", "read_timeout_ms", http_read_timeout_ms, "15000", 1, MS_MAX,
+          "an idle or slow client is disconnected after this many ms"),
+    S_INT("http", "write_timeout_ms", http_write_timeout_ms, "15000", 1, MS_MAX,
+          "a client that does not read its answer is disconnected after this many ms"),
+    S_INT("http", "shutdown_grace_ms", http_shutdown_grace_ms, "10000", 1, MS_MAX,
+          "on SIGTERM, how long requests in flight may finish, in ms"),
+    S_STR("http", "trusted_proxies", T_STRING, http_trusted_proxies, "127.0.0.1", check_ip_list,
+          "comma-separated IP literals whose X-Forwarded-For is believed (at most 16); empty: none"),
+    S_INT("http", "max_query_params", http_max_query_params, "32", 1, 1000,
+          "a request with more query parameters than this is refused (400)"),
+
+    /* [pg] */
+    S_STR("pg", "conninfo", T_CONNINFO, pg_conninfo,
+          "hostaddr=127.0.0.1 port=5432 dbname=mipgw user=mipgw connect_timeout=3", check_nonempty,
+          "libpq connection string; use hostaddr or a socket directory (a host name blocks on DNS)"),
+    S_INT("pg", "pool_size", pg_pool_size, "4", 1, 64,
+          "PostgreSQL connections per worker thread"),
+    S_INT("pg", "timeout_ms", pg_timeout_ms, "2000", 1, MS_MAX,
+          "deadline of each query, in ms"),
+    S_INT("pg", "connect_timeout_ms", pg_connect_timeout_ms, "3000", 1, MS_MAX,
+          "deadline of a connection attempt, in ms"),
+    S_INT("pg", "queue_max", pg_queue_max, "512", 1, 100000,
+          "queries waiting for a connection, per worker; more are refused with 503"),
+
+    /* [redis] */
+    S_STR("redis", "host", T_STRING, redis_host, "127.0.0.1", check_redis_host,
+          "an IP literal, or the absolute path of a unix socket"),
+    S_INT("redis", "port", redis_port, "6379", 1, 65535,
+          "TCP port (unused with a unix socket)"),
+    S_INT("redis", "timeout_ms", redis_timeout_ms, "500", 1, MS_MAX,
+          "deadline of each command, in ms"),
+    S_INT("redis", "connect_timeout_ms", redis_connect_timeout_ms, "1000", 1, MS_MAX,
+          "deadline of a connection attempt, in ms"),
+    S_STR("redis", "password", T_SECRET, redis_password, "", NULL,
+          "AUTH password; empty: no AUTH"),
+
+    /* [tokens] */
+    S_STR("tokens", "cod_key", T_SECRET, tokens_cod_key, "", NULL,
+          "HS256 key the gateway signs its tokens with (required outside demo mode)"),
+    S_STR("tokens", "cod_key_file", T_STRING, tokens_cod_key_file, "", NULL,
+          "file holding tokens.cod_key, read when cod_key is empty (one trailing newline stripped)"),
+    S_STR("tokens", "portal_key", T_SECRET, tokens_portal_key, "", NULL,
+          "HS256 key of the portals that mint RPGU tokens"),
+    S_STR("tokens", "portal_key_file", T_STRING, tokens_portal_key_file, "", NULL,
+          "file holding tokens.portal_key, read when portal_key is empty"),
+    S_INT("tokens", "cod_ttl_s", tokens_cod_ttl_s, "600", 1, TTL_MAX,
+          "lifetime of the tokens the gateway issues, in seconds"),
+    S_INT("tokens", "rpgu_ttl_s", tokens_rpgu_ttl_s, "600", 1, TTL_MAX,
+          "lifetime of RPGU tokens, in seconds"),
+    S_INT("tokens", "ident_cache_ttl_s", tokens_ident_cache_ttl_s, "60", 1, TTL_MAX,
+          "identity look-ups are cached in Redis this long, in seconds"),
+    S_INT("tokens", "min_key_len", tokens_min_key_len, "32", 32, CONFIG_MAX_KEY - 1,
+          "shortest accepted key, in bytes (RFC 7518: at least 32 for HS256)"),
+
+    /* [time] */
+    S_STR("time", "zone", T_STRING, time_zone, "Europe/Moscow", check_zone,
+          "time zone of timestamps in answers: a name under " CONFIG_ZONEINFO_DIR ", or UTC"),
+
+    /* [ratelimit] */
+    S_INT("ratelimit", "window_s", ratelimit_window_s, "60", 1, 86400,
+          "length of the rate-limit window, in seconds"),
+    S_INT("ratelimit", "token_per_addr", ratelimit_token_per_addr, "300", 0, RATE_MAX,
+          "token requests per client address per window; 0 = off"),
+    S_INT("ratelimit", "token_per_identity", ratelimit_token_per_identity, "20", 0, RATE_MAX,
+          "token requests per identity (hash of the looked-up data) per window; 0 = off"),
+
+    /* [log] */
+    S_STR("log", "file", T_STRING, log_file, "", NULL,
+          "log file; empty: standard error"),
+    S_STR("log", "level", T_STRING, log_level, "info", check_log_level,
+          "lowest level written: debug, info, warn or error"),
+    S_BOOL("log", "access", log_access, "true",
+           "write one access-log line per request"),
+
+    /* [demo] */
+    S_BOOL("demo", "mode", demo_mode, "false",
+           "demo mode: without a configured key the built-in demo key signs tokens; never in production"),
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const char *errno_text(int e, char *buf, size_t cap)
+{
+    /* GNU strerror_r: thread-safe, returns the text (maybe not in buf). */
+    return strerror_r(e, buf, cap);
+}
+
+static char *skip_ws(char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static void rtrim(char *p)
+{
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        p[--n] = '\0';
+}
+
+static char *trim(char *p)
+{
+    p = skip_ws(p);
+    rtrim(p);
+    return p;
+}
+
+static void *field_of(struct config *cfg, const struct setting *s)
+{
+    return (char *)cfg + s->offset;
+}
+
+static const void *cfield_of(const struct config *cfg, const struct setting *s)
+{
+    return (const char *)cfg + s->offset;
+}
+
+static bool is_string(const struct setting *s)
+{
+    return s->type == T_STRING || s->type == T_SECRET || s->type == T_CONNINFO;
+}
+
+static const struct setting *find_setting(const char *section, const char *key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++)
+        if (strcmp(settings[i].section, section) == 0 && strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static bool section_known(const char *section)
+{
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++)
+        if (strcmp(settings[i].section, section) == 0)
+            return true;
+    return false;
+}
+
+/* MIPGW_<SECTION>_<KEY> */
+static void env_name(const struct setting *s, char *out, size_t cap)
+{
+    snprintf(out, cap, "MIPGW_%s_%s", s->section, s->key);
+    for (char *p = out; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+static bool is_ip_literal(const char *s)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+/* strtol with the whole string consumed and no overflow. */
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+    if (!*s || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno == ERANGE || end == s || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* per-value checks */
+
+static int check_ip(char *value, char *msg, size_t cap)
+{
+    if (!is_ip_literal(value))
+        return fail(msg, cap, "\"%s\" is not an IPv4 or IPv6 address", value);
+    return 0;
+}
+
+/* Also drops the blanks around the commas, so that readers of the field can
+ * split on ',' alone. */
+static int check_ip_list(char *value, char *msg, size_t cap)
+{
+    char tmp[CONFIG_MAX_STRING];
+    if (!util_strlcpy(tmp, value, sizeof(tmp)))
+        return fail(msg, cap, "list too long");
+    char *all = trim(tmp);
+    size_t out = 0;
+    int count = 0;
+    value[0] = '\0';
+    if (!*all)
+        return 0;
+    for (char *item = all;;) {
+        char *comma = strchr(item, ',');
+        if (comma)
+            *comma = '\0';
+        char *ip = trim(item);
+        if (!*ip)
+            return fail(msg, cap, "empty entry in the list");
+        if (++count > CONFIG_MAX_PROXIES)
+            return fail(msg, cap, "more than %d addresses", CONFIG_MAX_PROXIES);
+        if (!is_ip_literal(ip))
+            return fail(msg, cap, "\"%s\" is not an IPv4 or IPv6 address", ip);
+        size_t n = strlen(ip);
+        if (out)
+            value[out++] = ',';
+        memcpy(value + out, ip, n);
+        out += n;
+        value[out] = '\0';
+        if (!comma)
+            break;
+        item = comma + 1;
+    }
+    return 0;
+}
+
+static int check_nonempty(char *value, char *msg, size_t cap)
+{
+    if (!*value)
+        return fail(msg, cap, "must not be empty");
+    return 0;
+}
+
+static int check_redis_host(char *value, char *msg, size_t cap)
+{
+    if (value[0] == '/' || is_ip_literal(value))
+        return 0;
+    return fail(msg, cap, "\"%s\" is neither an IP address nor the absolute path of a socket",
+                value);
+}
+
+static int check_zone(char *value, char *msg, size_t cap)
+{
+    if (!*value)
+        return fail(msg, cap, "must not be empty");
+    if (strcmp(value, "UTC") == 0)
+        return 0;
+    if (value[0] == '/' || strstr(value, ".."))
+        return fail(msg, cap, "\"%s\" must be a zone name such as Europe/Moscow, not a path",
+                    value);
+    for (const char *p = value; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("/_+-.", *p))
+            return fail(msg, cap, "\"%s\" is not a zone name", value);
+
+    char path[sizeof(CONFIG_ZONEINFO_DIR) + CONFIG_MAX_STRING];
+    snprintf(path, sizeof(path), "%s/%s", CONFIG_ZONEINFO_DIR, value);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(msg, cap, "no zone \"%s\" in %s", value, CONFIG_ZONEINFO_DIR);
+    char magic[4];
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+              && read(fd, magic, sizeof(magic)) == (ssize_t)sizeof(magic)
+              && memcmp(magic, "TZif", 4) == 0;
+    close(fd);
+    if (!ok)
+        return fail(msg, cap, "%s is not a zoneinfo file", path);
+    return 0;
+}
+
+static int check_log_level(char *value, char *msg, size_t cap)
+{
+    enum log_level level;
+    if (log_parse_level(value, &level) != 0)
+        return fail(msg, cap, "\"%s\" is not one of debug, info, warn, error", value);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* setting one value */
+
+/* Parses value into the field of s. The message names the setting, never
+ * the value of a secret. */
+static int set_entry(struct config *cfg, const struct setting *s, const char *value,
+                     bool run_check, char *err, size_t errlen)
+{
+    void *field = field_of(cfg, s);
+    switch (s->type) {
+    case T_INT: {
+        long v;
+        if (parse_long(value, &v) != 0)
+            return fail(err, errlen, "%s.%s: \"%s\" is not an integer", s->section, s->key,
+                        value);
+        if (v < s->min || v > s->max)
+            return fail(err, errlen, "%s.%s: %ld is outside %ld..%ld", s->section, s->key, v,
+                        s->min, s->max);
+        *(int *)field = (int)v;
+        return 0;
+    }
+    case T_BOOL: {
+        bool b;
+        if (parse_bool(value, &b) != 0)
+            return fail(err, errlen,
+                        "%s.%s: \"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)",
+                        s->section, s->key, value);
+        *(bool *)field = b;
+        return 0;
+    }
+    case T_STRING:
+    case T_SECRET:
+    case T_CONNINFO: {
+        size_t n = strlen(value);
+        char tmp[CONFIG_MAX_STRING];
+        if (s->size > sizeof(tmp))
+            return fail(err, errlen, "%s.%s: field larger than CONFIG_MAX_STRING", s->section,
+                        s->key);
+        if (n >= s->size)
+            return fail(err, errlen, "%s.%s: value too long (%zu bytes, at most %zu)",
+                        s->section, s->key, n, s->size - 1);
+        memcpy(tmp, value, n + 1);
+        if (run_check && s->check) {
+            char msg[256];
+            if (s->check(tmp, msg, sizeof(msg)) != 0) {
+                explicit_bzero(tmp, sizeof(tmp));
+                return fail(err, errlen, "%s.%s: %s", s->section, s->key, msg);
+            }
+        }
+        /* Clear the whole field so no tail of an older secret stays. */
+        memset(field, 0, s->size);
+        memcpy(field, tmp, strlen(tmp) + 1);
+        explicit_bzero(tmp, sizeof(tmp));
+        return 0;
+    }
+    }
+    return fail(err, errlen, "%s.%s: unknown type", s->section, s->key);
+}
+
+void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        char err[256];
+        /* The checks of the defaults run in config_validate: a missing
+         * tzdata must not abort here. */
+        if (set_entry(cfg, s, s->def, false, err, sizeof(err)) != 0) {
+            fprintf(stderr, "config: bad default of %s.%s: %s\n", s->section, s->key, err);
+            abort();
+        }
+    }
+}
+
+int config_set(struct config *cfg, const char *section, const char *key,
+               const char *value, char *err, size_t errlen)
+{
+    if (!section || !key || !value)
+        return fail(err, errlen, "config_set: NULL argument");
+    const struct setting *s = find_setting(section, key);
+    if (!s) {
+        if (!section_known(section))
+            return fail(err, errlen, "unknown section [%s]", section);
+        return fail(err, errlen, "unknown setting %s.%s", section, key);
+    }
+    return set_entry(cfg, s, value, true, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* the file */
+
+static int parse_line(struct config *cfg, char *line, char *section, size_t section_cap,
+                      const char *path, unsigned lineno, char *err, size_t errlen)
+{
+    char *p = trim(line);
+    if (!*p || *p == '#' || *p == ';')
+        return 0;
+
+    if (*p == '[') {
+        char *close = strchr(p, ']');
+        if (!close)
+            return fail(err, errlen, "%s:%u: section header without ']'", path, lineno);
+        char *rest = skip_ws(close + 1);
+        if (*rest && *rest != '#' && *rest != ';')
+            return fail(err, errlen, "%s:%u: unexpected text after the section header", path,
+                        lineno);
+        *close = '\0';
+        char *name = trim(p + 1);
+        if (!section_known(name))
+            return fail(err, errlen, "%s:%u: unknown section [%s]", path, lineno, name);
+        util_strlcpy(section, name, section_cap);
+        return 0;
+    }
+
+    char *eq = strchr(p, '=');
+    if (!eq)
+        return fail(err, errlen, "%s:%u: expected \"[section]\" or \"key = value\"", path,
+                    lineno);
+    *eq = '\0';
+    char *key = trim(p);
+    if (!*key)
+        return fail(err, errlen, "%s:%u: no key before '='", path, lineno);
+    if (!*section)
+        return fail(err, errlen, "%s:%u: setting \"%s\" before any [section]", path, lineno,
+                    key);
+    const struct setting *s = find_setting(section, key);
+    if (!s)
+        return fail(err, errlen, "%s:%u: unknown setting %s.%s", path, lineno, section, key);
+
+    char *raw = eq + 1;
+    char *value = skip_ws(raw);
+    if (*value == '"') {
+        /* Quoted: taken literally up to the next quote. */
+        char *end = strchr(value + 1, '"');
+        if (!end)
+            return fail(err, errlen, "%s:%u: %s.%s: missing closing '\"'", path, lineno,
+                        s->section, s->key);
+        char *rest = skip_ws(end + 1);
+        if (*rest && *rest != '#' && *rest != ';')
+            return fail(err, errlen, "%s:%u: %s.%s: unexpected text after the closing '\"'",
+                        path, lineno, s->section, s->key);
+        *end = '\0';
+        value++;
+    } else {
+        /* Unquoted: a '#' after a blank starts a comment. */
+        for (char *q = raw; *q; q++) {
+            if (*q == '#' && q > raw && (q[-1] == ' ' || q[-1] == '\t')) {
+                *q = '\0';
+                break;
+            }
+        }
+        value = trim(raw);
+    }
+
+    char msg[512];
+    if (set_entry(cfg, s, value, true, msg, sizeof(msg)) != 0)
+        return fail(err, errlen, "%s:%u: %s", path, lineno, msg);
+    return 0;
+}
+
+static int load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    char ebuf[128];
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return fail(err, errlen, "%s: cannot open: %s", path,
+                    errno_text(errno, ebuf, sizeof(ebuf)));
+
+    char section[32] = "";
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    unsigned lineno = 0;
+    int rc = 0;
+    errno = 0;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t len = (size_t)got;
+        if (len && line[len - 1] == '\n')
+            len--;
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len > CONFIG_MAX_LINE) {
+            rc = fail(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
+                      CONFIG_MAX_LINE);
+            break;
+        }
+        if (memchr(line, '\0', len)) {
+            rc = fail(err, errlen, "%s:%u: NUL byte in the line", path, lineno);
+            break;
+        }
+        line[len] = '\0';
+        char *p = line;
+        if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+            p += 3; /* a UTF-8 byte order mark */
+        if (parse_line(cfg, p, section, sizeof(section), path, lineno, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = fail(err, errlen, "%s: read error: %s", path, errno_text(errno, ebuf, sizeof(ebuf)));
+    if (line) {
+        explicit_bzero(line, cap); /* it may have held a key */
+        free(line);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the environment */
+
+static int load_env(struct config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        char name[96];
+        env_name(s, name, sizeof(name));
+        const char *v = getenv(name);
+        if (!v)
+            continue;
+        char msg[512];
+        if (set_entry(cfg, s, v, true, msg, sizeof(msg)) != 0)
+            return fail(err, errlen, "environment variable %s: %s", name, msg);
+    }
+    /* A misspelt variable would otherwise be ignored without a word. */
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "MIPGW_", 6) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+        bool known = false;
+        for (size_t i = 0; i < ARRAY_LEN(settings) && !known; i++) {
+            char name[96];
+            env_name(&settings[i], name, sizeof(name));
+            known = strlen(name) == n && memcmp(name, *e, n) == 0;
+        }
+        if (!known)
+            log_warn("config: environment variable %.*s names no setting; ignored", (int)n, *e);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* key files */
+
+static int read_key_file(const char *what, const char *path, char *dst, size_t cap,
+                         char *err, size_t errlen)
+{
+    char ebuf[128];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return fail(err, errlen, "%s_file: cannot open %s: %s", what, path,
+                    errno_text(errno, ebuf, sizeof(ebuf)));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s_file: %s is not a regular file", what, path);
+    }
+    if (st.st_mode & S_IROTH)
+        log_warn("config: %s_file %s is readable by every user", what, path);
+
+    /* Room for the longest key, "\r\n" and one byte to notice a longer one. */
+    char buf[CONFIG_MAX_KEY + 2];
+    size_t len = 0;
+    while (len < sizeof(buf)) {
+        ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            explicit_bzero(buf, sizeof(buf));
+            return fail(err, errlen, "%s_file: cannot read %s: %s", what, path,
+                        errno_text(e, ebuf, sizeof(ebuf)));
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+
+    int rc = 0;
+    if (len && buf[len - 1] == '\n') {
+        len--;
+        if (len && buf[len - 1] == '\r')
+            len--;
+    }
+    if (len == 0)
+        rc = fail(err, errlen, "%s_file: %s is empty", what, path);
+    else if (len > cap - 1)
+        rc = fail(err, errlen, "%s_file: the key in %s is longer than %zu bytes", what, path,
+                  cap - 1);
+    else if (memchr(buf, '\0', len))
+        rc = fail(err, errlen, "%s_file: the key in %s holds a NUL byte", what, path);
+    else {
+        memset(dst, 0, cap);
+        memcpy(dst, buf, len);
+    }
+    explicit_bzero(buf, sizeof(buf));
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* validation and loading */
+
+static int validate_key(const char *what, const char *key, int min_len, bool demo,
+                        char *err, size_t errlen)
+{
+    char env[96];
+    snprintf(env, sizeof(env), "MIPGW_%s", what);
+    for (char *p = env; *p; p++)
+        *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+
+    bool is_demo = strcmp(key, config_demo_key) == 0;
+    if (is_demo && !demo)
+        return fail(err, errlen,
+                    "%s is the public demo key, accepted only with demo.mode on (set %s or "
+                    "%s_file)", what, env, what);
+    if (!is_demo && strlen(key) < (size_t)min_len)
+        return fail(err, errlen, "%s is missing or shorter than %d bytes (set %s or %s_file)",
+                    what, min_len, env, what);
+    return 0;
+}
+
+int config_validate(const struct config *cfg, char *err, size_t errlen)
+{
+    /* Every setting on its own: the bounds and checks of the table (the
+     * struct may have been filled by hand). */
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        const void *field = cfield_of(cfg, s);
+        if (s->type == T_INT) {
+            int v = *(const int *)field;
+            if (v < s->min || v > s->max)
+                return fail(err, errlen, "%s.%s: %d is outside %ld..%ld", s->section, s->key,
+                            v, s->min, s->max);
+        } else if (is_string(s)) {
+            if (!memchr(field, '\0', s->size))
+                return fail(err, errlen, "%s.%s: not terminated", s->section, s->key);
+            if (s->check) {
+                char tmp[CONFIG_MAX_STRING];
+                char msg[256];
+                memcpy(tmp, field, strlen(field) + 1);
+                int rc = s->check(tmp, msg, sizeof(msg));
+                explicit_bzero(tmp, sizeof(tmp));
+                if (rc != 0)
+                    return fail(err, errlen, "%s.%s: %s", s->section, s->key, msg);
+            }
+        }
+    }
+
+    /* Across settings: the keys. */
+    int min_len = cfg->tokens_min_key_len;
+    bool demo = cfg->demo_mode;
+    if ((!demo || cfg->tokens_cod_key[0])
+        && validate_key("tokens.cod_key", cfg->tokens_cod_key, min_len, demo, err, errlen) != 0)
+        return -1;
+    if (cfg->tokens_portal_key[0]) {
+        if (validate_key("tokens.portal_key", cfg->tokens_portal_key, min_len, demo, err,
+                         errlen) != 0)
+            return -1;
+        /* One key for both would let a portal mint the gateway's own tokens. */
+        if (strcmp(cfg->tokens_portal_key, cfg->tokens_cod_key) == 0)
+            return fail(err, errlen, "tokens.portal_key must differ from tokens.cod_key");
+    }
+    return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    config_defaults(cfg);
+    if (path && load_file(cfg, path, err, errlen) != 0)
+        return -1;
+    if (load_env(cfg, err, errlen) != 0)
+        return -1;
+
+    if (!cfg->tokens_cod_key[0] && cfg->tokens_cod_key_file[0]
+        && read_key_file("tokens.cod_key", cfg->tokens_cod_key_file, cfg->tokens_cod_key,
+                         sizeof(cfg->tokens_cod_key), err, errlen) != 0)
+        return -1;
+    if (!cfg->tokens_portal_key[0] && cfg->tokens_portal_key_file[0]
+        && read_key_file("tokens.portal_key", cfg->tokens_portal_key_file,
+                         cfg->tokens_portal_key, sizeof(cfg->tokens_portal_key), err,
+                         errlen) != 0)
+        return -1;
+
+    if (cfg->demo_mode && !cfg->tokens_cod_key[0]) {
+        util_strlcpy(cfg->tokens_cod_key, config_demo_key, sizeof(cfg->tokens_cod_key));
+        log_warn("config: demo mode: tokens are signed with the built-in public demo key; "
+                 "never run demo mode in production");
+    }
+
+    if (cfg->http_workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->http_workers = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    }
+
+    return config_validate(cfg, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* dump and help */
+
+/* libpq's keyword = value form: prints it with every password value
+ * replaced by "***". Returns -1 (nothing printed) if it cannot parse it. */
+static int print_conninfo_keywords(FILE *out, const char *s)
+{
+    struct buf b;
+    buf_init(&b);
+    const char *p = s;
+    while (*p) {
+        const char *ws = p;
+        while (isspace((unsigned char)*p))
+            p++;
+        buf_append(&b, ws, (size_t)(p - ws));
+        if (!*p)
+            break;
+        const char *kw = p;
+        while (*p && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        size_t kwlen = (size_t)(p - kw);
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '=' || kwlen == 0)
+            goto bad;
+        p++;
+        while (isspace((unsigned char)*p))
+            p++;
+        buf_append(&b, kw, (size_t)(p - kw));
+        const char *val = p;
+        if (*p == '\'') {
+            p++;
+            while (*p && *p != '\'') {
+                if (*p == '\\' && p[1])
+                    p++;
+                p++;
+            }
+            if (*p != '\'')
+                goto bad;
+            p++;
+        } else {
+            while (*p && !isspace((unsigned char)*p)) {
+                if (*p == '\\' && p[1])
+                    p++;
+                p++;
+            }
+        }
+        if (kwlen == 8 && memcmp(kw, "password", 8) == 0)
+            buf_puts(&b, "***");
+        else
+            buf_append(&b, val, (size_t)(p - val));
+    }
+    fputs(b.data ? b.data : "", out);
+    buf_free(&b);
+    return 0;
+bad:
+    buf_free(&b);
+    return -1;
+}
+
+/* The URI form: postgresql://user:password@host/db?password=... */
+static void print_conninfo_uri(FILE *out, const char *s)
+{
+    const char *auth = strstr(s, "://") + 3;
+    const char *p = auth;
+    while (*p && *p != '@' && *p != '/')
+        p++;
+    if (*p == '@') {
+        const char *colon = memchr(auth, ':', (size_t)(p - auth));
+        if (colon) {
+            fwrite(s, 1, (size_t)(colon + 1 - s), out);
+            fputs("***", out);
+            s = p;
+        }
+    }
+    const char *q = strchr(s, '?');
+    if (!q) {
+        fputs(s, out);
+        return;
+    }
+    fwrite(s, 1, (size_t)(q + 1 - s), out);
+    for (p = q + 1; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (n >= 9 && memcmp(p, "password=", 9) == 0)
+            fputs("password=***", out);
+        else
+            fwrite(p, 1, n, out);
+        if (!amp)
+            break;
+        fputc('&', out);
+        p = amp + 1;
+    }
+}
+
+static void print_conninfo(FILE *out, const char *s)
+{
+    if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
+        print_conninfo_uri(out, s);
+    else if (print_conninfo_keywords(out, s) != 0)
+        fputs("(hidden: cannot be parsed)", out);
+}
+
+void config_dump(const struct config *cfg, FILE *out)
+{
+    const char *section = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        const void *field = cfield_of(cfg, s);
+        if (!section || strcmp(section, s->section) != 0) {
+            fprintf(out, "%s[%s]\n", section ? "\n" : "", s->section);
+            section = s->section;
+        }
+        fprintf(out, "%s = ", s->key);
+        switch (s->type) {
+        case T_INT:
+            fprintf(out, "%d", *(const int *)field);
+            break;
+        case T_BOOL:
+            fputs(*(const bool *)field ? "true" : "false", out);
+            break;
+        case T_STRING:
+            fprintf(out, "\"%s\"", (const char *)field);
+            break;
+        case T_SECRET: {
+            size_t n = strnlen(field, s->size);
+            if (n == 0)
+                fputs("(unset)", out);
+            else if (strcmp(field, config_demo_key) == 0)
+                fprintf(out, "(set, %zu bytes)  # the built-in demo key", n);
+            else
+                fprintf(out, "(set, %zu bytes)", n);
+            break;
+        }
+        case T_CONNINFO:
+            fputc('"', out);
+            print_conninfo(out, field);
+            fputc('"', out);
+            break;
+        }
+        fputc('\n', out);
+    }
+}
+
+void config_help(FILE *out)
+{
+    for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        char env[96];
+        env_name(s, env, sizeof(env));
+        bool quote = is_string(s);
+        fprintf(out, "%s.%s  (%s)  default: %s%s%s  \u2014 %s\n", s->section, s->key, env,
+                quote ? "\"" : "", s->def, quote ? "\"" : "", s->doc);
+    }
+}

@@ -1,0 +1,93 @@
+/* config.h - every setting of the gateway, read from an INI file and then
+ * overridden by environment variables named MIPGW_<SECTION>_<KEY>
+ * (upper case). The table in config.c is the one place that names a setting,
+ * its default, its bounds and its documentation. The loaded struct is
+ * read-only once the workers start. */
+#ifndef MIPGW_CONFIG_H
+#define MIPGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_KEY 256
+#define CONFIG_MAX_PROXIES 16
+
+struct config {
+    /* [http] */
+    char http_listen[64];          /* listen address, an IP literal */
+    int http_port;
+    int http_workers;              /* 0: one per core */
+    int http_backlog;              /* listen(2) backlog of each listener */
+    int http_max_header_size;      /* bytes of request line + headers */
+    int http_max_body_size;        /* bytes */
+    int http_read_timeout_ms;      /* idle or slow client: connection dropped */
+    int http_write_timeout_ms;
+    int http_shutdown_grace_ms;    /* SIGTERM: how long requests in flight may finish */
+    char http_trusted_proxies[256];/* comma-separated IPs whose X-Forwarded-For is believed */
+    int http_max_query_params;     /* more parameters than this: 400 */
+
+    /* [pg] */
+    char pg_conninfo[1024];        /* libpq connection string; use hostaddr or a socket
+                                      directory: a host name would block on DNS */
+    int pg_pool_size;              /* connections per worker thread */
+    int pg_timeout_ms;             /* deadline of each query */
+    int pg_connect_timeout_ms;
+    int pg_queue_max;              /* queries waiting for a connection, per worker; more: 503 */
+
+    /* [redis] */
+    char redis_host[256];          /* IP literal, or a path for a unix socket */
+    int redis_port;
+    int redis_timeout_ms;          /* deadline of each command */
+    int redis_connect_timeout_ms;
+    char redis_password[256];
+
+    /* [tokens] */
+    char tokens_cod_key[CONFIG_MAX_KEY];     /* HS256 key the gateway signs with */
+    char tokens_cod_key_file[512];
+    char tokens_portal_key[CONFIG_MAX_KEY];  /* HS256 key of portals that mint RPGU tokens */
+    char tokens_portal_key_file[512];
+    int tokens_cod_ttl_s;
+    int tokens_rpgu_ttl_s;
+    int tokens_ident_cache_ttl_s;  /* identity look-ups cached in Redis this long */
+    int tokens_min_key_len;
+
+    /* [time] */
+    char time_zone[64];            /* time zone of timestamps in answers */
+
+    /* [ratelimit] */
+    int ratelimit_window_s;
+    int ratelimit_token_per_addr;  /* token requests per client address per window; 0 = off */
+    int ratelimit_token_per_identity; /* per identity (hash of the looked-up data) */
+
+    /* [log] */
+    char log_file[512];            /* empty: standard error */
+    char log_level[16];
+    bool log_access;
+
+    /* [demo] */
+    bool demo_mode;                /* allows the built-in demo keys and demo passwords */
+};
+
+/* Fills defaults, reads path (NULL: no file), applies the environment, loads
+ * key files and validates. On failure writes a message naming the setting
+ * into err and returns -1. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Defaults only (tests start here). */
+void config_defaults(struct config *cfg);
+/* Sets one setting by section and key from a string, with the table's
+ * checks. Returns 0 or -1 with err filled. */
+int config_set(struct config *cfg, const char *section, const char *key,
+               const char *value, char *err, size_t errlen);
+/* Checks cross-setting rules (keys present and long enough outside demo
+ * mode, ...). */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+/* Writes every setting with its value (secrets masked) for --check-config. */
+void config_dump(const struct config *cfg, FILE *out);
+/* Lists every setting with its environment name and documentation. */
+void config_help(FILE *out);
+
+/* Demo key used only when demo_mode is on and no key is configured. */
+extern const char config_demo_key[];
+
+#endif

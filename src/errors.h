@@ -1,0 +1,78 @@
+/* errors.h - the error catalogue: one entry per answer the gateway can give
+ * that is not a plain success. Each entry pairs the HTTP status, the internal
+ * code (Message_code), the type (Error or Validation) and the message, letter
+ * for letter as the seeds write it; {placeholders} are filled in order.
+ * docs/errors.md lists the same table. Codes of the project's own range:
+ * 41xx for malformed requests, 42xx/50xx for the service itself. */
+#ifndef MIPGW_ERRORS_H
+#define MIPGW_ERRORS_H
+
+#include "util.h"
+
+enum err_id {
+    E_NONE = 0,
+    /* notices (2xxx) */
+    E_VISIT_CANCELLED,        /* 200 2000 */
+    /* seeds 000-002 */
+    E_NO_MKAB_IN_LPU,         /* 400 4000 */
+    E_NO_CARDS,               /* 404 4001 */
+    E_CHILDREN_LPU,           /* 400 4005 */
+    E_SELF_BOOKING_BLOCKED,   /* 400 4007 */
+    E_NOT_ON_DISPENSARY,      /* 400 4007 */
+    E_ONE_PER_SPECIALITY,     /* 400 4008 */
+    E_CELL_TAKEN,             /* 400 4009 */
+    E_AGE_GROUP,              /* 400 4029 */
+    E_DIRECTION_UNKNOWN,      /* 400 4031 */
+    E_DIRECTION_PAIR,         /* 400 4033 */
+    E_TIME_OR_CELL_EMPTY,     /* 400 4036 */
+    E_SCHEDULE_PERIOD,        /* 400 5066 */
+    E_TOKEN_EXPIRED,          /* 403 5007 */
+    E_TOKEN_INVALID,          /* 403 5008 */
+    E_TOKEN_SIGNATURE,        /* 403 5009 */
+    E_TOKEN_MISSING,          /* 403 5010 */
+    E_CLIENT_APP_UNKNOWN,     /* 403 5096 */
+    E_CARDS_UNAVAILABLE,      /* 500 5097 */
+    /* the project's own: malformed requests (41xx) */
+    E_PARAM_REQUIRED,         /* 400 4100 {field} */
+    E_PARAM_FORMAT,           /* 400 4101 {field} */
+    E_PARAM_CHECKSUM,         /* 400 4102 {field} */
+    E_PARAM_PAIR,             /* 400 4103 {field} {field} */
+    E_PARAM_COMBINATION,      /* 400 4104 */
+    E_PARAM_UNEXPECTED,       /* 400 4105 {field} */
+    E_PARAM_TOO_MANY,         /* 400 4106 */
+    E_BODY_JSON,              /* 400 4110 */
+    E_BODY_TOO_LARGE,         /* 413 4113 */
+    E_CONTENT_TYPE,           /* 415 4115 */
+    E_NOT_FOUND,              /* 404 4140 */
+    E_METHOD,                 /* 405 4150 */
+    E_RATE_LIMITED,           /* 429 4290 */
+    /* the project's own: the service (50xx) */
+    E_INTERNAL,               /* 500 5000 */
+    E_STORE_UNAVAILABLE,      /* 503 5030 */
+    E_OVERLOADED,             /* 503 5031 */
+    E_SHUTTING_DOWN,          /* 503 5032 */
+    E__COUNT
+};
+
+enum err_type {
+    ERR_TYPE_ERROR,
+    ERR_TYPE_VALIDATION,
+};
+
+struct err_def {
+    enum err_id id;
+    int http_status;
+    const char *code;        /* Message_code, a string as the vendor sends it */
+    enum err_type type;
+    const char *message;     /* with {placeholders} */
+};
+
+const struct err_def *err_get(enum err_id id);
+/* Fills the placeholders of id's message with args, in order; a missing arg
+ * leaves an empty string. The result goes into out (reset first). */
+void err_message(enum err_id id, const char *const *args, int nargs, struct buf *out);
+/* The МИП standard body {"Code","Message_code","Message"} into out. */
+void err_body(enum err_id id, const char *const *args, int nargs, struct buf *out);
+const char *err_type_name(enum err_type t);
+
+#endif

@@ -1,0 +1,80 @@
+/* identity.h - identifying a patient (seed 000): the query parameters of the
+ * token endpoints, validated strictly, turned into one look-up statement and
+ * a canonical identity; and the rows of that look-up matched against what
+ * the patient gave. Shared by token issue and by verification of
+ * portal-minted tokens. */
+#ifndef MIPGW_IDENTITY_H
+#define MIPGW_IDENTITY_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "errors.h"
+#include "stmts.h"
+
+#define IDENT_NAME_MAX 256
+#define IDENT_CARDS_MAX 2048
+
+/* How the patient is identified. */
+enum ident_method {
+    IDENT_POLIS,     /* n_pol (+ s_pol) + birthday */
+    IDENT_PERSON,    /* personguid */
+    IDENT_MKAB,      /* mkab */
+    IDENT_SNILS,     /* snils + birthday */
+    IDENT_PASSPORT,  /* s_doc + n_doc */
+    IDENT_FEDERAL,   /* ergu/epgu=true: the federal combinations */
+};
+
+struct ident_query {
+    enum ident_method method;
+    enum stmt_id stmt;
+    const char *values[2];        /* the statement's parameters (point into this struct) */
+    char polis_key[80];           /* SERIES|NUMBER, normalized; "" if none */
+    char birthday[11];
+    char snils[12];
+    char person[37];
+    char mkab[37];
+    char doc_series[5];
+    char doc_number[7];
+    char family[IDENT_NAME_MAX];  /* folded (ids_fold_name) */
+    char name[IDENT_NAME_MAX];
+    char patronymic[IDENT_NAME_MAX];
+    char key[65];                 /* SHA-256 of the canonical identity: the cache key */
+    char subject[65];             /* SHA-256 of the identifier alone (polis, SNILS, ...):
+                                     the rate-limit key, so guessing birthdays for one
+                                     polis counts against that polis */
+};
+
+/* What a look-up found. */
+struct ident_result {
+    bool found;                   /* a person matched */
+    char person[37];
+    char cards[IDENT_CARDS_MAX];  /* "lpu:mkab,..." of open cards; "" when none */
+};
+
+/* A query parameter source: returns the value of name, or NULL. */
+typedef const char *(*ident_param_fn)(void *ctx, const char *name);
+
+/* Validates the parameters and fills q. federal_ok: whether ergu/epgu=true
+ * is allowed (the federal algorithm is for COD tokens only). On error returns
+ * the catalogue entry and the field(s) it names. Every parameter present is
+ * validated, used by the chosen method or not. */
+enum err_id identity_parse(ident_param_fn get, void *ctx, bool federal_ok,
+                           struct ident_query *q, const char **field1, const char **field2);
+/* True when name is one of the token endpoints' parameters. */
+bool identity_known_param(const char *name);
+
+/* Picks the person the rows of q's look-up (columns of enum ident_column)
+ * say q identifies. */
+void identity_match(const struct ident_query *q, const PGresult *res, struct ident_result *out);
+
+/* The cache value of a result ("-" or "person;cards") and back. */
+void identity_encode(const struct ident_result *res, char *out, size_t cap);
+bool identity_decode(const char *s, struct ident_result *out);
+
+/* The canonical identity key for a polis and birthday, as a portal-minted
+ * RPGU token gives them; fills q ready for the look-up. */
+enum err_id identity_from_polis(const char *series, const char *number, const char *birthday,
+                                struct ident_query *q);
+
+#endif

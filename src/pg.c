@@ -1,0 +1,499 @@
+/* pg.c - see pg.h. */
+#include "pg.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS 3000
+#define PG_MAX_PARAMS 16
+
+/* States of one pool connection. */
+enum pgc_state {
+    PGC_DOWN,        /* no connection; the timer is the retry */
+    PGC_CONNECTING,  /* PQconnectPoll in progress; the timer is the deadline */
+    PGC_PREPARING,   /* preparing statement prep_next; the timer is the deadline */
+    PGC_IDLE,        /* ready for a query */
+    PGC_BUSY,        /* running q; q's own timer is the deadline */
+};
+
+struct pg_query {
+    TAILQ_ENTRY(pg_query) link;
+    struct pg_pool *pool;
+    enum stmt_id stmt;
+    pg_cb cb;
+    void *arg;
+    struct event timer;
+    struct pg_conn *conn;    /* set while running */
+    int nvalues;
+    char *values[PG_MAX_PARAMS];
+    enum store_status deferred;  /* outcome to hand over from the event loop */
+};
+
+struct pg_conn {
+    struct pg_pool *pool;
+    int idx;
+    PGconn *conn;
+    enum pgc_state state;
+    struct event io;
+    bool io_set;
+    struct event timer;
+    int prep_next;
+    bool want_write;         /* output not yet flushed */
+    struct pg_query *q;
+    PGresult *res;           /* first result of the running command */
+    int backoff_ms;
+};
+
+TAILQ_HEAD(pg_queue, pg_query);
+
+struct pg_pool {
+    struct event_base *base;
+    const struct config *cfg;
+    struct metrics *m;
+    int nconns;
+    struct pg_conn *conns;
+    struct pg_queue queue;
+    int queued;
+    int up;
+    struct event *fail_ev;   /* fails queued queries when the last connection goes */
+    bool closing;
+    bool in_submit;          /* inside pg_query: outcomes must wait for the loop */
+};
+
+static void pg_conn_start(struct pg_conn *c);
+static void pg_conn_io(evutil_socket_t fd, short what, void *arg);
+static void pg_dispatch(struct pg_pool *p);
+
+const char *store_status_name(enum store_status s)
+{
+    switch (s) {
+    case STORE_OK: return "ok";
+    case STORE_ERROR: return "error";
+    case STORE_TIMEOUT: return "timeout";
+    case STORE_DOWN: return "down";
+    case STORE_BUSY: return "busy";
+    }
+    return "?";
+}
+
+const char *pg_sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+static void pg_gauges(struct pg_pool *p)
+{
+    int busy = 0;
+    for (int i = 0; i < p->nconns; i++)
+        busy += p->conns[i].state == PGC_BUSY;
+    METRIC_SET(p->m->pg_conns_up, p->up);
+    METRIC_SET(p->m->pg_busy, busy);
+    METRIC_SET(p->m->pg_queued, p->queued);
+}
+
+static void pg_query_free(struct pg_query *q)
+{
+    evtimer_del(&q->timer);
+    for (int i = 0; i < q->nvalues; i++)
+        free(q->values[i]);
+    free(q);
+}
+
+static void pg_finish(struct pg_query *q, PGresult *res, enum store_status st);
+
+static void pg_deferred_finish(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_query *q = arg;
+    (void)fd;
+    (void)what;
+    pg_finish(q, NULL, q->deferred);
+}
+
+/* Hands a query its outcome and frees it. Never inside pg_query: a caller
+ * must not see its callback before pg_query has returned. */
+static void pg_finish(struct pg_query *q, PGresult *res, enum store_status st)
+{
+    struct pg_pool *p = q->pool;
+    if (p->in_submit) {
+        evtimer_del(&q->timer);
+        q->deferred = st;
+        evtimer_assign(&q->timer, p->base, pg_deferred_finish, q);
+        event_active(&q->timer, EV_TIMEOUT, 0);
+        return;
+    }
+    if (st == STORE_ERROR) {
+        METRIC_INC(p->m->pg_errors);
+        log_warn("pg: %s failed: %s %s", pg_stmts[q->stmt].name, pg_sqlstate(res),
+                 res ? PQresultErrorMessage(res) : "");
+    }
+    pg_cb cb = q->cb;
+    void *arg = q->arg;
+    pg_query_free(q);
+    cb(res, st, arg);
+}
+
+static void pg_set_io(struct pg_conn *c, short what)
+{
+    if (c->io_set)
+        event_del(&c->io);
+    event_assign(&c->io, c->pool->base, PQsocket(c->conn), what | EV_PERSIST, pg_conn_io, c);
+    event_add(&c->io, NULL);
+    c->io_set = true;
+}
+
+static void pg_arm_timer(struct pg_conn *c, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(&c->timer, &tv);
+}
+
+/* Closes the connection, hands a running query STORE_DOWN (its outcome is
+ * unknown to us) and schedules a reconnect. */
+static void pg_conn_reset(struct pg_conn *c, const char *why)
+{
+    struct pg_pool *p = c->pool;
+    bool was_up = c->state == PGC_IDLE || c->state == PGC_BUSY;
+    if (was_up) {
+        p->up--;
+        log_warn("pg: connection %d lost (%s); reconnecting", c->idx, why);
+    } else {
+        log_debug("pg: connection %d not established (%s)", c->idx, why);
+    }
+    if (c->io_set) {
+        event_del(&c->io);
+        c->io_set = false;
+    }
+    evtimer_del(&c->timer);
+    if (c->res) {
+        PQclear(c->res);
+        c->res = NULL;
+    }
+    if (c->conn) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+    }
+    c->state = PGC_DOWN;
+    c->want_write = false;
+    struct pg_query *q = c->q;
+    c->q = NULL;
+    if (!p->closing) {
+        pg_arm_timer(c, c->backoff_ms);
+        c->backoff_ms = c->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : c->backoff_ms * 2;
+    }
+    if (p->up == 0 && p->queued > 0)
+        event_active(p->fail_ev, 0, 0);
+    pg_gauges(p);
+    if (q)
+        pg_finish(q, NULL, STORE_DOWN);
+}
+
+static void pg_flush(struct pg_conn *c)
+{
+    int r = PQflush(c->conn);
+    if (r < 0) {
+        pg_conn_reset(c, PQerrorMessage(c->conn));
+        return;
+    }
+    bool want = r == 1;
+    if (want != c->want_write) {
+        c->want_write = want;
+        pg_set_io(c, want ? EV_READ | EV_WRITE : EV_READ);
+    }
+}
+
+static void pg_prepare_next(struct pg_conn *c)
+{
+    if (c->prep_next >= STMT__COUNT) {
+        evtimer_del(&c->timer);
+        c->state = PGC_IDLE;
+        c->backoff_ms = PG_BACKOFF_MIN_MS;
+        c->pool->up++;
+        log_info("pg: connection %d ready", c->idx);
+        pg_gauges(c->pool);
+        pg_dispatch(c->pool);
+        return;
+    }
+    const struct pg_stmt *s = &pg_stmts[c->prep_next];
+    if (!PQsendPrepare(c->conn, s->name, s->sql, s->nparams, NULL)) {
+        pg_conn_reset(c, PQerrorMessage(c->conn));
+        return;
+    }
+    pg_flush(c);
+}
+
+/* A command's results are complete: deliver them. */
+static void pg_command_done(struct pg_conn *c)
+{
+    PGresult *res = c->res;
+    c->res = NULL;
+    ExecStatusType est = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    bool ok = est == PGRES_TUPLES_OK || est == PGRES_COMMAND_OK;
+
+    if (c->state == PGC_PREPARING) {
+        if (!ok) {
+            log_error("pg: cannot prepare %s: %s", pg_stmts[c->prep_next].name,
+                      res ? PQresultErrorMessage(res) : "no result");
+            PQclear(res);
+            pg_conn_reset(c, "prepare failed (is the schema migrated?)");
+            return;
+        }
+        PQclear(res);
+        c->prep_next++;
+        pg_prepare_next(c);
+        return;
+    }
+
+    struct pg_query *q = c->q;
+    c->q = NULL;
+    c->state = PGC_IDLE;
+    pg_gauges(c->pool);
+    if (q)
+        pg_finish(q, res, ok ? STORE_OK : STORE_ERROR);
+    PQclear(res);
+    pg_dispatch(c->pool);
+}
+
+static void pg_read(struct pg_conn *c)
+{
+    if (!PQconsumeInput(c->conn)) {
+        pg_conn_reset(c, PQerrorMessage(c->conn));
+        return;
+    }
+    while (c->conn && !PQisBusy(c->conn)) {
+        PGresult *res = PQgetResult(c->conn);
+        if (!res) {
+            pg_command_done(c);
+            return;
+        }
+        if (!c->res)
+            c->res = res;
+        else
+            PQclear(res);
+    }
+}
+
+static void pg_connect_poll(struct pg_conn *c)
+{
+    switch (PQconnectPoll(c->conn)) {
+    case PGRES_POLLING_READING:
+        pg_set_io(c, EV_READ);
+        return;
+    case PGRES_POLLING_WRITING:
+        pg_set_io(c, EV_WRITE);
+        return;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(c->conn, 1) != 0) {
+            pg_conn_reset(c, "cannot set non-blocking mode");
+            return;
+        }
+        c->state = PGC_PREPARING;
+        c->prep_next = 0;
+        c->want_write = false;
+        pg_set_io(c, EV_READ);
+        pg_prepare_next(c);
+        return;
+    default:
+        pg_conn_reset(c, PQerrorMessage(c->conn));
+        return;
+    }
+}
+
+static void pg_conn_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_conn *c = arg;
+    (void)fd;
+    if (c->state == PGC_CONNECTING) {
+        pg_connect_poll(c);
+        return;
+    }
+    if (what & EV_WRITE) {
+        pg_flush(c);
+        if (!c->conn)
+            return;
+    }
+    if (what & EV_READ)
+        pg_read(c);
+}
+
+static void pg_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == PGC_DOWN)
+        pg_conn_start(c);
+    else
+        pg_conn_reset(c, "connect deadline passed");
+}
+
+static void pg_conn_start(struct pg_conn *c)
+{
+    /* PQconnectStart does not block as long as the connection string names
+     * an address (hostaddr) or a socket directory, not a host to resolve. */
+    c->conn = PQconnectStart(c->pool->cfg->pg_conninfo);
+    if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
+        pg_conn_reset(c, c->conn ? PQerrorMessage(c->conn) : "out of memory");
+        return;
+    }
+    c->state = PGC_CONNECTING;
+    pg_arm_timer(c, c->pool->cfg->pg_connect_timeout_ms);
+    pg_set_io(c, EV_WRITE);
+}
+
+static void pg_query_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_query *q = arg;
+    struct pg_pool *p = q->pool;
+    (void)fd;
+    (void)what;
+    METRIC_INC(p->m->pg_timeouts);
+    log_warn("pg: %s missed its %d ms deadline", pg_stmts[q->stmt].name, p->cfg->pg_timeout_ms);
+    struct pg_conn *c = q->conn;
+    if (c) {
+        /* Closing the connection is the only non-blocking way to stop the
+         * query (PQcancel would block on a new connection). */
+        c->q = NULL;
+        pg_finish(q, NULL, STORE_TIMEOUT);
+        pg_conn_reset(c, "query deadline passed");
+        return;
+    }
+    TAILQ_REMOVE(&p->queue, q, link);
+    p->queued--;
+    pg_gauges(p);
+    pg_finish(q, NULL, STORE_TIMEOUT);
+}
+
+static void pg_fail_queued(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_pool *p = arg;
+    (void)fd;
+    (void)what;
+    while (p->up == 0 && !TAILQ_EMPTY(&p->queue)) {
+        struct pg_query *q = TAILQ_FIRST(&p->queue);
+        TAILQ_REMOVE(&p->queue, q, link);
+        p->queued--;
+        METRIC_INC(p->m->pg_unavailable);
+        pg_finish(q, NULL, STORE_DOWN);
+    }
+    pg_gauges(p);
+}
+
+static void pg_dispatch(struct pg_pool *p)
+{
+    for (int i = 0; i < p->nconns && !TAILQ_EMPTY(&p->queue); i++) {
+        struct pg_conn *c = &p->conns[i];
+        if (c->state != PGC_IDLE)
+            continue;
+        struct pg_query *q = TAILQ_FIRST(&p->queue);
+        TAILQ_REMOVE(&p->queue, q, link);
+        p->queued--;
+        if (!PQsendQueryPrepared(c->conn, pg_stmts[q->stmt].name, q->nvalues,
+                                 (const char *const *)q->values, NULL, NULL, 0)) {
+            /* Put it back and give up on this connection. */
+            TAILQ_INSERT_HEAD(&p->queue, q, link);
+            p->queued++;
+            pg_conn_reset(c, PQerrorMessage(c->conn));
+            continue;
+        }
+        c->state = PGC_BUSY;
+        c->q = q;
+        q->conn = c;
+        pg_flush(c);
+    }
+    pg_gauges(p);
+}
+
+enum store_status pg_query(struct pg_pool *p, enum stmt_id stmt, const char *const *values,
+                           pg_cb cb, void *arg)
+{
+    if (p->up == 0) {
+        METRIC_INC(p->m->pg_unavailable);
+        return STORE_DOWN;
+    }
+    if (p->queued >= p->cfg->pg_queue_max) {
+        METRIC_INC(p->m->pg_shed);
+        return STORE_BUSY;
+    }
+    struct pg_query *q = calloc(1, sizeof(*q));
+    if (!q)
+        abort();
+    q->pool = p;
+    q->stmt = stmt;
+    q->cb = cb;
+    q->arg = arg;
+    q->nvalues = pg_stmts[stmt].nparams;
+    for (int i = 0; i < q->nvalues && i < PG_MAX_PARAMS; i++) {
+        if (values[i] && !(q->values[i] = strdup(values[i])))
+            abort();
+    }
+    evtimer_assign(&q->timer, p->base, pg_query_timeout, q);
+    struct timeval tv = {p->cfg->pg_timeout_ms / 1000, (p->cfg->pg_timeout_ms % 1000) * 1000};
+    evtimer_add(&q->timer, &tv);
+    TAILQ_INSERT_TAIL(&p->queue, q, link);
+    p->queued++;
+    p->in_submit = true;
+    pg_dispatch(p);
+    p->in_submit = false;
+    return STORE_OK;
+}
+
+struct pg_pool *pg_pool_new(struct event_base *base, const struct config *cfg, struct metrics *m)
+{
+    struct pg_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        abort();
+    p->base = base;
+    p->cfg = cfg;
+    p->m = m;
+    p->nconns = cfg->pg_pool_size;
+    p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));
+    if (!p->conns)
+        abort();
+    TAILQ_INIT(&p->queue);
+    p->fail_ev = event_new(base, -1, 0, pg_fail_queued, p);
+    for (int i = 0; i < p->nconns; i++) {
+        struct pg_conn *c = &p->conns[i];
+        c->pool = p;
+        c->idx = i;
+        c->backoff_ms = PG_BACKOFF_MIN_MS;
+        evtimer_assign(&c->timer, base, pg_conn_timer, c);
+        pg_conn_start(c);
+    }
+    return p;
+}
+
+void pg_pool_free(struct pg_pool *p)
+{
+    if (!p)
+        return;
+    p->closing = true;
+    for (int i = 0; i < p->nconns; i++) {
+        struct pg_conn *c = &p->conns[i];
+        if (c->conn || c->state != PGC_DOWN)
+            pg_conn_reset(c, "shutting down");
+        evtimer_del(&c->timer);
+    }
+    while (!TAILQ_EMPTY(&p->queue)) {
+        struct pg_query *q = TAILQ_FIRST(&p->queue);
+        TAILQ_REMOVE(&p->queue, q, link);
+        pg_finish(q, NULL, STORE_DOWN);
+    }
+    event_free(p->fail_ev);
+    free(p->conns);
+    free(p);
+}
+
+bool pg_pool_is_up(const struct pg_pool *p)
+{
+    return p->up > 0;
+}

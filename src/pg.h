@@ -1,0 +1,41 @@
+/* pg.h - a small pool of non-blocking libpq connections per worker. Each
+ * connection prepares every statement of stmts.c when it connects; queries
+ * name a statement and pass text parameters. A query that finds no free
+ * connection waits in a bounded queue; a full queue sheds the query at once
+ * (STORE_BUSY) rather than letting latency grow without bound. Every query
+ * has a deadline; a connection whose query misses it is closed (which also
+ * ends the query on the server) and reconnected with backoff. */
+#ifndef MIPGW_PG_H
+#define MIPGW_PG_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "stmts.h"
+#include "store.h"
+
+struct event_base;
+struct config;
+struct metrics;
+struct pg_pool;
+
+/* res is valid only during the callback and is cleared by the pool: non-NULL
+ * with STORE_OK (tuples or command OK) and STORE_ERROR (check SQLSTATE with
+ * pg_sqlstate), NULL otherwise. Called exactly once for every accepted query,
+ * never from inside pg_query. */
+typedef void (*pg_cb)(PGresult *res, enum store_status st, void *arg);
+
+struct pg_pool *pg_pool_new(struct event_base *base, const struct config *cfg, struct metrics *m);
+void pg_pool_free(struct pg_pool *p);
+/* True when at least one connection is up. */
+bool pg_pool_is_up(const struct pg_pool *p);
+
+/* Returns STORE_OK when accepted, STORE_DOWN or STORE_BUSY at once.
+ * values are copied; a NULL value is SQL NULL. */
+enum store_status pg_query(struct pg_pool *p, enum stmt_id stmt, const char *const *values,
+                           pg_cb cb, void *arg);
+
+/* "23505" and so on, or "" when res has none. */
+const char *pg_sqlstate(const PGresult *res);
+
+#endif

@@ -1,0 +1,371 @@
+/* redis.c - see redis.h.
+ *
+ * hiredis 0.14 has no command timeouts of its own, and its
+ * redisAsyncDisconnect waits for pending replies, which never come from a
+ * hung server. So each command carries a libevent timer, and a missed
+ * deadline frees the whole context: hiredis then calls every pending
+ * callback with a NULL reply, and the connection is rebuilt with backoff. */
+#include "redis.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#define REDIS_BACKOFF_MIN_MS 100
+#define REDIS_BACKOFF_MAX_MS 2000
+
+/* States of the connection. */
+enum redis_state {
+    REDIS_DOWN,        /* no context; the retry timer is armed */
+    REDIS_CONNECTING,  /* context created; the connect timer is armed */
+    REDIS_UP,          /* connected (and authenticated, if a password is set) */
+};
+
+struct redis {
+    struct event_base *base;
+    const struct config *cfg;
+    struct metrics *m;
+    redisAsyncContext *ac;
+    enum redis_state state;
+    struct event *retry_timer;
+    struct event *connect_timer;
+    int backoff_ms;
+    bool closing;      /* redis_free in progress: no reconnects */
+};
+
+/* One command in flight. Freed when hiredis hands it back, which it always
+ * does: with the reply, or with NULL when the context goes away. */
+struct redis_call {
+    struct redis *r;
+    redis_cb cb;
+    void *arg;
+    struct event timer;
+    bool answered;           /* the caller has had its callback (maybe a timeout) */
+    struct redis_script *script;
+    int argc;                /* script calls keep their arguments for EVAL */
+    char **argv;
+    size_t *lens;
+};
+
+static void redis_connect(struct redis *r);
+
+static void redis_schedule_retry(struct redis *r)
+{
+    if (r->closing)
+        return;
+    struct timeval tv = {r->backoff_ms / 1000, (r->backoff_ms % 1000) * 1000};
+    evtimer_add(r->retry_timer, &tv);
+    r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+static void redis_set_down(struct redis *r)
+{
+    if (r->state == REDIS_UP)
+        log_warn("redis: connection lost; reconnecting");
+    r->state = REDIS_DOWN;
+    METRIC_SET(r->m->redis_up, 0);
+    evtimer_del(r->connect_timer);
+}
+
+/* Drops the context now. Pending callbacks fire with NULL replies inside
+ * redisAsyncFree; r->ac is cleared first so they see the connection gone. */
+static void redis_reset(struct redis *r)
+{
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    redis_set_down(r);
+    redis_schedule_retry(r);
+    if (ac)
+        redisAsyncFree(ac);
+}
+
+static void redis_call_free(struct redis_call *c)
+{
+    evtimer_del(&c->timer);
+    if (c->argv) {
+        for (int i = 0; i < c->argc; i++)
+            free(c->argv[i]);
+        free(c->argv);
+        free(c->lens);
+    }
+    free(c);
+}
+
+static void redis_deliver(struct redis_call *c, const redisReply *reply, enum store_status st)
+{
+    if (c->answered)
+        return;
+    c->answered = true;
+    evtimer_del(&c->timer);
+    if (st == STORE_ERROR)
+        METRIC_INC(c->r->m->redis_errors);
+    c->cb(reply, st, c->arg);
+}
+
+static void redis_on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    struct redis_call *c = privdata;
+    redisReply *reply = reply_;
+    (void)ac;
+
+    if (!reply) {
+        redis_deliver(c, NULL, STORE_DOWN);
+        redis_call_free(c);
+        return;
+    }
+    /* The server lost its scripts (restart, SCRIPT FLUSH): send the source. */
+    if (reply->type == REDIS_REPLY_ERROR && c->script && !c->answered &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && c->r->ac) {
+        const char *argv[c->argc];
+        size_t lens[c->argc];
+        argv[0] = "EVAL";
+        lens[0] = 4;
+        argv[1] = c->script->source;
+        lens[1] = strlen(c->script->source);
+        for (int i = 2; i < c->argc; i++) {
+            argv[i] = c->argv[i];
+            lens[i] = c->lens[i];
+        }
+        c->script = NULL;
+        if (redisAsyncCommandArgv(c->r->ac, redis_on_reply, c, c->argc, argv, lens) == REDIS_OK)
+            return;
+        redis_deliver(c, NULL, STORE_DOWN);
+        redis_call_free(c);
+        return;
+    }
+    redis_deliver(c, reply, reply->type == REDIS_REPLY_ERROR ? STORE_ERROR : STORE_OK);
+    redis_call_free(c);
+}
+
+static void redis_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_call *c = arg;
+    struct redis *r = c->r;
+    (void)fd;
+    (void)what;
+    METRIC_INC(r->m->redis_timeouts);
+    redis_deliver(c, NULL, STORE_TIMEOUT);
+    /* A server that misses a deadline is treated as gone: the reset hands
+     * this call (and every other pending one) back through redis_on_reply. */
+    log_warn("redis: command missed its %d ms deadline; resetting the connection",
+             r->cfg->redis_timeout_ms);
+    redis_reset(r);
+}
+
+static void redis_on_auth(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct redis *r = arg;
+    if (st != STORE_OK) {
+        log_error("redis: AUTH failed: %s", reply && reply->str ? reply->str : store_status_name(st));
+        if (r->ac)
+            redis_reset(r);
+        return;
+    }
+    r->state = REDIS_UP;
+    METRIC_SET(r->m->redis_up, 1);
+}
+
+static enum store_status redis_send(struct redis *r, struct redis_call *c, int argc,
+                                    const char **argv, const size_t *lens)
+{
+    if (redisAsyncCommandArgv(r->ac, redis_on_reply, c, argc, argv, lens) != REDIS_OK) {
+        redis_call_free(c);
+        METRIC_INC(r->m->redis_unavailable);
+        return STORE_DOWN;
+    }
+    struct timeval tv = {r->cfg->redis_timeout_ms / 1000, (r->cfg->redis_timeout_ms % 1000) * 1000};
+    evtimer_add(&c->timer, &tv);
+    return STORE_OK;
+}
+
+static struct redis_call *redis_call_new(struct redis *r, redis_cb cb, void *arg)
+{
+    struct redis_call *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    evtimer_assign(&c->timer, r->base, redis_on_timeout, c);
+    return c;
+}
+
+static void redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    if (r->ac != ac)
+        return;
+    evtimer_del(r->connect_timer);
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        log_debug("redis: connect failed: %s", ac->errstr);
+        r->ac = NULL;
+        redis_set_down(r);
+        redis_schedule_retry(r);
+        return;
+    }
+    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    if (r->cfg->redis_password[0]) {
+        /* Commands are refused until AUTH succeeds: the state stays CONNECTING. */
+        struct redis_call *c = redis_call_new(r, redis_on_auth, r);
+        const char *argv[] = {"AUTH", r->cfg->redis_password};
+        size_t lens[] = {4, strlen(r->cfg->redis_password)};
+        redis_send(r, c, 2, argv, lens);
+        return;
+    }
+    log_info("redis: connected");
+    r->state = REDIS_UP;
+    METRIC_SET(r->m->redis_up, 1);
+}
+
+static void redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    (void)status;
+    if (r->ac != ac)
+        return;  /* we dropped it ourselves and have already rescheduled */
+    r->ac = NULL;
+    redis_set_down(r);
+    redis_schedule_retry(r);
+}
+
+static void redis_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis *r = arg;
+    (void)fd;
+    (void)what;
+    log_debug("redis: connect timed out");
+    redis_reset(r);
+}
+
+static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redis_connect(arg);
+}
+
+static void redis_connect(struct redis *r)
+{
+    redisAsyncContext *ac;
+    if (r->cfg->redis_host[0] == '/')
+        ac = redisAsyncConnectUnix(r->cfg->redis_host);
+    else
+        ac = redisAsyncConnect(r->cfg->redis_host, r->cfg->redis_port);
+    if (!ac || ac->err) {
+        log_debug("redis: cannot start connecting: %s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        redis_set_down(r);
+        redis_schedule_retry(r);
+        return;
+    }
+    ac->data = r;
+    redisLibeventAttach(ac, r->base);
+    redisAsyncSetConnectCallback(ac, redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
+    r->ac = ac;
+    r->state = REDIS_CONNECTING;
+    int ms = r->cfg->redis_connect_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(r->connect_timer, &tv);
+}
+
+struct redis *redis_new(struct event_base *base, const struct config *cfg, struct metrics *m)
+{
+    struct redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        abort();
+    r->base = base;
+    r->cfg = cfg;
+    r->m = m;
+    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    r->retry_timer = evtimer_new(base, redis_on_retry, r);
+    r->connect_timer = evtimer_new(base, redis_on_connect_timeout, r);
+    redis_connect(r);
+    return r;
+}
+
+void redis_free(struct redis *r)
+{
+    if (!r)
+        return;
+    r->closing = true;
+    if (r->ac) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    event_free(r->retry_timer);
+    event_free(r->connect_timer);
+    free(r);
+}
+
+bool redis_is_up(const struct redis *r)
+{
+    return r->state == REDIS_UP && r->ac;
+}
+
+enum store_status redis_command(struct redis *r, redis_cb cb, void *arg, int argc,
+                                const char **argv, const size_t *lens)
+{
+    if (!redis_is_up(r)) {
+        METRIC_INC(r->m->redis_unavailable);
+        return STORE_DOWN;
+    }
+    return redis_send(r, redis_call_new(r, cb, arg), argc, argv, lens);
+}
+
+enum store_status redis_commandv(struct redis *r, redis_cb cb, void *arg, int argc, const char **argv)
+{
+    size_t lens[argc];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    return redis_command(r, cb, arg, argc, argv, lens);
+}
+
+void redis_script_init(struct redis_script *s)
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->source, strlen(s->source), md);
+    util_hex(md, sizeof(md), s->sha1);
+}
+
+enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb cb, void *arg,
+                             int nkeys, int argc, const char **argv)
+{
+    if (!redis_is_up(r)) {
+        METRIC_INC(r->m->redis_unavailable);
+        return STORE_DOWN;
+    }
+    /* EVALSHA sha nkeys args...; the copies stay with the call for a
+     * NOSCRIPT retry. */
+    struct redis_call *c = redis_call_new(r, cb, arg);
+    c->script = s;
+    c->argc = argc + 3;
+    c->argv = calloc((size_t)c->argc, sizeof(char *));
+    c->lens = calloc((size_t)c->argc, sizeof(size_t));
+    if (!c->argv || !c->lens)
+        abort();
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    const char *head[3] = {"EVALSHA", s->sha1, nk};
+    for (int i = 0; i < c->argc; i++) {
+        const char *v = i < 3 ? head[i] : argv[i - 3];
+        c->argv[i] = strdup(v);
+        if (!c->argv[i])
+            abort();
+        c->lens[i] = strlen(v);
+    }
+    return redis_send(r, c, c->argc, (const char **)c->argv, c->lens);
+}

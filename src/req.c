@@ -1,0 +1,248 @@
+/* req.c - see req.h. */
+#include "req.h"
+
+#include <arpa/inet.h>
+#include <sys/queue.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "worker.h"
+
+#define REQ_CHUNK_SIZE 2048
+
+struct req_chunk {
+    struct req_chunk *next;
+    size_t used;
+    size_t cap;
+    _Alignas(16) char data[];
+};
+
+void *req_alloc(struct req *r, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct req_chunk *c = r->arena;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > REQ_CHUNK_SIZE ? n : REQ_CHUNK_SIZE;
+        c = malloc(sizeof(*c) + cap);
+        if (!c)
+            abort();
+        c->next = r->arena;
+        c->used = 0;
+        c->cap = cap;
+        r->arena = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *req_strdup(struct req *r, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = req_alloc(r, n + 1);
+    memcpy(p, s, n);
+    return p;
+}
+
+static bool req_id_sane(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= REQ_ID_LEN || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return n > 0;
+}
+
+/* The client's address: the peer, unless the peer is a trusted proxy, in
+ * which case the last address it appended to X-Forwarded-For. */
+static void req_client_addr(struct req *r)
+{
+    struct evhttp_connection *con = evhttp_request_get_connection(r->ev);
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    if (con)
+        evhttp_connection_get_peer(con, &peer, &port);
+    util_strlcpy(r->client_addr, peer ? peer : "unknown", sizeof(r->client_addr));
+    if (!peer || !worker_is_trusted_proxy(r->w, peer))
+        return;
+    const char *xff = req_header(r, "X-Forwarded-For");
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    size_t n = strcspn(last, " ");
+    struct in6_addr tmp;
+    char addr[INET6_ADDRSTRLEN];
+    if (n == 0 || n >= sizeof(addr))
+        return;
+    memcpy(addr, last, n);
+    addr[n] = '\0';
+    if (inet_pton(AF_INET, addr, &tmp) == 1 || inet_pton(AF_INET6, addr, &tmp) == 1)
+        util_strlcpy(r->client_addr, addr, sizeof(r->client_addr));
+}
+
+struct req *req_new(struct worker *w, struct evhttp_request *ev)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r)
+        abort();
+    r->ev = ev;
+    r->w = w;
+    r->route_idx = router_unmatched_idx();
+    r->start_us = util_mono_us();
+    const char *rid = req_header(r, "X-Request-Id");
+    if (rid && req_id_sane(rid))
+        util_strlcpy(r->id, rid, sizeof(r->id));
+    else
+        snprintf(r->id, sizeof(r->id), "%s%08llx", w->id_prefix, (unsigned long long)++w->req_seq);
+    req_client_addr(r);
+    worker_request_begin(w);
+    return r;
+}
+
+const char *req_header(struct req *r, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+int req_parse_query(struct req *r)
+{
+    if (r->query_parsed)
+        return 0;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    TAILQ_INIT(&r->query);
+    r->query_parsed = true;
+    if (!q || !*q)
+        return 0;
+    /* Count before parsing: a 100,000-parameter query must cost nothing. */
+    int n = 1;
+    for (const char *p = q; *p; p++)
+        n += *p == '&';
+    if (n > r->w->cfg->http_max_query_params)
+        return -1;
+    return evhttp_parse_query_str(q, &r->query) == 0 ? 0 : -1;
+}
+
+const char *req_query(struct req *r, const char *name)
+{
+    if (!r->query_parsed)
+        return NULL;
+    const char *v = evhttp_find_header(&r->query, name);
+    return v && *v ? v : NULL;
+}
+
+const char *req_body(struct req *r, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    *len = evbuffer_get_length(in);
+    return *len ? (const char *)evbuffer_pullup(in, -1) : "";
+}
+
+static const char *req_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+const char *req_method(struct req *r)
+{
+    switch (evhttp_request_get_command(r->ev)) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "?";
+}
+
+/* The one exit of every request: send, count, log, free. */
+static void req_send(struct req *r, int status, const char *msg_code, const char *ctype,
+                     const char *body, size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "X-Request-Id", r->id);
+    if (r->w->state != WORKER_RUNNING)
+        evhttp_add_header(h, "Connection", "close");
+    evbuffer_add(evhttp_request_get_output_buffer(r->ev), body, len);
+    evhttp_send_reply(r->ev, status, req_reason(status), NULL);
+
+    int64_t lat = util_mono_us() - r->start_us;
+    metrics_request(&r->w->metrics, r->route_idx, status, lat);
+    if (log_access_enabled())
+        log_access(r->id, req_method(r), r->route ? r->route->name : "unmatched", status,
+                   msg_code, (long)lat);
+    worker_request_end(r->w);
+    if (r->query_parsed)
+        evhttp_clear_headers(&r->query);
+    while (r->arena) {
+        struct req_chunk *next = r->arena->next;
+        free(r->arena);
+        r->arena = next;
+    }
+    free(r);
+}
+
+void req_reply_json(struct req *r, int status, const char *msg_code, const char *body, size_t len)
+{
+    req_send(r, status, msg_code, "application/json; charset=utf-8", body, len);
+}
+
+void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len)
+{
+    req_send(r, status, NULL, content_type, body, len);
+}
+
+void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs)
+{
+    struct buf body;
+    buf_init(&body);
+    err_body(id, args, nargs, &body);
+    const struct err_def *d = err_get(id);
+    req_reply_json(r, d->http_status, d->code, body.data, body.len);
+    buf_free(&body);
+}
+
+void req_fail(struct req *r, enum err_id id)
+{
+    req_reply_error(r, id, NULL, 0);
+}
+
+void req_fail1(struct req *r, enum err_id id, const char *arg)
+{
+    req_reply_error(r, id, &arg, 1);
+}

@@ -1,0 +1,69 @@
+/* req.h - the request context. It owns everything a request allocates (an
+ * arena freed in one go), knows its worker, route, request id and start
+ * time, and is answered exactly once: every reply function sends, records
+ * the metrics and the access line, and frees the context. After a reply the
+ * handler must not touch it again. */
+#ifndef MIPGW_REQ_H
+#define MIPGW_REQ_H
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "util.h"
+
+#define REQ_MAX_PARAMS 6
+#define REQ_ID_LEN 32
+
+struct worker;
+struct route;
+struct req_chunk;
+
+struct req {
+    struct evhttp_request *ev;
+    struct worker *w;
+    const struct route *route;     /* NULL until routed */
+    int route_idx;
+    char id[REQ_ID_LEN + 1];       /* X-Request-Id: the client's if sane, else ours */
+    int64_t start_us;
+    char client_addr[INET6_ADDRSTRLEN];
+    const char *params[REQ_MAX_PARAMS]; /* path parameters, in pattern order */
+    struct evkeyvalq query;
+    bool query_parsed;
+    struct req_chunk *arena;
+    void *state;                   /* the handler's own, allocated from the arena */
+};
+
+/* Called by the worker for each request read off a connection. */
+struct req *req_new(struct worker *w, struct evhttp_request *ev);
+
+/* Arena memory, zeroed, freed with the request. */
+void *req_alloc(struct req *r, size_t n);
+char *req_strdup(struct req *r, const char *s);
+
+const char *req_header(struct req *r, const char *name);
+/* "GET", "POST", ... */
+const char *req_method(struct req *r);
+/* Parses the query string once; fails (-1) when it is malformed or has more
+ * than the configured number of parameters. */
+int req_parse_query(struct req *r);
+/* A query parameter, or NULL when absent. Empty values count as absent. */
+const char *req_query(struct req *r, const char *name);
+/* The request body as a contiguous buffer (arena-owned) and its length. */
+const char *req_body(struct req *r, size_t *len);
+
+/* Answers with a JSON body. msg_code goes to the access log ("-" if NULL). */
+void req_reply_json(struct req *r, int status, const char *msg_code, const char *body, size_t len);
+/* Answers with the catalogue's entry and the МИП standard body. Args fill
+ * the message's placeholders in order. */
+void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs);
+/* Shortcuts for an error without and with one placeholder. */
+void req_fail(struct req *r, enum err_id id);
+void req_fail1(struct req *r, enum err_id id, const char *arg);
+/* Plain text (metrics). */
+void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,15 @@
+/* store.h - what a store call (Redis or PostgreSQL) reports to its caller. */
+#ifndef MIPGW_STORE_H
+#define MIPGW_STORE_H
+
+enum store_status {
+    STORE_OK = 0,      /* the store answered (for PostgreSQL: successfully) */
+    STORE_ERROR,       /* the store answered with an error (SQLSTATE, Redis error reply) */
+    STORE_TIMEOUT,     /* no answer before the deadline; the connection is reset */
+    STORE_DOWN,        /* not connected; refused at once */
+    STORE_BUSY,        /* connected but the queue is full; refused at once */
+};
+
+const char *store_status_name(enum store_status s);
+
+#endif

@@ -1,0 +1,70 @@
+/* token.h - patient tokens as JWTs: signing the gateway's own COD and RPGU
+ * tokens, and verifying tokens presented by clients (the gateway's own, and
+ * RPGU tokens that a portal mints with a shared key). Only HS256 is accepted:
+ * the header is checked before libjwt sees the token, so "none" or any other
+ * algorithm never reaches a verifier. */
+#ifndef MIPGW_TOKEN_H
+#define MIPGW_TOKEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOKEN_MAX_LEN 4096   /* longer Authorization values are malformed */
+#define TOKEN_ISSUER "mipgw" /* "iss" of the gateway's own tokens */
+
+enum token_type {
+    TOKEN_COD = 1 << 0,   /* "CodToken" */
+    TOKEN_RPGU = 1 << 1,  /* "RpguToken" */
+};
+
+/* What verification says, each mapped to one catalogue entry by the caller. */
+enum token_verdict {
+    TOKEN_VALID = 0,
+    TOKEN_MISSING,        /* 403/5010: no "Authorization: Bearer ..." */
+    TOKEN_MALFORMED,      /* 403/5008: not a JWT, wrong alg, wrong type, bad claims */
+    TOKEN_EXPIRED,        /* 403/5007 */
+    TOKEN_BAD_SIGNATURE,  /* 403/5009 */
+};
+
+struct token_keys {
+    const unsigned char *own;      /* the gateway's HS256 key */
+    size_t own_len;
+    const unsigned char *portal;   /* portals' shared key for RPGU tokens; NULL: none */
+    size_t portal_len;
+};
+
+/* Claims of a token, issued or verified. Strings are NUL-terminated. */
+struct token_claims {
+    enum token_type type;
+    bool portal_minted;            /* an RPGU token signed by a portal, not by us */
+    char jti[37];                  /* our tokens: a random GUID; portal tokens: "" */
+    char person_guid[37];          /* our tokens: Payload.PersonGuid[0] */
+    char auth_source[64];          /* client application mnemonic, e.g. "Internet" */
+    char login[64];
+    int64_t iat;                   /* seconds since the epoch */
+    int64_t exp;
+    /* portal-minted RPGU tokens identify the patient by polis and birthday:
+     * Payload.PolisSeries (optional), Payload.PolisNumber, Payload.Birthday */
+    char polis_series[32];
+    char polis_number[32];
+    char birthday[11];
+};
+
+/* Signs claims (type, jti, person_guid, auth_source, login, iat, exp) with
+ * keys->own. The payload mirrors the seed: {"Payload":{"PersonGuid":[guid]},
+ * "TokenBeginLifeTime", "TokenEndLifeTime" (local time with offset), "login",
+ * "authSource", "privilege": false, "tokenType", "iss", "iat", "exp", "jti"}.
+ * Returns a malloc'd string the caller frees, or NULL on failure. */
+char *token_sign(const struct token_keys *keys, const struct token_claims *c);
+
+/* Verifies an "Authorization" header value ("Bearer <jwt>", NULL when the
+ * header is absent) at time now. accept is a mask of token types. Our tokens
+ * ("iss" = TOKEN_ISSUER) verify with keys->own; RPGU tokens without our
+ * issuer verify with keys->portal. On TOKEN_VALID fills *out. */
+enum token_verdict token_verify_header(const struct token_keys *keys, const char *authorization,
+                                       unsigned accept, int64_t now, struct token_claims *out);
+
+const char *token_type_name(enum token_type t);
+
+#endif

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# End-to-end suite, run by `make check` (top_srcdir and top_builddir come from
+# TESTS_ENVIRONMENT; the working directory is the build directory). It starts
+# a private PostgreSQL and Redis (tests/servers.sh), migrates and loads the
+# demo data, starts the gateway on a free port and runs tests/check_e2e
+# against it. Afterwards the gateway must stop cleanly on SIGTERM and its logs
+# must hold no token or whole document number.
+#   KEEP_STATE=1   keep the temporary state directory (logs, data) afterwards
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+srcdir=$(cd "${top_srcdir:-$here/..}" && pwd)
+builddir=$(cd "${top_builddir:-.}" && pwd)
+# shellcheck source=scripts/lib/stores.sh
+. "$srcdir/scripts/lib/stores.sh"
+
+gw=$builddir/src/mipgw
+check_e2e=$builddir/tests/check_e2e
+# 99 is automake's "hard error": a broken setup, not a failing test.
+for f in "$gw" "$check_e2e"; do
+    [[ -x $f ]] || { echo "e2e: $f is not built" >&2; exit 99; }
+done
+
+# The caller's MIPGW_* settings would make the run depend on their shell;
+# only the log level passes, for debugging.
+while IFS= read -r name; do
+    [[ $name == MIPGW_LOG_LEVEL ]] || unset "$name"
+done < <(compgen -e | grep '^MIPGW_' || true)
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/mipgw-e2e.XXXXXX")
+ctl=("$srcdir/tests/servers.sh" "$state")
+gw_pid=
+result=99
+
+# Everything after the tests: stop the gateway and judge how it stopped,
+# stop the stores, look for secrets in the logs, clean up.
+# shellcheck disable=SC2317  # called through the EXIT trap
+finish() {
+    local rc=$result gw_rc i
+    trap - EXIT INT TERM
+    set +e
+    if [[ -n $gw_pid ]]; then
+        kill -TERM "$gw_pid" 2>/dev/null
+        for ((i = 0; i < 150; i++)); do
+            _stores_alive "$gw_pid" || break
+            sleep 0.1
+        done
+        if _stores_alive "$gw_pid"; then
+            echo "e2e: FAIL: the gateway did not exit within 15 s of SIGTERM" >&2
+            kill -KILL "$gw_pid" 2>/dev/null
+            wait "$gw_pid" 2>/dev/null
+            rc=1
+        else
+            wait "$gw_pid"
+            gw_rc=$?
+            if [[ $gw_rc -ne 0 ]]; then
+                echo "e2e: FAIL: the gateway exited with status $gw_rc after SIGTERM" >&2
+                rc=1
+            fi
+        fi
+    fi
+    "${ctl[@]}" stop
+
+    # Logs must never hold a token (a JWT starts with base64 '{"' = "eyJ"), a
+    # demo password, or a whole document number of the demo data: Ivanov's
+    # polis and passport, Kozlov's old-style polis.
+    local -a logs=()
+    for f in "$state"/mipgw.log "$state"/mipgw.stderr "$state"/setup.log; do
+        [[ -f $f ]] && logs+=("$f")
+    done
+    if ((${#logs[@]})); then
+        local what pattern hits
+        for what in 'token:eyJ' 'demo password:Demo-Only-Secret' \
+            'polis 5000000000000041:5000000000000041' \
+            'passport 123456:(^|[^0-9])123456([^0-9]|$)' \
+            'polis 123456789:(^|[^0-9])123456789([^0-9]|$)'; do
+            pattern=${what#*:}
+            # Only file and line are shown: the line itself is the leak.
+            hits=$(grep -nE -- "$pattern" "${logs[@]}" | cut -d: -f1,2 | head -n 5)
+            if [[ -n $hits ]]; then
+                echo "e2e: FAIL: the logs hold a ${what%%:*}, at:" >&2
+                echo "$hits" >&2
+                rc=1
+            fi
+        done
+    fi
+
+    if [[ $rc -ne 0 ]]; then
+        for f in "${logs[@]}"; do
+            echo "---- last 50 lines of $f" >&2
+            tail -n 50 "$f" >&2
+        done
+    fi
+    if [[ ${KEEP_STATE:-0} == 1 ]]; then
+        echo "e2e: state kept in $state" >&2
+    else
+        rm -rf "$state"
+    fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'result=1; exit' INT TERM
+# A failure of the gateway (as opposed to the harness, which stays 99).
+fail() {
+    echo "e2e: FAIL: $*" >&2
+    result=1
+    exit 1
+}
+
+"${ctl[@]}" start
+# shellcheck source=/dev/null
+. "$state/env"
+export MIPGW_PG_CONNINFO MIPGW_REDIS_HOST MIPGW_REDIS_PORT
+
+echo "e2e: migrate and import the demo data"
+"$gw" migrate >>"$state/setup.log" 2>&1 || fail "mipgw migrate failed"
+"$gw" import "$srcdir/etc/demo.json" >>"$state/setup.log" 2>&1 || fail "mipgw import failed"
+
+port=$(free_port)
+url=http://127.0.0.1:$port
+echo "e2e: gateway on $url (state in $state)"
+MIPGW_HTTP_LISTEN=127.0.0.1 MIPGW_HTTP_PORT=$port MIPGW_HTTP_WORKERS=2 \
+    MIPGW_DEMO_MODE=1 MIPGW_LOG_FILE=$state/mipgw.log \
+    "$gw" serve >"$state/mipgw.stderr" 2>&1 </dev/null &
+gw_pid=$!
+
+deadline=$((SECONDS + 30))
+until curl -fsS -o /dev/null --max-time 2 "$url/ready" 2>/dev/null; do
+    _stores_alive "$gw_pid" || fail "the gateway exited before it was ready"
+    ((SECONDS < deadline)) || fail "the gateway was not ready within 30 s"
+    sleep 0.2
+done
+
+echo "e2e: running tests/check_e2e"
+set +e
+MIPGW_TEST_URL=$url MIPGW_TEST_HOST=127.0.0.1 MIPGW_TEST_PORT=$port \
+    MIPGW_TEST_PG_CONNINFO=$MIPGW_PG_CONNINFO MIPGW_TEST_REDIS_PORT=$MIPGW_REDIS_PORT \
+    MIPGW_TEST_CTL="${ctl[*]}" MIPGW_TEST_GW_PID=$gw_pid MIPGW_TEST_GW_LOG=$state/mipgw.log \
+    "$check_e2e"
+result=$?
+set -e
+exit "$result"
