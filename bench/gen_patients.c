@@ -213,12 +213,13 @@ static void names_init(void) {
 
 struct out {
     FILE *f;
-    const char *path;
+    char *path;
     char *buf;
     size_t len, cap;
 };
 
-static void out_open(struct out *o, const char *path) {
+/* Takes path over (the caller passes a malloc'd copy). */
+static void out_open(struct out *o, char *path) {
     o->path = path;
     o->f = fopen(path, "w");
     if (!o->f) {
@@ -249,6 +250,7 @@ static void out_close(struct out *o) {
         exit(1);
     }
     free(o->buf);
+    free(o->path);
 }
 
 /* Room for one row: rows are far shorter than this. */
@@ -402,12 +404,16 @@ static long parse_long(const char *s, long lo, long hi) {
     return v;
 }
 
+/* dir/file, or file alone when dir is NULL, in a malloc'd string. */
 static char *path_join(const char *dir, const char *file) {
-    size_t n = strlen(dir) + strlen(file) + 2;
+    size_t n = (dir ? strlen(dir) + 1 : 0) + strlen(file) + 1;
     char *p = malloc(n);
 
-    if (!p) exit(1);
-    snprintf(p, n, "%s/%s", dir, file);
+    if (!p) {
+        fprintf(stderr, "gen_patients: out of memory\n");
+        exit(1);
+    }
+    snprintf(p, n, "%s%s%s", dir ? dir : "", dir ? "/" : "", file);
     return p;
 }
 
@@ -453,8 +459,8 @@ int main(int argc, char **argv) {
      * draw happens in the same order and -i alone writes the identities
      * that -o would load. */
     if (!dir) {
-        out_open(&persons, "/dev/null");
-        out_open(&cards, "/dev/null");
+        out_open(&persons, path_join(NULL, "/dev/null"));
+        out_open(&cards, path_join(NULL, "/dev/null"));
     } else {
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
             fprintf(stderr, "gen_patients: %s: %s\n", dir, strerror(errno));
@@ -473,7 +479,7 @@ int main(int argc, char **argv) {
         }
         out_close(&lpus);
     }
-    if (ident_path) out_open(&ident, ident_path);
+    if (ident_path) out_open(&ident, path_join(NULL, ident_path));
 
     const long day_min = days_from_civil(1930, 1, 1);
     const long day_span = days_from_civil(2023, 12, 31) - day_min + 1;
@@ -547,7 +553,8 @@ int main(int argc, char **argv) {
             char doc_series[5], doc_number[7], phone[12];
             bool has_doc = bday < adult_before;
             bool has_phone = rng_below(10) < 7;
-            struct ymd ps = civil(polis_min + (long)rng_below((uint64_t)polis_span));
+            long polis_day = polis_min + (long)rng_below((uint64_t)polis_span);
+            struct ymd ps = civil(polis_day > bday ? polis_day : bday); /* not before birth */
 
             v = rng_next();
             for (int k = 3; k >= 0; k--, v /= 10) doc_series[k] = (char)('0' + v % 10);

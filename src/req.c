@@ -15,14 +15,19 @@
 #include "router.h"
 #include "worker.h"
 
-#define REQ_CHUNK_SIZE 2048
+#define REQ_CHUNK_SIZE 4096
 
+/* A chunk header; its cap bytes of space follow it directly. */
 struct req_chunk {
-    struct req_chunk *next;
+    _Alignas(16) struct req_chunk *next;
     size_t used;
     size_t cap;
-    _Alignas(16) char data[];
 };
+
+static char *chunk_space(struct req_chunk *c)
+{
+    return (char *)(c + 1);
+}
 
 void *req_alloc(struct req *r, size_t n)
 {
@@ -38,7 +43,7 @@ void *req_alloc(struct req *r, size_t n)
         c->cap = cap;
         r->arena = c;
     }
-    void *p = c->data + c->used;
+    void *p = chunk_space(c) + c->used;
     c->used += n;
     memset(p, 0, n);
     return p;
@@ -94,11 +99,25 @@ static void req_client_addr(struct req *r)
         util_strlcpy(r->client_addr, addr, sizeof(r->client_addr));
 }
 
+/* The request and its first arena chunk come in one allocation: most
+ * requests never need a second. */
+struct req_with_chunk {
+    struct req r;
+    struct req_chunk chunk;
+    char space[REQ_CHUNK_SIZE];  /* chunk's space: right behind its header */
+};
+
 struct req *req_new(struct worker *w, struct evhttp_request *ev)
 {
-    struct req *r = calloc(1, sizeof(*r));
-    if (!r)
+    struct req_with_chunk *rc = malloc(sizeof(*rc));
+    if (!rc)
         abort();
+    struct req *r = &rc->r;
+    memset(r, 0, sizeof(*r));
+    rc->chunk.next = NULL;
+    rc->chunk.used = 0;
+    rc->chunk.cap = REQ_CHUNK_SIZE;
+    r->arena = &rc->chunk;
     r->ev = ev;
     r->w = w;
     r->route_idx = router_unmatched_idx();
@@ -209,7 +228,8 @@ static void req_send(struct req *r, int status, const char *msg_code, const char
     worker_request_end(r->w);
     if (r->query_parsed)
         evhttp_clear_headers(&r->query);
-    while (r->arena) {
+    /* The last chunk of the list is the one inside the request itself. */
+    while (r->arena && r->arena->next) {
         struct req_chunk *next = r->arena->next;
         free(r->arena);
         r->arena = next;

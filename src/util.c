@@ -123,10 +123,31 @@ void util_random(void *p, size_t n)
     }
 }
 
+/* GUIDs are made per request (token ids): draw them from a per-thread pool
+ * of kernel randomness instead of a system call each. */
+static void util_random_pooled(unsigned char *p, size_t n)
+{
+    static _Thread_local unsigned char pool[4096];
+    static _Thread_local size_t left;
+    if (n > sizeof(pool)) {
+        util_random(p, n);
+        return;
+    }
+    if (left < n) {
+        util_random(pool, sizeof(pool));
+        left = sizeof(pool);
+    }
+    memcpy(p, pool + sizeof(pool) - left, n);
+    /* Used bytes are wiped so that a later memory disclosure cannot
+     * recover ids already handed out. */
+    memset(pool + sizeof(pool) - left, 0, n);
+    left -= n;
+}
+
 void util_guid(char out[GUID_LEN + 1])
 {
     unsigned char b[16];
-    util_random(b, sizeof(b));
+    util_random_pooled(b, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     snprintf(out, GUID_LEN + 1,

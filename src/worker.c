@@ -170,7 +170,15 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
     w->listen_fd = worker_listen(cfg, err, errlen);
     if (w->listen_fd < 0)
         return -1;
-    w->base = event_base_new();
+    /* The changelist folds the add/del pairs that evhttp and the hiredis
+     * adapter make around every request and command into one epoll_ctl per
+     * descriptor per loop turn. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg) {
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w->base = event_base_new_with_config(ecfg);
+        event_config_free(ecfg);
+    }
     w->http = w->base ? evhttp_new(w->base) : NULL;
     if (!w->http) {
         snprintf(err, errlen, "cannot create the event loop");

@@ -2,14 +2,15 @@
  * GET /auth/session (the project's own: what a token stands for).
  *
  * Issue runs as a chain of steps over one request:
- *   parse   ClientApplication header, query parameters → 400/403 at once
- *   redis   rate-limit counters (address, identifier) and the identity
- *           cache, pipelined in one round trip           → 429, or a hit
- *   pg      the identity look-up, on a cache miss         → 500/5097
- *   store   cache the identity (miss) and the token's session, together
+ *   parse   ClientApplication header, query parameters      → 400/403 at once
+ *   redis   one script: rate limits, identity cache, and on a hit the new
+ *           token's session                                 → 429, or a hit
+ *   pg      the identity look-up, on a miss                 → 500/5097
+ *   store   cache the identity and the session, pipelined
  *   reply   {token, tokenBeginLifeTime, tokenEndLifeTime}
  * Redis being down skips its steps: tokens are still issued from
  * PostgreSQL, and verified later from the signature and PostgreSQL. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,6 @@
 #include "ids.h"
 #include "json.h"
 #include "pg.h"
-#include "ratelimit.h"
 #include "redis.h"
 #include "token.h"
 #include "worker.h"
@@ -32,16 +32,12 @@ struct issue {
     const struct clientapp *app;
     struct ident_query q;
     struct ident_result found;
-    int pending;                /* Redis replies still to come in this step */
-    bool limited;               /* a rate limit said no */
-    bool cached;                /* the identity came from the cache */
-    struct token_claims claims;
-    char *token;                /* malloc'd by token_sign; freed at reply */
+    int pending;                /* store writes still to be acknowledged */
+    struct token_claims claims; /* jti chosen before the Redis step */
 };
 
 static void issue_pg(struct req *r);
-static void issue_store(struct req *r);
-static void issue_reply(struct req *r);
+static void issue_sign_and_reply(struct req *r);
 
 static const char *query_param(void *ctx, const char *name)
 {
@@ -65,77 +61,142 @@ static void issue_fail(struct req *r, enum err_id e)
     req_fail(r, e);
 }
 
-/* --- step: Redis (rate limits and the identity cache) --- */
+/* --- step: Redis, one round trip ---
+ *
+ * The hot path of a portal is a patient asking again: one script counts
+ * both rate limits, reads the identity cache and, on a hit, stores the new
+ * token's session at once. The keys are all declared, so the script is
+ * valid Redis; a Redis Cluster would need them hash-tagged alike. */
+static struct redis_script issue_script = {
+    "local lim = 0 "
+    "local function hit(key, limit) "
+    "  if limit == '0' then return end "
+    "  local n = redis.call('INCR', key) "
+    "  if n == 1 then redis.call('PEXPIRE', key, ARGV[1]) end "
+    "  if n > tonumber(limit) then lim = 1 end "
+    "end "
+    "hit(KEYS[1], ARGV[2]) "
+    "hit(KEYS[2], ARGV[3]) "
+    "if lim == 1 then return {1, false} end "
+    "local v = redis.call('GET', KEYS[3]) "
+    "if v then "
+    "  local sep = string.find(v, ';', 1, true) "
+    "  if sep and sep < #v then "
+    "    redis.call('SET', KEYS[4], ARGV[5] .. string.sub(v, 1, sep - 1) .. '|' .. ARGV[6] .. '|' "
+    "               .. string.sub(v, sep + 1), 'EX', ARGV[4]) "
+    "  end "
+    "end "
+    "return {0, v}",
+    ""};
+static pthread_once_t issue_script_once = PTHREAD_ONCE_INIT;
 
-static void issue_redis_step_done(struct req *r)
+static void issue_script_init(void)
 {
+    redis_script_init(&issue_script);
+}
+
+static int issue_ttl(const struct req *r, const struct issue *is)
+{
+    const struct config *cfg = r->w->cfg;
+    return is->type == TOKEN_COD ? cfg->tokens_cod_ttl_s : cfg->tokens_rpgu_ttl_s;
+}
+
+static void issue_on_script(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct req *r = arg;
     struct issue *is = r->state;
-    if (--is->pending > 0)
+    if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        /* Redis failed us: PostgreSQL alone decides, and nobody is limited. */
+        issue_pg(r);
         return;
-    if (is->limited) {
+    }
+    if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1) {
         issue_fail(r, E_RATE_LIMITED);
         return;
     }
-    if (is->cached)
-        issue_store(r);
-    else
-        issue_pg(r);
-}
-
-static void issue_on_limit_addr(const redisReply *reply, enum store_status st, void *arg)
-{
-    struct req *r = arg;
-    struct issue *is = r->state;
-    if (st == STORE_OK && ratelimit_count(reply) > r->w->cfg->ratelimit_token_per_addr)
-        is->limited = true;
-    issue_redis_step_done(r);
-}
-
-static void issue_on_limit_ident(const redisReply *reply, enum store_status st, void *arg)
-{
-    struct req *r = arg;
-    struct issue *is = r->state;
-    if (st == STORE_OK && ratelimit_count(reply) > r->w->cfg->ratelimit_token_per_identity)
-        is->limited = true;
-    issue_redis_step_done(r);
-}
-
-static void issue_on_cache(const redisReply *reply, enum store_status st, void *arg)
-{
-    struct req *r = arg;
-    struct issue *is = r->state;
-    if (st == STORE_OK && reply->type == REDIS_REPLY_STRING)
-        is->cached = identity_decode(reply->str, &is->found);
-    issue_redis_step_done(r);
+    const redisReply *v = reply->element[1];
+    if (v->type == REDIS_REPLY_STRING && identity_decode(v->str, &is->found)) {
+        issue_sign_and_reply(r);
+        return;
+    }
+    issue_pg(r);
 }
 
 static void issue_redis(struct req *r)
 {
     struct issue *is = r->state;
     const struct config *cfg = r->w->cfg;
-    struct redis *rd = r->w->redis;
-    /* One extra count keeps the step from completing while it is being
-     * sent; the last line below releases it. */
-    is->pending = 1;
-    if (redis_is_up(rd)) {
-        if (cfg->ratelimit_token_per_addr > 0 &&
-            ratelimit_hit(rd, "tok-addr", r->client_addr, cfg->ratelimit_window_s,
-                          issue_on_limit_addr, r) == STORE_OK)
-            is->pending++;
-        if (cfg->ratelimit_token_per_identity > 0 &&
-            ratelimit_hit(rd, "tok-id", is->q.subject, cfg->ratelimit_window_s,
-                          issue_on_limit_ident, r) == STORE_OK)
-            is->pending++;
-        char key[80];
-        snprintf(key, sizeof(key), "ident:%s", is->q.key);
-        const char *argv[] = {"GET", key};
-        if (redis_commandv(rd, issue_on_cache, r, 2, argv) == STORE_OK)
-            is->pending++;
-    }
-    issue_redis_step_done(r);
+    pthread_once(&issue_script_once, issue_script_init);
+    util_guid(is->claims.jti);
+
+    char k_addr[96], k_id[96], k_ident[80], k_tok[48], window[24], lim_addr[16], lim_id[16];
+    char ttl[16], type[8], prefix[160];
+    snprintf(k_addr, sizeof(k_addr), "rl:tok-addr:%s", r->client_addr);
+    snprintf(k_id, sizeof(k_id), "rl:tok-id:%s", is->q.subject);
+    snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
+    snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
+    snprintf(window, sizeof(window), "%lld", (long long)cfg->ratelimit_window_s * 1000);
+    snprintf(lim_addr, sizeof(lim_addr), "%d", cfg->ratelimit_token_per_addr);
+    snprintf(lim_id, sizeof(lim_id), "%d", cfg->ratelimit_token_per_identity);
+    snprintf(ttl, sizeof(ttl), "%d", issue_ttl(r, is));
+    /* The session value is auth_session_encode's: "1|person|source|type|cards";
+     * the script splices the cached "person;cards" into it. */
+    snprintf(prefix, sizeof(prefix), "1|");
+    snprintf(type, sizeof(type), "%d", (int)is->type);
+    char tail[96];
+    snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, type);
+    const char *argv[] = {k_addr, k_id, k_ident, k_tok, window, lim_addr, lim_id, ttl, prefix, tail};
+    if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 10, argv) != STORE_OK)
+        issue_pg(r);
 }
 
-/* --- step: PostgreSQL (the identity look-up) --- */
+/* --- step: PostgreSQL (the identity look-up), then store --- */
+
+static void issue_on_stored(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct issue *is = r->state;
+    (void)reply;
+    (void)st;  /* a lost session is rebuilt from PostgreSQL at verification */
+    if (--is->pending == 0)
+        issue_sign_and_reply(r);
+}
+
+/* Caches the identity (found or not: guessing must not reach PostgreSQL
+ * every time) and the token's session, in one pipelined round trip. The
+ * answer waits for both, so a verification right after it finds them. */
+static void issue_store(struct req *r)
+{
+    struct issue *is = r->state;
+    struct redis *rd = r->w->redis;
+    is->pending = 1;
+    if (redis_is_up(rd)) {
+        char key[80], val[IDENT_CARDS_MAX + 64], ttl[16];
+        snprintf(key, sizeof(key), "ident:%s", is->q.key);
+        identity_encode(&is->found, val, sizeof(val));
+        snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->tokens_ident_cache_ttl_s);
+        const char *argv[] = {"SET", key, val, "EX", ttl};
+        if (redis_commandv(rd, issue_on_stored, r, 5, argv) == STORE_OK)
+            is->pending++;
+    }
+    if (is->found.found && is->found.cards[0] && redis_is_up(rd)) {
+        struct auth_session s = {.type = is->type, .cards = is->found.cards};
+        memcpy(s.person, is->found.person, sizeof(s.person));
+        util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
+        struct buf v;
+        buf_init(&v);
+        auth_session_encode(&s, &v);
+        char key[48], ttl[16];
+        snprintf(key, sizeof(key), "tok:%s", is->claims.jti);
+        snprintf(ttl, sizeof(ttl), "%d", issue_ttl(r, is));
+        const char *argv[] = {"SET", key, v.data, "EX", ttl};
+        if (redis_commandv(rd, issue_on_stored, r, 5, argv) == STORE_OK)
+            is->pending++;
+        buf_free(&v);
+    }
+    if (--is->pending == 0)
+        issue_sign_and_reply(r);
+}
 
 static void issue_on_pg(PGresult *res, enum store_status st, void *arg)
 {
@@ -157,96 +218,39 @@ static void issue_pg(struct req *r)
         issue_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
 }
 
-/* --- step: sign, and store the session (and the identity, if looked up) --- */
-
-static void issue_on_stored(const redisReply *reply, enum store_status st, void *arg)
-{
-    struct req *r = arg;
-    struct issue *is = r->state;
-    (void)reply;
-    (void)st;  /* a lost session is rebuilt from PostgreSQL at verification */
-    if (--is->pending == 0)
-        issue_reply(r);
-}
-
-static void issue_store(struct req *r)
-{
-    struct issue *is = r->state;
-    const struct config *cfg = r->w->cfg;
-    struct redis *rd = r->w->redis;
-    is->pending = 1;
-
-    if (!is->cached && redis_is_up(rd)) {
-        char key[80], val[IDENT_CARDS_MAX + 64], ttl[16];
-        snprintf(key, sizeof(key), "ident:%s", is->q.key);
-        identity_encode(&is->found, val, sizeof(val));
-        snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
-        const char *argv[] = {"SET", key, val, "EX", ttl};
-        if (redis_commandv(rd, issue_on_stored, r, 5, argv) == STORE_OK)
-            is->pending++;
-    }
-    if (!is->found.found || !is->found.cards[0]) {
-        /* Not found is cached too (guessing must not reach PostgreSQL every
-         * time), but answered only when that write is done. */
-        is->token = NULL;
-    } else {
-        struct token_claims *c = &is->claims;
-        int ttl_s = is->type == TOKEN_COD ? cfg->tokens_cod_ttl_s : cfg->tokens_rpgu_ttl_s;
-        c->type = is->type;
-        util_guid(c->jti);
-        memcpy(c->person_guid, is->found.person, sizeof(c->person_guid));
-        util_strlcpy(c->auth_source, is->app->mnem, sizeof(c->auth_source));
-        c->iat = util_wall_us() / 1000000;
-        c->exp = c->iat + ttl_s;
-        is->token = token_sign(&r->w->keys, c);
-        if (is->token && redis_is_up(rd)) {
-            struct auth_session s = {.type = is->type};
-            memcpy(s.person, c->person_guid, sizeof(s.person));
-            util_strlcpy(s.auth_source, c->auth_source, sizeof(s.auth_source));
-            s.cards = is->found.cards;
-            struct buf v;
-            buf_init(&v);
-            auth_session_encode(&s, &v);
-            char key[48], ttl[16];
-            snprintf(key, sizeof(key), "tok:%s", c->jti);
-            snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-            const char *argv[] = {"SET", key, v.data, "EX", ttl};
-            if (redis_commandv(rd, issue_on_stored, r, 5, argv) == STORE_OK)
-                is->pending++;
-            buf_free(&v);
-        }
-    }
-    if (--is->pending == 0)
-        issue_reply(r);
-}
-
 /* --- reply --- */
 
-static void issue_reply(struct req *r)
+static void issue_sign_and_reply(struct req *r)
 {
     struct issue *is = r->state;
     if (!is->found.found || !is->found.cards[0]) {
         issue_fail(r, E_NO_CARDS);
         return;
     }
-    if (!is->token) {
+    struct token_claims *c = &is->claims;
+    c->type = is->type;
+    memcpy(c->person_guid, is->found.person, sizeof(c->person_guid));
+    util_strlcpy(c->auth_source, is->app->mnem, sizeof(c->auth_source));
+    c->iat = util_wall_us() / 1000000;
+    c->exp = c->iat + issue_ttl(r, is);
+    char *token = token_sign(&r->w->keys, c);
+    if (!token) {
         issue_fail(r, E_INTERNAL);
         return;
     }
     char begin[32], end[32];
-    util_format_time(is->claims.iat, begin);
-    util_format_time(is->claims.exp, end);
+    util_format_time(c->iat, begin);
+    util_format_time(c->exp, end);
     yajl_gen g = json_gen_new();
     yajl_gen_map_open(g);
-    json_gen_kv_str(g, "token", is->token);
+    json_gen_kv_str(g, "token", token);
     json_gen_kv_str(g, "tokenBeginLifeTime", begin);
     json_gen_kv_str(g, "tokenEndLifeTime", end);
     yajl_gen_map_close(g);
+    free(token);
     struct buf body;
     buf_init(&body);
     json_gen_finish(g, &body);
-    free(is->token);
-    is->token = NULL;
     req_reply_json(r, 200, NULL, body.data, body.len);
     buf_free(&body);
 }
