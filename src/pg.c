@@ -265,8 +265,14 @@ static void pg_command_done(struct pg_conn *c)
 
 static void pg_read(struct pg_conn *c)
 {
-    if (!PQconsumeInput(c->conn)) {
+    if (!PQconsumeInput(c->conn) || PQstatus(c->conn) == CONNECTION_BAD) {
         pg_conn_reset(c, PQerrorMessage(c->conn));
+        return;
+    }
+    /* An idle connection has nothing to read but the server's goodbye (an
+     * administrator's shutdown, an idle timeout): it is gone. */
+    if (c->state == PGC_IDLE) {
+        pg_conn_reset(c, "server closed the idle connection");
         return;
     }
     while (c->conn && !PQisBusy(c->conn)) {
