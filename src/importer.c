@@ -37,7 +37,10 @@ static int import_exec(struct import *im, const char *sql, int n, const char *co
     PGresult *res = PQexecParams(im->c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        snprintf(im->err, im->errlen, "%s", PQresultErrorMessage(res));
+        /* Without DETAIL: it would repeat the key values of the data set. */
+        const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(im->err, im->errlen, "%s %s", state ? state : "", msg ? msg : PQerrorMessage(im->c));
         PQclear(res);
         return -1;
     }

@@ -133,8 +133,10 @@ static void pg_finish(struct pg_query *q, PGresult *res, enum store_status st)
     }
     if (st == STORE_ERROR) {
         METRIC_INC(p->m->pg_errors);
-        log_warn("pg: %s failed: %s %s", pg_stmts[q->stmt].name, pg_sqlstate(res),
-                 res ? PQresultErrorMessage(res) : "");
+        /* The primary message only: DETAIL repeats key values ("Key
+         * (snils)=(...)"), which must not reach a log. */
+        const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        log_warn("pg: %s failed: %s %s", pg_stmts[q->stmt].name, pg_sqlstate(res), msg ? msg : "");
     }
     pg_cb cb = q->cb;
     void *arg = q->arg;
@@ -241,8 +243,9 @@ static void pg_command_done(struct pg_conn *c)
 
     if (c->state == PGC_PREPARING) {
         if (!ok) {
+            const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
             log_error("pg: cannot prepare %s: %s", pg_stmts[c->prep_next].name,
-                      res ? PQresultErrorMessage(res) : "no result");
+                      msg ? msg : "no result");
             PQclear(res);
             pg_conn_reset(c, "prepare failed (is the schema migrated?)");
             return;
