@@ -52,8 +52,8 @@ struct redis_call {
     struct event timer;
     bool answered;           /* the caller has had its callback (maybe a timeout) */
     struct redis_script *script;
-    int argc;                /* script calls keep their arguments for EVAL */
-    char **argv;
+    int argc;                /* script calls keep their arguments for EVAL: */
+    char **argv;             /* pointers, lengths and bytes in one block */
     size_t *lens;
 };
 
@@ -92,12 +92,7 @@ static void redis_reset(struct redis *r)
 static void redis_call_free(struct redis_call *c)
 {
     evtimer_del(&c->timer);
-    if (c->argv) {
-        for (int i = 0; i < c->argc; i++)
-            free(c->argv[i]);
-        free(c->argv);
-        free(c->lens);
-    }
+    free(c->argv);
     free(c);
 }
 
@@ -349,23 +344,30 @@ enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb c
         return STORE_DOWN;
     }
     /* EVALSHA sha nkeys args...; the copies stay with the call for a
-     * NOSCRIPT retry. */
+     * NOSCRIPT retry, all in one allocation. */
     struct redis_call *c = redis_call_new(r, cb, arg);
     c->script = s;
     c->argc = argc + 3;
-    c->argv = calloc((size_t)c->argc, sizeof(char *));
-    c->lens = calloc((size_t)c->argc, sizeof(size_t));
-    if (!c->argv || !c->lens)
-        abort();
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
     const char *head[3] = {"EVALSHA", s->sha1, nk};
+    size_t bytes = 0;
+    for (int i = 0; i < c->argc; i++)
+        bytes += strlen(i < 3 ? head[i] : argv[i - 3]) + 1;
+    size_t n = (size_t)c->argc;
+    char *block = malloc(n * sizeof(char *) + n * sizeof(size_t) + bytes);
+    if (!block)
+        abort();
+    c->argv = (char **)block;
+    c->lens = (size_t *)(block + n * sizeof(char *));
+    char *p = block + n * (sizeof(char *) + sizeof(size_t));
     for (int i = 0; i < c->argc; i++) {
         const char *v = i < 3 ? head[i] : argv[i - 3];
-        c->argv[i] = strdup(v);
-        if (!c->argv[i])
-            abort();
-        c->lens[i] = strlen(v);
+        size_t len = strlen(v);
+        memcpy(p, v, len + 1);
+        c->argv[i] = p;
+        c->lens[i] = len;
+        p += len + 1;
     }
     return redis_send(r, c, c->argc, (const char **)c->argv, c->lens);
 }

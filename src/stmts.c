@@ -7,8 +7,6 @@
 #define IDENT_SELECT \
     "SELECT p.guid::text, to_char(p.birthday, 'YYYY-MM-DD'), p.family_key, p.name_key," \
     " p.patronymic_key, coalesce(p.snils, '')," \
-    " coalesce((SELECT string_agg(DISTINCT c.polis_key, ',') FROM medical_cards c" \
-    "           WHERE c.person_guid = p.guid), '')," \
     " coalesce((SELECT string_agg(c.lpu_guid::text || ':' || c.guid::text, ','" \
     "                             ORDER BY c.created_at, c.guid)" \
     "           FROM medical_cards c WHERE c.person_guid = p.guid AND NOT c.is_closed), '')" \

@@ -24,7 +24,6 @@ enum ident_column {
     IDENT_COL_NAME_KEY,
     IDENT_COL_PATRONYMIC_KEY,
     IDENT_COL_SNILS,          /* bare digits or "" */
-    IDENT_COL_POLIS_KEYS,     /* the person's polis keys, comma-separated */
     IDENT_COL_CARDS,          /* "lpu:mkab,lpu:mkab" of open cards */
     IDENT_NCOLS
 };

@@ -96,9 +96,28 @@ int64_t util_wall_us(void)
 
 void util_format_time(int64_t epoch_s, char out[32])
 {
-    time_t t = (time_t)epoch_s;
+    /* localtime_r takes glibc's time zone lock; two calls per token from
+     * every worker would contend on it. Offsets change only at quarter-hour
+     * boundaries in every zone in use, so each thread keeps the broken-down
+     * start of the current quarter and adds the seconds. */
+    static _Thread_local int64_t quarter = -1;
+    static _Thread_local struct tm base;
+    int64_t q = epoch_s >= 0 ? epoch_s / 900 : -1;
     struct tm tm;
-    localtime_r(&t, &tm);
+    if (q < 0 || q != quarter) {
+        time_t t = (time_t)(q >= 0 ? q * 900 : epoch_s);
+        localtime_r(&t, &base);
+        quarter = q;
+    }
+    tm = base;
+    if (q >= 0) {
+        int rest = (int)(epoch_s - q * 900);
+        tm.tm_sec += rest;
+        tm.tm_min += tm.tm_sec / 60;
+        tm.tm_sec %= 60;
+        /* Quarter boundaries in local time are minute-aligned: no carry
+         * past the hour. */
+    }
     /* Offsets are at most 14 hours; the casts keep the compiler's bounds
      * tight enough to prove the output fits. */
     int off = (int)(tm.tm_gmtoff % 86400);

@@ -122,30 +122,49 @@ static void issue_on_script(const redisReply *reply, enum store_status st, void 
     issue_pg(r);
 }
 
+/* The script's arguments that only the configuration decides, formatted
+ * once per thread rather than per request. */
+struct issue_consts {
+    bool ready;
+    char window[24], lim_addr[16], lim_id[16];
+    char ttl[2][16];   /* [0] COD, [1] RPGU */
+    char type[2][8];
+};
+
+static const struct issue_consts *issue_consts(const struct config *cfg)
+{
+    static _Thread_local struct issue_consts k;
+    if (!k.ready) {
+        snprintf(k.window, sizeof(k.window), "%lld", (long long)cfg->ratelimit_window_s * 1000);
+        snprintf(k.lim_addr, sizeof(k.lim_addr), "%d", cfg->ratelimit_token_per_addr);
+        snprintf(k.lim_id, sizeof(k.lim_id), "%d", cfg->ratelimit_token_per_identity);
+        snprintf(k.ttl[0], sizeof(k.ttl[0]), "%d", cfg->tokens_cod_ttl_s);
+        snprintf(k.ttl[1], sizeof(k.ttl[1]), "%d", cfg->tokens_rpgu_ttl_s);
+        snprintf(k.type[0], sizeof(k.type[0]), "%d", (int)TOKEN_COD);
+        snprintf(k.type[1], sizeof(k.type[1]), "%d", (int)TOKEN_RPGU);
+        k.ready = true;
+    }
+    return &k;
+}
+
 static void issue_redis(struct req *r)
 {
     struct issue *is = r->state;
-    const struct config *cfg = r->w->cfg;
+    const struct issue_consts *k = issue_consts(r->w->cfg);
+    int t = is->type == TOKEN_COD ? 0 : 1;
     pthread_once(&issue_script_once, issue_script_init);
     util_guid(is->claims.jti);
 
-    char k_addr[96], k_id[96], k_ident[80], k_tok[48], window[24], lim_addr[16], lim_id[16];
-    char ttl[16], type[8], prefix[160];
+    char k_addr[96], k_id[96], k_ident[80], k_tok[48], tail[96];
     snprintf(k_addr, sizeof(k_addr), "rl:tok-addr:%s", r->client_addr);
     snprintf(k_id, sizeof(k_id), "rl:tok-id:%s", is->q.subject);
     snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
     snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
-    snprintf(window, sizeof(window), "%lld", (long long)cfg->ratelimit_window_s * 1000);
-    snprintf(lim_addr, sizeof(lim_addr), "%d", cfg->ratelimit_token_per_addr);
-    snprintf(lim_id, sizeof(lim_id), "%d", cfg->ratelimit_token_per_identity);
-    snprintf(ttl, sizeof(ttl), "%d", issue_ttl(r, is));
     /* The session value is auth_session_encode's: "1|person|source|type|cards";
      * the script splices the cached "person;cards" into it. */
-    snprintf(prefix, sizeof(prefix), "1|");
-    snprintf(type, sizeof(type), "%d", (int)is->type);
-    char tail[96];
-    snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, type);
-    const char *argv[] = {k_addr, k_id, k_ident, k_tok, window, lim_addr, lim_id, ttl, prefix, tail};
+    snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
+    const char *argv[] = {k_addr, k_id, k_ident, k_tok, k->window, k->lim_addr, k->lim_id,
+                          k->ttl[t], "1|", tail};
     if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 10, argv) != STORE_OK)
         issue_pg(r);
 }
