@@ -2,74 +2,91 @@
  * (the stray quote after 5010's text included: it is in the seed). */
 #include "errors.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
 #define V ERR_TYPE_VALIDATION
 #define E ERR_TYPE_ERROR
 
-static const struct err_def catalogue[E__COUNT] = {
-    [E_NONE] = {E_NONE, 200, "0", E, ""},
-    [E_VISIT_CANCELLED] = {E_VISIT_CANCELLED, 200, "2000", E, "Вызов отменен"},
+/* One row per entry: id, HTTP status, Message_code, type, message. The one
+ * list fills both the catalogue and the table of enum names that
+ * err_write_markdown prints, so the two cannot disagree. */
+#define ERR_CATALOGUE(X) \
+    X(E_NONE, 200, "0", E, "") \
+    X(E_VISIT_CANCELLED, 200, "2000", E, "Вызов отменен") \
+    \
+    X(E_NO_MKAB_IN_LPU, 400, "4000", V, "Не найден МКАБ: {guid} в лпу: {lpu}") \
+    X(E_NO_CARDS, 404, "4001", E, \
+        "По вашему полису и дате рождения не найдено ни одной медицинской карты.") \
+    X(E_NO_EMK, 404, "4001", E, \
+        "Ваша электронная медицинская карта отсутствует. Обратитесь в регистратуру медицинского учреждения.") \
+    X(E_CHILDREN_LPU, 400, "4005", V, \
+        "Вы пытаетесь записаться в детское учреждение. Запись пациентов старше 18 лет запрещена.") \
+    X(E_SELF_BOOKING_BLOCKED, 400, "4007", V, \
+        "Вам запрещена самостоятельная запись на прием через интернет или инфомат. Для записи на " \
+        "прием обратитесь в регистратуру медицинского учреждения лично или по телефону.") \
+    X(E_NOT_ON_DISPENSARY, 400, "4007", V, \
+        "Вы не состоите на диспансерном учете у данного специалиста. Запись невозможна.") \
+    X(E_ONE_PER_SPECIALITY, 400, "4008", V, \
+        "Вы уже записаны {ФИО} на {Время}. Запрещено иметь более одной активной записи на прием " \
+        "на одну специальность.") \
+    X(E_CELL_TAKEN, 400, "4009", V, \
+        "Это время уже занято. Выберите другое свободное время приема.") \
+    X(E_AGE_GROUP, 400, "4029", V, \
+        "Запись недоступна для данной возрастной группы. Сотрудниками МО было установлено " \
+        "ограничение по возрасту при записи на прием.") \
+    X(E_DIRECTION_UNKNOWN, 400, "4031", E, \
+        "Направление с таким номером не существует, либо принадлежит другому пациенту") \
+    X(E_DIRECTION_PAIR, 400, "4033", V, \
+        "directionID и directionType не могут быть указаны отдельно") \
+    X(E_TIME_OR_CELL_EMPTY, 400, "4036", V, \
+        "Время и гвид врача или гвид ячейки расписания не должны быть пустыми") \
+    X(E_SCHEDULE_PERIOD, 400, "5066", V, \
+        "Недопустимый период расписания. Максимальный период {N} дней") \
+    X(E_TOKEN_EXPIRED, 403, "5007", E, "Время действия токена истекло") \
+    X(E_TOKEN_INVALID, 403, "5008", E, "Токен некорректен") \
+    X(E_TOKEN_SIGNATURE, 403, "5009", E, "Подпись запроса некорректна") \
+    X(E_TOKEN_MISSING, 403, "5010", E, \
+        "Запрос должен содержать 'Authorization: Bearer ...'\"") \
+    X(E_CLIENT_APP_UNKNOWN, 403, "5096", E, \
+        "Клиентское приложение с данным идентификатором не найдено") \
+    X(E_EMK_CLOSED, 403, "5096", E, \
+        "Ваша электронная медицинская карта закрыта. Обратитесь в регистратуру медицинского учреждения.") \
+    X(E_CARDS_UNAVAILABLE, 500, "5097", E, \
+        "Не удалось получить данные о медицинских картах пациента.") \
+    \
+    X(E_PARAM_REQUIRED, 400, "4100", V, "Не указан обязательный параметр {field}") \
+    X(E_PARAM_FORMAT, 400, "4101", V, "Параметр {field} имеет неверный формат") \
+    X(E_PARAM_CHECKSUM, 400, "4102", V, \
+        "Параметр {field} не прошёл проверку контрольного числа") \
+    X(E_PARAM_PAIR, 400, "4103", V, "Параметры {field} и {field} указываются только вместе") \
+    X(E_PARAM_COMBINATION, 400, "4104", V, \
+        "Набор параметров не соответствует ни одному способу идентификации пациента") \
+    X(E_PARAM_UNEXPECTED, 400, "4105", V, "Параметр {field} не поддерживается") \
+    X(E_PARAM_TOO_MANY, 400, "4106", V, "Слишком много параметров в запросе") \
+    X(E_BODY_JSON, 400, "4110", V, "Тело запроса не является корректным JSON: {reason}") \
+    X(E_BODY_TOO_LARGE, 413, "4113", V, "Тело запроса слишком велико") \
+    X(E_CONTENT_TYPE, 415, "4115", V, "Тело запроса должно иметь тип application/json") \
+    X(E_NOT_FOUND, 404, "4140", E, "Метод не найден") \
+    X(E_METHOD, 405, "4150", E, "Метод {method} не поддерживается для этого адреса") \
+    X(E_RATE_LIMITED, 429, "4290", E, "Слишком много запросов. Повторите попытку позже.") \
+    \
+    X(E_INTERNAL, 500, "5000", E, "Внутренняя ошибка сервера") \
+    X(E_STORE_UNAVAILABLE, 503, "5030", E, \
+        "Хранилище данных временно недоступно. Повторите попытку позже.") \
+    X(E_OVERLOADED, 503, "5031", E, "Сервис перегружен. Повторите попытку позже.") \
+    X(E_SHUTTING_DOWN, 503, "5032", E, "Сервис останавливается. Повторите попытку позже.")
 
-    [E_NO_MKAB_IN_LPU] = {E_NO_MKAB_IN_LPU, 400, "4000", V, "Не найден МКАБ: {guid} в лпу: {lpu}"},
-    [E_NO_CARDS] = {E_NO_CARDS, 404, "4001", E,
-        "По вашему полису и дате рождения не найдено ни одной медицинской карты."},
-    [E_CHILDREN_LPU] = {E_CHILDREN_LPU, 400, "4005", V,
-        "Вы пытаетесь записаться в детское учреждение. Запись пациентов старше 18 лет запрещена."},
-    [E_SELF_BOOKING_BLOCKED] = {E_SELF_BOOKING_BLOCKED, 400, "4007", V,
-        "Вам запрещена самостоятельная запись на прием через интернет или инфомат. Для записи на "
-        "прием обратитесь в регистратуру медицинского учреждения лично или по телефону."},
-    [E_NOT_ON_DISPENSARY] = {E_NOT_ON_DISPENSARY, 400, "4007", V,
-        "Вы не состоите на диспансерном учете у данного специалиста. Запись невозможна."},
-    [E_ONE_PER_SPECIALITY] = {E_ONE_PER_SPECIALITY, 400, "4008", V,
-        "Вы уже записаны {ФИО} на {Время}. Запрещено иметь более одной активной записи на прием "
-        "на одну специальность."},
-    [E_CELL_TAKEN] = {E_CELL_TAKEN, 400, "4009", V,
-        "Это время уже занято. Выберите другое свободное время приема."},
-    [E_AGE_GROUP] = {E_AGE_GROUP, 400, "4029", V,
-        "Запись недоступна для данной возрастной группы. Сотрудниками МО было установлено "
-        "ограничение по возрасту при записи на прием."},
-    [E_DIRECTION_UNKNOWN] = {E_DIRECTION_UNKNOWN, 400, "4031", V,
-        "Направление с таким номером не существует, либо принадлежит другому пациенту"},
-    [E_DIRECTION_PAIR] = {E_DIRECTION_PAIR, 400, "4033", V,
-        "directionID и directionType не могут быть указаны отдельно"},
-    [E_TIME_OR_CELL_EMPTY] = {E_TIME_OR_CELL_EMPTY, 400, "4036", V,
-        "Время и гвид врача или гвид ячейки расписания не должны быть пустыми"},
-    [E_SCHEDULE_PERIOD] = {E_SCHEDULE_PERIOD, 400, "5066", V,
-        "Недопустимый период расписания. Максимальный период {N} дней"},
-    [E_TOKEN_EXPIRED] = {E_TOKEN_EXPIRED, 403, "5007", E, "Время действия токена истекло"},
-    [E_TOKEN_INVALID] = {E_TOKEN_INVALID, 403, "5008", E, "Токен некорректен"},
-    [E_TOKEN_SIGNATURE] = {E_TOKEN_SIGNATURE, 403, "5009", E, "Подпись запроса некорректна"},
-    [E_TOKEN_MISSING] = {E_TOKEN_MISSING, 403, "5010", E,
-        "Запрос должен содержать 'Authorization: Bearer ...'\""},
-    [E_CLIENT_APP_UNKNOWN] = {E_CLIENT_APP_UNKNOWN, 403, "5096", E,
-        "Клиентское приложение с данным идентификатором не найдено"},
-    [E_CARDS_UNAVAILABLE] = {E_CARDS_UNAVAILABLE, 500, "5097", E,
-        "Не удалось получить данные о медицинских картах пациента."},
+#define ERR_ROW(id, status, code, type, message) [id] = {id, status, code, type, message},
+#define ERR_NAME(id, status, code, type, message) [id] = #id,
+#define ERR_ONE(id, status, code, type, message) +1
 
-    [E_PARAM_REQUIRED] = {E_PARAM_REQUIRED, 400, "4100", V, "Не указан обязательный параметр {field}"},
-    [E_PARAM_FORMAT] = {E_PARAM_FORMAT, 400, "4101", V, "Параметр {field} имеет неверный формат"},
-    [E_PARAM_CHECKSUM] = {E_PARAM_CHECKSUM, 400, "4102", V,
-        "Параметр {field} не прошёл проверку контрольного числа"},
-    [E_PARAM_PAIR] = {E_PARAM_PAIR, 400, "4103", V, "Параметры {field} и {field} указываются только вместе"},
-    [E_PARAM_COMBINATION] = {E_PARAM_COMBINATION, 400, "4104", V,
-        "Набор параметров не соответствует ни одному способу идентификации пациента"},
-    [E_PARAM_UNEXPECTED] = {E_PARAM_UNEXPECTED, 400, "4105", V, "Параметр {field} не поддерживается"},
-    [E_PARAM_TOO_MANY] = {E_PARAM_TOO_MANY, 400, "4106", V, "Слишком много параметров в запросе"},
-    [E_BODY_JSON] = {E_BODY_JSON, 400, "4110", V, "Тело запроса не является корректным JSON: {reason}"},
-    [E_BODY_TOO_LARGE] = {E_BODY_TOO_LARGE, 413, "4113", V, "Тело запроса слишком велико"},
-    [E_CONTENT_TYPE] = {E_CONTENT_TYPE, 415, "4115", V, "Тело запроса должно иметь тип application/json"},
-    [E_NOT_FOUND] = {E_NOT_FOUND, 404, "4140", E, "Метод не найден"},
-    [E_METHOD] = {E_METHOD, 405, "4150", E, "Метод {method} не поддерживается для этого адреса"},
-    [E_RATE_LIMITED] = {E_RATE_LIMITED, 429, "4290", E, "Слишком много запросов. Повторите попытку позже."},
-
-    [E_INTERNAL] = {E_INTERNAL, 500, "5000", E, "Внутренняя ошибка сервера"},
-    [E_STORE_UNAVAILABLE] = {E_STORE_UNAVAILABLE, 503, "5030", E,
-        "Хранилище данных временно недоступно. Повторите попытку позже."},
-    [E_OVERLOADED] = {E_OVERLOADED, 503, "5031", E, "Сервис перегружен. Повторите попытку позже."},
-    [E_SHUTTING_DOWN] = {E_SHUTTING_DOWN, 503, "5032", E, "Сервис останавливается. Повторите попытку позже."},
-};
+static const struct err_def catalogue[E__COUNT] = {ERR_CATALOGUE(ERR_ROW)};
+static const char *const names[E__COUNT] = {ERR_CATALOGUE(ERR_NAME)};
+/* Every id has exactly one row: a missing row would leave a zeroed hole,
+ * which the count catches; a repeated one trips -Woverride-init as well. */
+_Static_assert(0 ERR_CATALOGUE(ERR_ONE) == E__COUNT, "one catalogue row per enum err_id");
 
 #undef V
 #undef E
@@ -133,4 +150,71 @@ void err_body(enum err_id id, const char *const *args, int nargs, struct buf *ou
     buf_append(out, p, n);
     yajl_gen_free(g);
     buf_free(&msg);
+}
+
+/* Markdown text: the characters that would end a table cell or start
+ * emphasis, code or HTML are escaped; everything else goes out verbatim. */
+static void md_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("\\|*_`<>[]", *s))
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+void err_write_markdown(FILE *out)
+{
+    fputs("# Error catalogue\n"
+          "\n"
+          "<!-- Generated from src/errors.c by `src/mipgw --list-errors > docs/errors.md`.\n"
+          "     Do not edit: tests/check_errors fails when this file and the code differ. -->\n"
+          "\n"
+          "Every answer that is not a plain success carries the МИП standard body, the\n"
+          "HTTP status repeated in `Code`, the internal code as a string in\n"
+          "`Message_code`, and the message with its `{placeholders}` filled in order:\n"
+          "\n"
+          "```json\n"
+          "{\"Code\": 400, \"Message_code\": \"4009\", \"Message\": \"Это время уже занято. Выберите другое свободное время приема.\"}\n"
+          "```\n"
+          "\n"
+          "Internal codes follow the vendor's ranges: 2xxx notices, 4xxx client and\n"
+          "validation errors, 5xxx authorization, configuration and server errors.\n"
+          "The codes of seeds 000-002 keep the seeds' HTTP status, code, type and\n"
+          "message letter for letter (5010's stray closing quote included; 5066's N\n"
+          "is the placeholder `{N}`).\n"
+          "\n"
+          "The project's own codes: 41xx for malformed requests (a missing or\n"
+          "malformed parameter, a body that is not JSON, too large or of the wrong\n"
+          "type, an unknown path or method), 4290 for rate limiting, and 5000 and\n"
+          "5030-5032 for the service itself (an internal error, the store unreachable,\n"
+          "overload, shutdown).\n", out);
+
+    /* Codes that carry more than one message, as the seeds give them. */
+    int shared = 0;
+    for (int i = 1; i < E__COUNT; i++) {
+        int before = 0, count = 0;
+        for (int j = 1; j < E__COUNT; j++) {
+            if (strcmp(catalogue[i].code, catalogue[j].code) == 0) {
+                count++;
+                before += j < i;
+            }
+        }
+        if (count > 1 && !before) {
+            fputs(shared++ ? ", " : "\nCodes with several messages, one per situation: ", out);
+            fputs(catalogue[i].code, out);
+        }
+    }
+    if (shared)
+        fputs(".\n", out);
+
+    fputs("\n"
+          "| HTTP | Message_code | Type | Message | Name |\n"
+          "|---:|---|---|---|---|\n", out);
+    for (int i = 1; i < E__COUNT; i++) { /* E_NONE is no answer */
+        const struct err_def *d = &catalogue[i];
+        fprintf(out, "| %d | %s | %s | ", d->http_status, d->code, err_type_name(d->type));
+        md_text(out, d->message);
+        fprintf(out, " | `%s` |\n", names[i]);
+    }
 }

@@ -7,6 +7,8 @@
 #ifndef MIPGW_ERRORS_H
 #define MIPGW_ERRORS_H
 
+#include <stdio.h>
+
 #include "util.h"
 
 enum err_id {
@@ -16,6 +18,7 @@ enum err_id {
     /* seeds 000-002 */
     E_NO_MKAB_IN_LPU,         /* 400 4000 */
     E_NO_CARDS,               /* 404 4001 */
+    E_NO_EMK,                 /* 404 4001 (seed 002) */
     E_CHILDREN_LPU,           /* 400 4005 */
     E_SELF_BOOKING_BLOCKED,   /* 400 4007 */
     E_NOT_ON_DISPENSARY,      /* 400 4007 */
@@ -31,6 +34,7 @@ enum err_id {
     E_TOKEN_SIGNATURE,        /* 403 5009 */
     E_TOKEN_MISSING,          /* 403 5010 */
     E_CLIENT_APP_UNKNOWN,     /* 403 5096 */
+    E_EMK_CLOSED,             /* 403 5096 (seed 002) */
     E_CARDS_UNAVAILABLE,      /* 500 5097 */
     /* the project's own: malformed requests (41xx) */
     E_PARAM_REQUIRED,         /* 400 4100 {field} */
@@ -74,5 +78,8 @@ void err_message(enum err_id id, const char *const *args, int nargs, struct buf 
 /* The МИП standard body {"Code","Message_code","Message"} into out. */
 void err_body(enum err_id id, const char *const *args, int nargs, struct buf *out);
 const char *err_type_name(enum err_type t);
+/* The whole catalogue as Markdown, an introduction and one table row per
+ * entry: docs/errors.md is this output (mipgw --list-errors). */
+void err_write_markdown(FILE *out);
 
 #endif

@@ -1,6 +1,8 @@
 /* json.c - see json.h. */
 #include "json.h"
 
+#include "ids.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,24 @@ static bool json_depth_ok(const char *p, size_t len, int max_depth)
     return true;
 }
 
+/* yajl encodes a lone \\udc00 escape as a surrogate: check what it built. */
+static bool json_utf8_tree(yajl_val v)
+{
+    if (YAJL_IS_STRING(v))
+        return ids_utf8_valid(v->u.string, strlen(v->u.string));
+    if (YAJL_IS_ARRAY(v)) {
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (!json_utf8_tree(v->u.array.values[i]))
+                return false;
+    } else if (YAJL_IS_OBJECT(v)) {
+        for (size_t i = 0; i < v->u.object.len; i++)
+            if (!ids_utf8_valid(v->u.object.keys[i], strlen(v->u.object.keys[i])) ||
+                !json_utf8_tree(v->u.object.values[i]))
+                return false;
+    }
+    return true;
+}
+
 yajl_val json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen)
 {
     if (!json_depth_ok(data, len, max_depth)) {
@@ -40,6 +60,10 @@ yajl_val json_parse(const char *data, size_t len, int max_depth, char *err, size
     }
     if (memchr(data, '\0', len)) {
         snprintf(err, errlen, "NUL byte in body");
+        return NULL;
+    }
+    if (!ids_utf8_valid(data, len)) {
+        snprintf(err, errlen, "invalid UTF-8");
         return NULL;
     }
     char *copy = malloc(len + 1);
@@ -52,6 +76,11 @@ yajl_val json_parse(const char *data, size_t len, int max_depth, char *err, size
     char yerr[128] = "";
     yajl_val v = yajl_tree_parse(copy, yerr, sizeof(yerr));
     free(copy);
+    if (v && !json_utf8_tree(v)) {
+        yajl_tree_free(v);
+        snprintf(err, errlen, "invalid UTF-8 (a lone surrogate escape)");
+        return NULL;
+    }
     if (!v) {
         /* yajl's message spans lines; keep the first one. */
         char *nl = strchr(yerr, '\n');

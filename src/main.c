@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "errors.h"
 #include "importer.h"
 #include "log.h"
 #include "migrate.h"
@@ -32,6 +33,7 @@ static void usage(FILE *out)
             "                     MIPGW_<SECTION>_<KEY> environment variables\n"
             "      --check-config load and validate the configuration, print it, exit\n"
             "      --help-config  list every setting with its variable and default\n"
+            "      --list-errors  the error catalogue as Markdown (docs/errors.md)\n"
             "  -h, --help         this text\n"
             "  -V, --version      the version\n");
 }
@@ -111,6 +113,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 'k'},
         {"help-config", no_argument, NULL, 'H'},
+        {"list-errors", no_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
         case 'c': path = optarg; break;
         case 'k': check_only = true; break;
         case 'H': config_help(stdout); return 0;
+        case 'E': err_write_markdown(stdout); return 0;
         case 'h': usage(stdout); return 0;
         case 'V': printf("mipgw %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
