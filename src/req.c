@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "ids.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -137,31 +138,90 @@ const char *req_header(struct req *r, const char *name)
     return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
 }
 
-int req_parse_query(struct req *r)
+static int hex_digit(char c)
 {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes n bytes of a form-encoded component ('+' is a space) into the
+ * arena. NULL when an escape is broken, when it decodes to NUL (which would
+ * cut the C string short and leave the rest of the value unvalidated) or
+ * when the result is not UTF-8 (it may be echoed into a JSON message). */
+static char *query_decode(struct req *r, const char *s, size_t n)
+{
+    char *out = req_alloc(r, n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return NULL;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\0')
+            return NULL;
+        *o++ = c;
+    }
+    *o = '\0';
+    return ids_utf8_valid(out, (size_t)(o - out)) ? out : NULL;
+}
+
+enum req_query_status req_parse_query(struct req *r, const char **bad_name)
+{
+    *bad_name = NULL;
     if (r->query_parsed)
-        return 0;
+        return REQ_QUERY_OK;
+    r->query_parsed = true;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
     const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-    TAILQ_INIT(&r->query);
-    r->query_parsed = true;
     if (!q || !*q)
-        return 0;
-    /* Count before parsing: a 100,000-parameter query must cost nothing. */
-    int n = 1;
-    for (const char *p = q; *p; p++)
-        n += *p == '&';
+        return REQ_QUERY_OK;
+    /* Count before decoding: a 100,000-parameter query must cost nothing. */
+    int n = 0;
+    for (const char *p = q; *p; p++) {
+        if (*p != '&' && (p == q || p[-1] == '&'))
+            n++;
+    }
     if (n > r->w->cfg->http_max_query_params)
-        return -1;
-    return evhttp_parse_query_str(q, &r->query) == 0 ? 0 : -1;
+        return REQ_QUERY_TOO_MANY;
+    r->query = req_alloc(r, sizeof(*r->query) * (size_t)n);
+    for (const char *seg = q; *seg;) {
+        size_t len = strcspn(seg, "&");
+        if (len > 0) {
+            size_t nlen = strcspn(seg, "=&");
+            const char *name = query_decode(r, seg, nlen);
+            if (!name || !*name) {
+                *bad_name = "query";
+                return REQ_QUERY_BAD;
+            }
+            const char *value = nlen < len ? query_decode(r, seg + nlen + 1, len - nlen - 1) : "";
+            if (!value) {
+                *bad_name = name;
+                return REQ_QUERY_BAD;
+            }
+            r->query[r->nquery++] = (struct req_param){name, value};
+        }
+        seg += len;
+        if (*seg == '&')
+            seg++;
+    }
+    return REQ_QUERY_OK;
 }
 
 const char *req_query(struct req *r, const char *name)
 {
-    if (!r->query_parsed)
-        return NULL;
-    const char *v = evhttp_find_header(&r->query, name);
-    return v && *v ? v : NULL;
+    for (int i = 0; i < r->nquery; i++) {
+        if (strcmp(r->query[i].name, name) == 0)
+            return *r->query[i].value ? r->query[i].value : NULL;
+    }
+    return NULL;
 }
 
 const char *req_body(struct req *r, size_t *len)
@@ -226,8 +286,6 @@ static void req_send(struct req *r, int status, const char *msg_code, const char
         log_access(r->id, req_method(r), r->route ? r->route->name : "unmatched", status,
                    msg_code, (long)lat);
     worker_request_end(r->w);
-    if (r->query_parsed)
-        evhttp_clear_headers(&r->query);
     /* The last chunk of the list is the one inside the request itself. */
     while (r->arena && r->arena->next) {
         struct req_chunk *next = r->arena->next;

@@ -7,7 +7,6 @@
 #define MIPGW_REQ_H
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +21,19 @@ struct worker;
 struct route;
 struct req_chunk;
 
+/* One decoded query parameter. */
+struct req_param {
+    const char *name;
+    const char *value;
+};
+
+/* What req_parse_query found. */
+enum req_query_status {
+    REQ_QUERY_OK,        /* parsed; req_query() answers */
+    REQ_QUERY_TOO_MANY,  /* more parameters than http.max_query_params */
+    REQ_QUERY_BAD,       /* a name or value that does not decode, or holds a NUL */
+};
+
 struct req {
     struct evhttp_request *ev;
     struct worker *w;
@@ -31,7 +43,8 @@ struct req {
     int64_t start_us;
     char client_addr[INET6_ADDRSTRLEN];
     const char *params[REQ_MAX_PARAMS]; /* path parameters, in pattern order */
-    struct evkeyvalq query;
+    struct req_param *query;       /* decoded query parameters, arena-owned */
+    int nquery;
     bool query_parsed;
     struct req_chunk *arena;
     void *state;                   /* the handler's own, allocated from the arena */
@@ -47,10 +60,13 @@ char *req_strdup(struct req *r, const char *s);
 const char *req_header(struct req *r, const char *name);
 /* "GET", "POST", ... */
 const char *req_method(struct req *r);
-/* Parses the query string once; fails (-1) when it is malformed or has more
- * than the configured number of parameters. */
-int req_parse_query(struct req *r);
-/* A query parameter, or NULL when absent. Empty values count as absent. */
+/* Parses the query string once into r->query. Empty segments ("a=1&&b=2")
+ * are skipped and a name without '=' has an empty value, as browsers do.
+ * On REQ_QUERY_BAD *bad_name is the offending parameter's name (or "query"
+ * when the name itself is undecodable). */
+enum req_query_status req_parse_query(struct req *r, const char **bad_name);
+/* A query parameter (the first when repeated), or NULL when absent. Empty
+ * values count as absent. */
 const char *req_query(struct req *r, const char *name);
 /* The request body as a contiguous buffer (arena-owned) and its length. */
 const char *req_body(struct req *r, size_t *len);

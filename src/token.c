@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_tree.h>
 
 #define HS256_LEN 32              /* HMAC-SHA256 output */
@@ -390,7 +391,7 @@ enum token_verdict token_verify_header(const struct token_keys *keys, const char
 {
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return TOKEN_MISSING;
     const char *token = authorization + 7;
     while (*token == ' ')

@@ -356,8 +356,10 @@ START_TEST(missing_header)
     ck_assert_int_eq(verify("Bearer ", ALL, NOW), TOKEN_MISSING);
     ck_assert_int_eq(verify("Bearer      ", ALL, NOW), TOKEN_MISSING);
     ck_assert_int_eq(verify("Bearer", ALL, NOW), TOKEN_MISSING);
-    ck_assert_int_eq(verify("bearer a.b.c", ALL, NOW), TOKEN_MISSING);
-    ck_assert_int_eq(verify("BEARER a.b.c", ALL, NOW), TOKEN_MISSING);
+    /* RFC 7235 2.1: the scheme is case-insensitive, so these carry a
+     * token (a malformed one), they do not lack it. */
+    ck_assert_int_eq(verify("bearer a.b.c", ALL, NOW), TOKEN_MALFORMED);
+    ck_assert_int_eq(verify("BEARER a.b.c", ALL, NOW), TOKEN_MALFORMED);
     ck_assert_int_eq(verify("Bearer\ta.b.c", ALL, NOW), TOKEN_MISSING);
     ck_assert_int_eq(verify(" Bearer a.b.c", ALL, NOW), TOKEN_MISSING);
     ck_assert_int_eq(verify("Bearera.b.c", ALL, NOW), TOKEN_MISSING);

@@ -111,6 +111,12 @@ fail() {
 # shellcheck source=/dev/null
 . "$state/env"
 export MIPGW_PG_CONNINFO MIPGW_REDIS_HOST MIPGW_REDIS_PORT
+# Demo mode for every command: outside it the configuration demands a real
+# signing key, which migrate and import load too.
+export MIPGW_DEMO_MODE=1
+# The portals' key, so that portal-minted RPGU tokens can be tested; a test
+# value, made up here, never a default of the code.
+export MIPGW_TOKENS_PORTAL_KEY=e2e-portal-key-$RANDOM-$RANDOM-made-up-for-this-run-only
 
 echo "e2e: migrate and import the demo data"
 "$gw" migrate >>"$state/setup.log" 2>&1 || fail "mipgw migrate failed"
@@ -119,8 +125,12 @@ echo "e2e: migrate and import the demo data"
 port=$(free_port)
 url=http://127.0.0.1:$port
 echo "e2e: gateway on $url (state in $state)"
+# The rate limits are raised for this gateway: the suite issues many tokens
+# for the same few demo patients. The rate-limit tests start gateways of
+# their own with low limits.
 MIPGW_HTTP_LISTEN=127.0.0.1 MIPGW_HTTP_PORT=$port MIPGW_HTTP_WORKERS=2 \
-    MIPGW_DEMO_MODE=1 MIPGW_LOG_FILE=$state/mipgw.log \
+    MIPGW_RATELIMIT_TOKEN_PER_ADDR=1000000 MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=1000000 \
+    MIPGW_LOG_FILE=$state/mipgw.log \
     "$gw" serve >"$state/mipgw.stderr" 2>&1 </dev/null &
 gw_pid=$!
 
@@ -132,10 +142,14 @@ until curl -fsS -o /dev/null --max-time 2 "$url/ready" 2>/dev/null; do
 done
 
 echo "e2e: running tests/check_e2e"
+# Check's default of 4 s per test is short for tests that restart a store,
+# more so under the sanitizers; a tcase's own timeout still wins.
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-30}
 set +e
 MIPGW_TEST_URL=$url MIPGW_TEST_HOST=127.0.0.1 MIPGW_TEST_PORT=$port \
     MIPGW_TEST_PG_CONNINFO=$MIPGW_PG_CONNINFO MIPGW_TEST_REDIS_PORT=$MIPGW_REDIS_PORT \
     MIPGW_TEST_CTL="${ctl[*]}" MIPGW_TEST_GW_PID=$gw_pid MIPGW_TEST_GW_LOG=$state/mipgw.log \
+    MIPGW_TEST_BIN=$gw MIPGW_TEST_PORTAL_KEY=$MIPGW_TOKENS_PORTAL_KEY \
     "$check_e2e"
 result=$?
 set -e

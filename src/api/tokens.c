@@ -48,10 +48,9 @@ static const char *query_param(void *ctx, const char *name)
  * not silently a different identification method. */
 static const char *unknown_param(struct req *r)
 {
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &r->query, next) {
-        if (!identity_known_param(kv->key))
-            return kv->key;
+    for (int i = 0; i < r->nquery; i++) {
+        if (!identity_known_param(r->query[i].name))
+            return r->query[i].name;
     }
     return NULL;
 }
@@ -297,8 +296,15 @@ static void issue_token(struct req *r, enum token_type type)
         issue_fail(r, E_CLIENT_APP_UNKNOWN);
         return;
     }
-    if (req_parse_query(r) != 0) {
+    const char *bad_param;
+    switch (req_parse_query(r, &bad_param)) {
+    case REQ_QUERY_OK:
+        break;
+    case REQ_QUERY_TOO_MANY:
         issue_fail(r, E_PARAM_TOO_MANY);
+        return;
+    case REQ_QUERY_BAD:
+        req_fail1(r, E_PARAM_FORMAT, bad_param);
         return;
     }
     const char *bad = unknown_param(r);
