@@ -145,7 +145,14 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bare: 127.0.0.1:%d: %s\n", port, strerror(errno));
             return 1;
         }
-        w->base = event_base_new();
+        /* The same loop set-up as the gateway's, so the ratio compares
+         * the work per request and not the epoll flags. */
+        struct event_config *ecfg = event_config_new();
+        if (ecfg) {
+            event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+            w->base = event_base_new_with_config(ecfg);
+            event_config_free(ecfg);
+        }
         w->http = w->base ? evhttp_new(w->base) : NULL;
         if (!w->http) {
             fprintf(stderr, "bare: out of memory\n");
