@@ -114,7 +114,7 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 max_connections = 200
-shared_buffers = 256MB
+shared_buffers = ${STORES_PG_SHARED_BUFFERS:-256MB}
 fsync = on
 EOF
     [[ $(id -u) -ne 0 ]] || chown postgres: "$data/mipgw-local.conf"
