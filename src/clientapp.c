@@ -9,7 +9,7 @@
 #include "util.h"
 #include "worker.h"
 
-#define CLIENTAPP_RETRY_MS 1000
+#define CLIENTAPP_RETRY_MS 200  /* until the first load; readiness waits for it */
 
 static void clientapp_arm(struct clientapp_cache *c, int ms)
 {

@@ -24,13 +24,17 @@
  * it reports, and only then look at exp. No static mutable state. */
 #include "token.h"
 
+#include "ids.h"
 #include "util.h"
 
 #include <jwt.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,12 +109,190 @@ static bool key_usable(const unsigned char *key, size_t len)
 
 /* ---- signing ---------------------------------------------------------- */
 
+/* The header every token of ours carries, {"alg":"HS256","typ":"JWT"},
+ * base64url-encoded: it never changes, so it is written once. */
+static const char JWT_HEADER_B64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/* HMAC-SHA256 with a context per thread and key. OpenSSL 3's one-shot HMAC()
+ * looks the algorithm up, under a lock, on every call; a context that keeps
+ * its key is re-armed for the next message instead. The key is compared by
+ * content, so a caller's key buffer may change between calls. */
+#define MAC_SLOTS 2  /* the gateway's own key and the portals' */
+
+struct mac_slot {
+    unsigned char *key;  /* a copy, cleansed when the slot goes */
+    size_t key_len;
+    EVP_MAC_CTX *ctx;
+};
+
+static EVP_MAC *mac_alg;
+static pthread_key_t mac_tls;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+
+static void mac_slot_clear(struct mac_slot *s)
+{
+    EVP_MAC_CTX_free(s->ctx);
+    if (s->key != NULL) {
+        OPENSSL_cleanse(s->key, s->key_len);
+        free(s->key);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+/* Runs at the exit of each thread that signed or verified. */
+static void mac_tls_free(void *p)
+{
+    struct mac_slot *slots = p;
+    for (int i = 0; i < MAC_SLOTS; i++)
+        mac_slot_clear(&slots[i]);
+    free(slots);
+}
+
+static void mac_init_once(void)
+{
+    mac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (pthread_key_create(&mac_tls, mac_tls_free) != 0)
+        abort();
+}
+
+static EVP_MAC_CTX *mac_ctx_for(const unsigned char *key, size_t key_len)
+{
+    pthread_once(&mac_once, mac_init_once);
+    if (mac_alg == NULL)
+        return NULL;
+    struct mac_slot *slots = pthread_getspecific(mac_tls);
+    if (slots == NULL) {
+        slots = calloc(MAC_SLOTS, sizeof(*slots));
+        if (slots == NULL || pthread_setspecific(mac_tls, slots) != 0) {
+            free(slots);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < MAC_SLOTS; i++) {
+        struct mac_slot *s = &slots[i];
+        if (s->ctx != NULL && s->key_len == key_len && CRYPTO_memcmp(s->key, key, key_len) == 0)
+            return EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1 ? s->ctx : NULL;
+    }
+    /* A new key: it takes the last slot, the oldest moving up. */
+    mac_slot_clear(&slots[MAC_SLOTS - 1]);
+    memmove(&slots[1], &slots[0], sizeof(*slots) * (MAC_SLOTS - 1));
+    struct mac_slot *s = &slots[0];
+    memset(s, 0, sizeof(*s));
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    s->ctx = EVP_MAC_CTX_new(mac_alg);
+    s->key = malloc(key_len);
+    if (s->ctx == NULL || s->key == NULL || EVP_MAC_init(s->ctx, key, key_len, params) != 1) {
+        mac_slot_clear(s);
+        return NULL;
+    }
+    memcpy(s->key, key, key_len);
+    s->key_len = key_len;
+    return s->ctx;
+}
+
+static bool hs256(const unsigned char *key, size_t key_len, const void *data, size_t len,
+                  unsigned char out[HS256_LEN])
+{
+    EVP_MAC_CTX *ctx = mac_ctx_for(key, key_len);
+    size_t n = 0;
+    return ctx != NULL && EVP_MAC_update(ctx, data, len) == 1 &&
+           EVP_MAC_final(ctx, out, &n, HS256_LEN) == 1 && n == HS256_LEN;
+}
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Unpadded base64url of n bytes into out (room for n / 3 * 4 + 4); returns
+ * the length written. */
+static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = B64URL[v >> 18];
+        *o++ = B64URL[(v >> 12) & 63];
+        *o++ = B64URL[(v >> 6) & 63];
+        *o++ = B64URL[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        *o++ = B64URL[v >> 18];
+        *o++ = B64URL[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        *o++ = B64URL[v >> 18];
+        *o++ = B64URL[(v >> 12) & 63];
+        *o++ = B64URL[(v >> 6) & 63];
+    }
+    return (size_t)(o - out);
+}
+
+/* A JSON string as jansson writes it (libjwt's encoder, which the tests
+ * compare against): '"' and '\\' escaped, control characters as \b \f \n
+ * \r \t or \u00XX, everything else as is. False for invalid UTF-8. */
+static bool json_put_str(char **o, const char *s)
+{
+    if (!ids_utf8_valid(s, strlen(s)))
+        return false;
+    char *p = *o;
+    *p++ = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '"': *p++ = '\\'; *p++ = '"'; break;
+        case '\\': *p++ = '\\'; *p++ = '\\'; break;
+        case '\b': *p++ = '\\'; *p++ = 'b'; break;
+        case '\f': *p++ = '\\'; *p++ = 'f'; break;
+        case '\n': *p++ = '\\'; *p++ = 'n'; break;
+        case '\r': *p++ = '\\'; *p++ = 'r'; break;
+        case '\t': *p++ = '\\'; *p++ = 't'; break;
+        default:
+            if (c < 0x20) {
+                p += sprintf(p, "\\u%04X", c);
+            } else {
+                *p++ = (char)c;
+            }
+        }
+    }
+    *p++ = '"';
+    *o = p;
+    return true;
+}
+
 /* A NUL inside the array, i.e. a C string that fits. */
 static bool fits(const char *s, size_t cap)
 {
     return memchr(s, '\0', cap) != NULL;
 }
 
+/* Decimal digits of a non-negative value below 10^19. */
+static char *put_uint(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_lit(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The payload is written directly, in the shape libjwt 1.10 gives it
+ * (jansson with sorted keys, compact): the tests check that libjwt decodes
+ * and verifies every token signed here, and that its own encoding of the
+ * same claims is byte for byte the same. libjwt's encoder builds a jansson
+ * tree and prints it through vsnprintf, which cost a quarter of the token
+ * endpoint's CPU. */
 char *token_sign(const struct token_keys *keys, const struct token_claims *c)
 {
     if (keys == NULL || c == NULL || !key_usable(keys->own, keys->own_len))
@@ -120,42 +302,57 @@ char *token_sign(const struct token_keys *keys, const struct token_claims *c)
         !fits(c->person_guid, sizeof(c->person_guid)) || !is_guid(c->person_guid) ||
         !fits(c->auth_source, sizeof(c->auth_source)) || !fits(c->login, sizeof(c->login)))
         return NULL;
-    if (c->iat < 0 || c->iat > SIGN_TIME_MAX || c->exp < 0 || c->exp > SIGN_TIME_MAX ||
-        (int64_t)(long)c->iat != c->iat || (int64_t)(long)c->exp != c->exp)
+    if (c->iat < 0 || c->iat > SIGN_TIME_MAX || c->exp < 0 || c->exp > SIGN_TIME_MAX)
         return NULL;
 
     char begin[32], end[32];
     util_format_time(c->iat, begin);
     util_format_time(c->exp, end);
-    /* person_guid is checked to be hex and dashes: nothing to escape. */
-    char payload[96];
-    int n = snprintf(payload, sizeof(payload), "{\"Payload\":{\"PersonGuid\":[\"%s\"]}}", c->person_guid);
-    if (n < 0 || (size_t)n >= sizeof(payload))
-        return NULL;
 
-    jwt_t *jwt = NULL;
-    char *out = NULL;
-    if (jwt_new(&jwt) != 0)
+    /* Fixed text, two times, two GUIDs and two short strings that escape to
+     * at most six bytes each: 1,024 bytes are plenty. */
+    char payload[1024];
+    char *p = payload;
+    p = put_lit(p, "{\"Payload\":{\"PersonGuid\":[\"");
+    p = put_lit(p, c->person_guid);  /* hex and dashes: nothing to escape */
+    p = put_lit(p, "\"]},\"TokenBeginLifeTime\":\"");
+    p = put_lit(p, begin);
+    p = put_lit(p, "\",\"TokenEndLifeTime\":\"");
+    p = put_lit(p, end);
+    p = put_lit(p, "\",\"authSource\":");
+    if (!json_put_str(&p, c->auth_source))
         return NULL;
-    /* The JSON grants go first: jwt_add_grants_json() overwrites. The string
-     * grants are escaped by jansson, which also refuses invalid UTF-8. */
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, keys->own, (int)keys->own_len) == 0 &&
-        jwt_add_grants_json(jwt, payload) == 0 &&
-        jwt_add_grant(jwt, "TokenBeginLifeTime", begin) == 0 &&
-        jwt_add_grant(jwt, "TokenEndLifeTime", end) == 0 &&
-        jwt_add_grant(jwt, "login", c->login) == 0 &&
-        jwt_add_grant(jwt, "authSource", c->auth_source) == 0 &&
-        jwt_add_grant_bool(jwt, "privilege", 0) == 0 &&
-        jwt_add_grant(jwt, "tokenType", type) == 0 &&
-        jwt_add_grant(jwt, "iss", TOKEN_ISSUER) == 0 &&
-        jwt_add_grant_int(jwt, "iat", (long)c->iat) == 0 &&
-        jwt_add_grant_int(jwt, "exp", (long)c->exp) == 0 &&
-        jwt_add_grant(jwt, "jti", c->jti) == 0)
-        /* libjwt adds "typ":"JWT" to the header. In 1.10 the string comes
-         * from plain malloc/realloc (there is no jwt_free_str() before
-         * 1.12), so it is handed to the caller as is, to free(). */
-        out = jwt_encode_str(jwt);
-    jwt_free(jwt); /* scrubs the key copy */
+    p = put_lit(p, ",\"exp\":");
+    p = put_uint(p, (uint64_t)c->exp);
+    p = put_lit(p, ",\"iat\":");
+    p = put_uint(p, (uint64_t)c->iat);
+    p = put_lit(p, ",\"iss\":\"" TOKEN_ISSUER "\",\"jti\":\"");
+    p = put_lit(p, c->jti);
+    p = put_lit(p, "\",\"login\":");
+    if (!json_put_str(&p, c->login))
+        return NULL;
+    p = put_lit(p, ",\"privilege\":false,\"tokenType\":\"");
+    p = put_lit(p, type);
+    p = put_lit(p, "\"}");
+    size_t plen = (size_t)(p - payload);
+
+    size_t hlen = sizeof(JWT_HEADER_B64) - 1;
+    char *out = malloc(hlen + 1 + plen / 3 * 4 + 4 + 1 + 44 + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, JWT_HEADER_B64, hlen);
+    char *o = out + hlen;
+    *o++ = '.';
+    o += b64url_encode((const unsigned char *)payload, plen, o);
+    unsigned char mac[HS256_LEN];
+    if (!hs256(keys->own, keys->own_len, out, (size_t)(o - out), mac)) {
+        free(out);
+        return NULL;
+    }
+    *o++ = '.';
+    o += b64url_encode(mac, sizeof(mac), o);
+    *o = '\0';
+    OPENSSL_cleanse(mac, sizeof(mac));
     return out;
 }
 
@@ -357,11 +554,9 @@ static bool claims_ok(yajl_val p, bool ours, unsigned accept, int64_t now, struc
 static bool signature_ok(const char *token, size_t signed_len, const char *sig, size_t sig_len,
                          const unsigned char *key, size_t key_len)
 {
-    unsigned char want[EVP_MAX_MD_SIZE], got[SEG_BUF];
-    unsigned int want_len = 0;
+    unsigned char want[HS256_LEN], got[SEG_BUF];
     size_t got_len = 0;
-    if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)token, signed_len, want,
-             &want_len) == NULL || want_len != HS256_LEN)
+    if (!hs256(key, key_len, token, signed_len, want))
         return false;
     bool ok = b64url_decode(sig, sig_len, got, sizeof(got), &got_len) && got_len == HS256_LEN &&
               CRYPTO_memcmp(want, got, HS256_LEN) == 0;

@@ -14,7 +14,10 @@
 #include <time.h>
 #include <yajl/yajl_tree.h>
 
+#include <jwt.h>
+
 #include "token.h"
+#include "util.h"
 
 /* 2018-08-14T08:19:35Z, 11:19:35 in Moscow. */
 #define NOW INT64_C(1534234775)
@@ -180,6 +183,87 @@ static enum token_verdict verify(const char *authz, unsigned accept, int64_t now
     struct token_claims out;
     return token_verify_header(&k, authz, accept, now, &out);
 }
+
+/* ---- the signer against libjwt ---- */
+
+/* The same claims as libjwt 1.10 would encode them: what token_sign()
+ * wrote before it wrote the payload itself. */
+static char *libjwt_sign(const struct token_keys *k, const struct token_claims *c)
+{
+    char begin[32], end[32];
+    util_format_time(c->iat, begin);
+    util_format_time(c->exp, end);
+    char *payload = xasprintf("{\"Payload\":{\"PersonGuid\":[\"%s\"]}}", c->person_guid);
+    jwt_t *jwt = NULL;
+    ck_assert_int_eq(jwt_new(&jwt), 0);
+    ck_assert_int_eq(jwt_set_alg(jwt, JWT_ALG_HS256, k->own, (int)k->own_len), 0);
+    ck_assert_int_eq(jwt_add_grants_json(jwt, payload), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "TokenBeginLifeTime", begin), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "TokenEndLifeTime", end), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "login", c->login), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "authSource", c->auth_source), 0);
+    ck_assert_int_eq(jwt_add_grant_bool(jwt, "privilege", 0), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "tokenType", token_type_name(c->type)), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "iss", TOKEN_ISSUER), 0);
+    ck_assert_int_eq(jwt_add_grant_int(jwt, "iat", (long)c->iat), 0);
+    ck_assert_int_eq(jwt_add_grant_int(jwt, "exp", (long)c->exp), 0);
+    ck_assert_int_eq(jwt_add_grant(jwt, "jti", c->jti), 0);
+    char *out = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    free(payload);
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+/* Byte for byte what libjwt writes, and libjwt verifies it with the key,
+ * for plain and awkward strings (escapes, control characters, Cyrillic). */
+START_TEST(sign_same_as_libjwt)
+{
+    static const char *const texts[] = {"Internet", "", "a\"b\\c", "tab\there\nnl\r\b\f",
+                                        "\x01\x1f\x7f", "Инфомат", "/slash/", "€ and 𝄞"};
+    struct token_keys k = keys_both();
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        for (int type = 0; type < 2; type++) {
+            struct token_claims c = seed(type ? TOKEN_RPGU : TOKEN_COD);
+            strcpy(c.auth_source, texts[i]);
+            strcpy(c.login, texts[(i + 3) % (sizeof(texts) / sizeof(texts[0]))]);
+            c.iat = NOW + (int64_t)i * 7919;
+            c.exp = c.iat + 600;
+            char *ours = token_sign(&k, &c);
+            char *theirs = libjwt_sign(&k, &c);
+            ck_assert_ptr_nonnull(ours);
+            ck_assert_msg(strcmp(ours, theirs) == 0, "text %zu: ours %s, libjwt %s", i, ours, theirs);
+            jwt_t *jwt = NULL;
+            ck_assert_int_eq(jwt_decode(&jwt, ours, k.own, (int)k.own_len), 0);
+            ck_assert_int_eq(jwt_get_alg(jwt), JWT_ALG_HS256);
+            ck_assert_str_eq(jwt_get_grant(jwt, "jti"), GUID_J);
+            jwt_free(jwt);
+            free(ours);
+            free(theirs);
+        }
+    }
+}
+END_TEST
+
+/* The HMAC contexts are kept per thread and key: keys taking turns, more
+ * keys than slots, and a key buffer rewritten in place must each sign with
+ * the key of the moment. */
+START_TEST(sign_key_changes)
+{
+    char key[40];
+    struct token_keys k = {.own = (const unsigned char *)key, .own_len = 32};
+    struct token_claims c = seed(TOKEN_COD);
+    for (int round = 0; round < 12; round++) {
+        /* 0,1,2 repeat: three keys through two slots; the buffer is reused. */
+        snprintf(key, sizeof(key), "key-number-%d-0123456789abcdefghij", round % 3);
+        char *ours = token_sign(&k, &c);
+        char *theirs = libjwt_sign(&k, &c);
+        ck_assert_msg(ours && strcmp(ours, theirs) == 0, "round %d", round);
+        free(ours);
+        free(theirs);
+    }
+}
+END_TEST
 
 /* ---- signing and round trips ---- */
 
@@ -1115,6 +1199,8 @@ static Suite *token_suite(void)
     tcase_add_test(tc, round_trip_cod);
     tcase_add_test(tc, round_trip_rpgu);
     tcase_add_test(tc, sign_payload_mirrors_seed);
+    tcase_add_test(tc, sign_same_as_libjwt);
+    tcase_add_test(tc, sign_key_changes);
     tcase_add_test(tc, sign_escapes_strings);
     tcase_add_test(tc, sign_refuses_bad_input);
     tcase_add_test(tc, type_names);
