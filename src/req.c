@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "ids.h"
+#include "json.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -303,6 +304,15 @@ void req_reply_json(struct req *r, int status, const char *msg_code, const char 
 void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len)
 {
     req_send(r, status, NULL, content_type, body, len);
+}
+
+void req_reply_gen(struct req *r, int status, yajl_gen g)
+{
+    struct buf body;
+    buf_init(&body);
+    json_gen_finish(g, &body);
+    req_reply_json(r, status, NULL, body.data, body.len);
+    buf_free(&body);
 }
 
 void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs)

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <yajl/yajl_gen.h>
 
 #include "errors.h"
 #include "util.h"
@@ -73,6 +74,9 @@ const char *req_body(struct req *r, size_t *len);
 
 /* Answers with a JSON body. msg_code goes to the access log ("-" if NULL). */
 void req_reply_json(struct req *r, int status, const char *msg_code, const char *body, size_t len);
+/* Answers with the JSON a yajl generator wrote (see json.h), and frees
+ * the generator. */
+void req_reply_gen(struct req *r, int status, yajl_gen g);
 /* Answers with the catalogue's entry and the МИП standard body. Args fill
  * the message's placeholders in order. */
 void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs);

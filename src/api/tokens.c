@@ -266,11 +266,7 @@ static void issue_sign_and_reply(struct req *r)
     json_gen_kv_str(g, "tokenEndLifeTime", end);
     yajl_gen_map_close(g);
     free(token);
-    struct buf body;
-    buf_init(&body);
-    json_gen_finish(g, &body);
-    req_reply_json(r, 200, NULL, body.data, body.len);
-    buf_free(&body);
+    req_reply_gen(r, 200, g);
 }
 
 /* --- parse: the first step --- */
@@ -364,11 +360,7 @@ static void session_reply(struct req *r, const struct auth_session *s)
     }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    struct buf body;
-    buf_init(&body);
-    json_gen_finish(g, &body);
-    req_reply_json(r, 200, NULL, body.data, body.len);
-    buf_free(&body);
+    req_reply_gen(r, 200, g);
 }
 
 void api_token_session(struct req *r)
