@@ -167,7 +167,10 @@ static void pg_conn_reset(struct pg_conn *c, const char *why)
     bool was_up = c->state == PGC_IDLE || c->state == PGC_BUSY;
     if (was_up) {
         p->up--;
-        log_warn("pg: connection %d lost (%s); reconnecting", c->idx, why);
+        if (p->closing)
+            log_debug("pg: connection %d closed", c->idx);
+        else
+            log_warn("pg: connection %d lost (%s); reconnecting", c->idx, why);
     } else {
         log_debug("pg: connection %d not established (%s)", c->idx, why);
     }
