@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -103,6 +104,19 @@ static int connect_to(int port, int *err)
     return fd;
 }
 
+/* After a failed recv or send: true to try again (EINTR), else records on r
+ * whether the socket timed out or failed, and gives false. */
+static bool io_retry(struct http_resp *r)
+{
+    if (errno == EINTR)
+        return true;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        r->timed_out = true;
+    else
+        r->error = errno;
+    return false;
+}
+
 /* Reads more bytes into b. Returns the count, 0 at EOF, -1 on error (with
  * r->timed_out or r->error set). */
 static ssize_t read_more(int fd, struct rbuf *b, struct http_resp *r)
@@ -120,12 +134,8 @@ static ssize_t read_more(int fd, struct rbuf *b, struct http_resp *r)
         }
         if (n == 0)
             return 0;
-        if (errno == EINTR)
+        if (io_retry(r))
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            r->timed_out = true;
-        else
-            r->error = errno;
         return -1;
     }
 }
@@ -245,12 +255,8 @@ static struct http_resp *exchange(int port, const void *bytes, size_t len, bool 
     while (left > 0) {
         ssize_t n = send(fd, p, left, MSG_NOSIGNAL);
         if (n < 0) {
-            if (errno == EINTR)
+            if (io_retry(r))
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                r->timed_out = true;
-            else
-                r->error = errno;
             break;
         }
         p += n;

@@ -55,11 +55,6 @@ static const char *unknown_param(struct req *r)
     return NULL;
 }
 
-static void issue_fail(struct req *r, enum err_id e)
-{
-    req_fail(r, e);
-}
-
 /* --- step: Redis, one round trip ---
  *
  * The hot path of a portal is a patient asking again: one script counts
@@ -110,7 +105,7 @@ static void issue_on_script(const redisReply *reply, enum store_status st, void 
         return;
     }
     if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1) {
-        issue_fail(r, E_RATE_LIMITED);
+        req_fail(r, E_RATE_LIMITED);
         return;
     }
     const redisReply *v = reply->element[1];
@@ -221,7 +216,7 @@ static void issue_on_pg(PGresult *res, enum store_status st, void *arg)
     struct req *r = arg;
     struct issue *is = r->state;
     if (st != STORE_OK) {
-        issue_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
         return;
     }
     identity_match(&is->q, res, &is->found);
@@ -233,7 +228,7 @@ static void issue_pg(struct req *r)
     struct issue *is = r->state;
     enum store_status st = pg_query(r->w->pg, is->q.stmt, is->q.values, issue_on_pg, r);
     if (st != STORE_OK)
-        issue_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
 }
 
 /* --- reply --- */
@@ -242,7 +237,7 @@ static void issue_sign_and_reply(struct req *r)
 {
     struct issue *is = r->state;
     if (!is->found.found || !is->found.cards[0]) {
-        issue_fail(r, E_NO_CARDS);
+        req_fail(r, E_NO_CARDS);
         return;
     }
     struct token_claims *c = &is->claims;
@@ -253,7 +248,7 @@ static void issue_sign_and_reply(struct req *r)
     c->exp = c->iat + issue_ttl(r, is);
     char *token = token_sign(&r->w->keys, c);
     if (!token) {
-        issue_fail(r, E_INTERNAL);
+        req_fail(r, E_INTERNAL);
         return;
     }
     char begin[32], end[32];
@@ -284,12 +279,12 @@ static void issue_token(struct req *r, enum token_type type)
         return;
     }
     if (!r->w->apps.loaded) {
-        issue_fail(r, E_CARDS_UNAVAILABLE);
+        req_fail(r, E_CARDS_UNAVAILABLE);
         return;
     }
     is->app = clientapp_find(&r->w->apps, app ? guid : NULL);
     if (!is->app) {
-        issue_fail(r, E_CLIENT_APP_UNKNOWN);
+        req_fail(r, E_CLIENT_APP_UNKNOWN);
         return;
     }
     const char *bad_param;
@@ -297,7 +292,7 @@ static void issue_token(struct req *r, enum token_type type)
     case REQ_QUERY_OK:
         break;
     case REQ_QUERY_TOO_MANY:
-        issue_fail(r, E_PARAM_TOO_MANY);
+        req_fail(r, E_PARAM_TOO_MANY);
         return;
     case REQ_QUERY_BAD:
         req_fail1(r, E_PARAM_FORMAT, bad_param);
