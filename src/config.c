@@ -158,6 +158,27 @@ static const struct setting settings[] = {
     S_INT("ratelimit", "token_per_identity", ratelimit_token_per_identity, "20", 0, RATE_MAX,
           "token requests per identity (hash of the looked-up data) per window; 0 = off"),
 
+    /* [mis] */
+    S_INT("mis", "auth_cache_ttl_s", mis_auth_cache_ttl_s, "30", 0, 3600,
+          "a verified Basic credential is remembered this long, in seconds, so that a busy MIS "
+          "does not pay a password hash per request; disabling a login takes effect within it; 0 = off"),
+    S_INT("mis", "hash_t_cost", mis_hash_t_cost, "2", 1, 16,
+          "argon2id passes for new password hashes"),
+    S_INT("mis", "hash_m_cost_kib", mis_hash_m_cost_kib, "19456", 1024, 1048576,
+          "argon2id memory for new password hashes, in KiB (19456: OWASP's minimum)"),
+    S_INT("mis", "hash_threads", mis_hash_threads, "2", 1, 16,
+          "threads that verify MIS passwords, so that no event loop blocks on a hash"),
+    S_INT("mis", "hash_queue_max", mis_hash_queue_max, "64", 1, 10000,
+          "password verifications waiting for a thread; more are refused with 503"),
+    S_INT("mis", "max_batch_items", mis_max_batch_items, "1000", 1, 100000,
+          "items in one upload request; more are refused with 413"),
+
+    /* [schedule] */
+    S_INT("schedule", "horizon_days", schedule_horizon_days, "21", 1, 366,
+          "how many days ahead, today included, cells are shown and may be booked"),
+    S_INT("schedule", "cache_ttl_ms", schedule_cache_ttl_ms, "1000", 0, 60000,
+          "a resource's cells are served from the worker's memory this long, in ms; 0 = off"),
+
     /* [log] */
     S_STR("log", "file", T_STRING, log_file, "", NULL,
           "log file; empty: standard error"),

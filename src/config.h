@@ -60,6 +60,18 @@ struct config {
     int ratelimit_token_per_addr;  /* token requests per client address per window; 0 = off */
     int ratelimit_token_per_identity; /* per identity (hash of the looked-up data) */
 
+    /* [mis] hospitals' systems: logins and uploads */
+    int mis_auth_cache_ttl_s;      /* a verified Basic credential is remembered this long */
+    int mis_hash_t_cost;           /* argon2id passes */
+    int mis_hash_m_cost_kib;       /* argon2id memory, KiB */
+    int mis_hash_threads;          /* threads that verify passwords off the event loops */
+    int mis_hash_queue_max;        /* verifications waiting for a thread; more get 503 */
+    int mis_max_batch_items;       /* items in one upload request */
+
+    /* [schedule] */
+    int schedule_horizon_days;     /* how far ahead cells are shown and booked */
+    int schedule_cache_ttl_ms;     /* a resource's cells are served from memory this long */
+
     /* [log] */
     char log_file[512];            /* empty: standard error */
     char log_level[16];

@@ -71,6 +71,13 @@
     X(E_NOT_FOUND, 404, "4140", E, "Метод не найден") \
     X(E_METHOD, 405, "4150", E, "Метод {method} не поддерживается для этого адреса") \
     X(E_RATE_LIMITED, 429, "4290", E, "Слишком много запросов. Повторите попытку позже.") \
+    X(E_DATE_ORDER, 400, "4107", V, "Параметр {field} не может быть раньше параметра {field}") \
+    X(E_BATCH_TOO_LARGE, 413, "4114", V, "В одном запросе не более {max} элементов") \
+    X(E_MIS_UNAUTHORIZED, 401, "4120", E, "Неверный логин или пароль") \
+    X(E_MIS_FORBIDDEN_LPU, 403, "4121", E, \
+      "Учётной записи {login} не разрешено передавать данные ЛПУ {lpu}") \
+    X(E_LPU_NOT_FOUND, 404, "4141", E, "ЛПУ {lpu} не найдено") \
+    X(E_RESOURCE_NOT_FOUND, 404, "4142", E, "Ресурс {resource} не найден в ЛПУ {lpu}") \
     \
     X(E_INTERNAL, 500, "5000", E, "Внутренняя ошибка сервера") \
     X(E_STORE_UNAVAILABLE, 503, "5030", E, \
@@ -184,11 +191,12 @@ void err_write_markdown(FILE *out)
           "message letter for letter (5010's stray closing quote included; 5066's N\n"
           "is the placeholder `{N}`).\n"
           "\n"
-          "The project's own codes: 41xx for malformed requests (a missing or\n"
-          "malformed parameter, a body that is not JSON, too large or of the wrong\n"
-          "type, an unknown path or method), 4290 for rate limiting, and 5000 and\n"
-          "5030-5032 for the service itself (an internal error, the store unreachable,\n"
-          "overload, shutdown).\n", out);
+          "The project's own codes: 41xx for requests the gateway refuses (a missing\n"
+          "or malformed parameter, a body that is not JSON, too large or of the wrong\n"
+          "type, an unknown path or method, an MIS login that fails or writes for\n"
+          "an LPU it does not own, an unknown LPU or resource), 4290 for rate\n"
+          "limiting, and 5000 and 5030-5032 for the service itself (an internal\n"
+          "error, the store unreachable, overload, shutdown).\n", out);
 
     /* Codes that carry more than one message, as the seeds give them. */
     int shared = 0;

@@ -50,6 +50,12 @@ enum err_id {
     E_NOT_FOUND,              /* 404 4140 */
     E_METHOD,                 /* 405 4150 */
     E_RATE_LIMITED,           /* 429 4290 */
+    E_DATE_ORDER,             /* 400 4107 {field} {field} */
+    E_BATCH_TOO_LARGE,        /* 413 4114 {max} */
+    E_MIS_UNAUTHORIZED,       /* 401 4120 */
+    E_MIS_FORBIDDEN_LPU,      /* 403 4121 {login} {lpu} */
+    E_LPU_NOT_FOUND,          /* 404 4141 {lpu} */
+    E_RESOURCE_NOT_FOUND,     /* 404 4142 {resource} {lpu} */
     /* the project's own: the service (50xx) */
     E_INTERNAL,               /* 500 5000 */
     E_STORE_UNAVAILABLE,      /* 503 5030 */

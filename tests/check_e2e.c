@@ -35,6 +35,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "config.h"
+#include "e2e_util.h"
 #include "httpc.h"
 #include "token.h"
 #include "util.h"
@@ -109,174 +110,6 @@ extern char **environ;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers */
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    ck_assert_msg(v != NULL && *v, "%s is not set: run the suite through tests/e2e.sh", name);
-    return v;
-}
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    ck_assert_msg(n >= 0 && s, "out of memory");
-    return s;
-}
-
-/* Percent-encodes everything but RFC 3986's unreserved characters. */
-static void url_encode_into(const char *s, char **out, size_t *len, size_t *cap)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*len + 4 > *cap) {
-            *cap = *cap * 2 + 64;
-            *out = realloc(*out, *cap);
-            ck_assert_ptr_nonnull(*out);
-        }
-        unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.' || c == '~') {
-            (*out)[(*len)++] = (char)c;
-        } else {
-            (*out)[(*len)++] = '%';
-            (*out)[(*len)++] = hex[c >> 4];
-            (*out)[(*len)++] = hex[c & 15];
-        }
-        (*out)[*len] = '\0';
-    }
-}
-
-/* base + "?" + k1=v1&k2=v2..., values percent-encoded; NULL ends the list.
- * The caller frees. */
-static char *qpath(const char *base, ...) __attribute__((sentinel));
-static char *qpath(const char *base, ...)
-{
-    size_t cap = strlen(base) + 256, len = strlen(base);
-    char *out = malloc(cap);
-    ck_assert_ptr_nonnull(out);
-    memcpy(out, base, len + 1);
-    va_list ap;
-    va_start(ap, base);
-    const char *k;
-    char sep = '?';
-    while ((k = va_arg(ap, const char *)) != NULL) {
-        const char *v = va_arg(ap, const char *);
-        /* keys are plain: they, '?', '&' and '=' go in verbatim */
-        size_t need = len + strlen(k) + 3;
-        if (need > cap) {
-            cap = need * 2;
-            out = realloc(out, cap);
-            ck_assert_ptr_nonnull(out);
-        }
-        out[len++] = sep;
-        memcpy(out + len, k, strlen(k));
-        len += strlen(k);
-        out[len++] = '=';
-        out[len] = '\0';
-        url_encode_into(v, &out, &len, &cap);
-        sep = '&';
-    }
-    va_end(ap);
-    return out;
-}
-
-/* A short, printable view of a body for assertion messages. */
-static const char *show(const struct http_resp *r)
-{
-    static char buf[600];
-    size_t n = 0;
-    for (size_t i = 0; i < r->body_len && n < sizeof(buf) - 5; i++) {
-        unsigned char c = (unsigned char)r->body[i];
-        buf[n++] = c >= 0x20 ? (char)c : '.';
-    }
-    if (r->body_len > n)
-        buf[n++] = '~';
-    buf[n] = '\0';
-    return buf;
-}
-
-/* ---- JSON ---- */
-
-static yajl_val jparse_str(const char *s)
-{
-    char err[256];
-    return yajl_tree_parse(s, err, sizeof(err));
-}
-
-/* The body parsed as a JSON object; fails the test otherwise. */
-static yajl_val jbody(const struct http_resp *r, const char *what)
-{
-    ck_assert_msg(strlen(r->body) == r->body_len, "%s: body holds a NUL", what);
-    yajl_val v = jparse_str(r->body);
-    ck_assert_msg(v != NULL && YAJL_IS_OBJECT(v), "%s: body is not a JSON object: %s", what, show(r));
-    return v;
-}
-
-static yajl_val jget(yajl_val obj, const char *key)
-{
-    if (!obj || !YAJL_IS_OBJECT(obj))
-        return NULL;
-    for (size_t i = 0; i < obj->u.object.len; i++)
-        if (strcmp(obj->u.object.keys[i], key) == 0)
-            return obj->u.object.values[i];
-    return NULL;
-}
-
-static const char *jstr(yajl_val obj, const char *key)
-{
-    return YAJL_GET_STRING(jget(obj, key));
-}
-
-/* True when obj has exactly these keys (each once). */
-static bool jkeys_exactly(yajl_val obj, const char *const *keys, size_t n)
-{
-    if (!obj || !YAJL_IS_OBJECT(obj) || obj->u.object.len != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int seen = 0;
-        for (size_t j = 0; j < obj->u.object.len; j++)
-            seen += strcmp(obj->u.object.keys[j], keys[i]) == 0;
-        if (seen != 1)
-            return false;
-    }
-    return true;
-}
-
-static bool is_guid(const char *s)
-{
-    if (!s || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
-}
 
 /* ---- base64url ---- */
 
@@ -395,30 +228,6 @@ static bool parse_ts(const char *s, long long *epoch, int *offset_s)
 /* ------------------------------------------------------------------ */
 /* Assertions on answers */
 
-/* The МИП standard body, exactly {"Code","Message_code","Message"} with
- * Code the HTTP status. */
-static void assert_error_at(const struct http_resp *r, int status, const char *code, const char *msg,
-                            const char *what, int line)
-{
-    ck_assert_msg(r->status == status, "line %d: %s: status %d, want %d; body %s", line, what,
-                  r->status, status, show(r));
-    const char *ct = http_header(r, "Content-Type");
-    ck_assert_msg(ct && strncmp(ct, "application/json", 16) == 0, "line %d: %s: Content-Type %s", line,
-                  what, ct ? ct : "(none)");
-    yajl_val v = jbody(r, what);
-    static const char *const keys[] = {"Code", "Message_code", "Message"};
-    ck_assert_msg(jkeys_exactly(v, keys, 3), "line %d: %s: not the standard body: %s", line, what,
-                  show(r));
-    yajl_val c = jget(v, "Code");
-    ck_assert_msg(YAJL_IS_INTEGER(c) && YAJL_GET_INTEGER(c) == status,
-                  "line %d: %s: Code is not %d: %s", line, what, status, show(r));
-    ck_assert_msg(jstr(v, "Message_code") && strcmp(jstr(v, "Message_code"), code) == 0,
-                  "line %d: %s: Message_code want %s: %s", line, what, code, show(r));
-    ck_assert_msg(jstr(v, "Message") && strcmp(jstr(v, "Message"), msg) == 0,
-                  "line %d: %s: Message want \"%s\", got %s", line, what, msg, show(r));
-    yajl_tree_free(v);
-}
-#define assert_error(r, status, code, msg, what) assert_error_at(r, status, code, msg, what, __LINE__)
 
 /* GET path (with an optional extra header line) and check the error. */
 static void expect_error_at(const char *path, const char *header, int status, const char *code,

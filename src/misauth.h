@@ -1,0 +1,54 @@
+/* misauth.h - HTTP Basic authentication of hospitals' systems (MIS).
+ *
+ * Every MIS endpoint starts with misauth_require(). The login is read from
+ * PostgreSQL (mis_users, mis_user_lpus) and its password checked against the
+ * argon2id hash on a small pool of hashing threads, never on an event loop.
+ * A verified header is remembered per worker for mis.auth_cache_ttl_s, keyed
+ * by a SHA-256 of the header, so that a busy MIS pays the hash once per
+ * period. Failures are answered here: 401/4120 with WWW-Authenticate for a
+ * missing or wrong credential or a disabled login, 503 when PostgreSQL or
+ * the hashing threads cannot take it. The callback runs only for a login
+ * that is enabled and whose password matched. */
+#ifndef MIPGW_MISAUTH_H
+#define MIPGW_MISAUTH_H
+
+#include <stdbool.h>
+
+#include "req.h"
+
+#define MISAUTH_LOGIN_MAX 64
+#define MISAUTH_MAX_LPUS 64
+#define MISAUTH_MCOD_MAX 8
+
+/* Who is writing. Valid during the callback and for the rest of the
+ * request (arena-owned). */
+struct misauth_login {
+    char login[MISAUTH_LOGIN_MAX + 1];
+    int nmcods;
+    char mcods[MISAUTH_MAX_LPUS][MISAUTH_MCOD_MAX];  /* the LPUs it may write for */
+};
+
+typedef void (*misauth_cb)(struct req *r, const struct misauth_login *who);
+
+void misauth_require(struct req *r, misauth_cb cb);
+
+/* True when the login may write for the LPU with this МКОД. */
+bool misauth_owns(const struct misauth_login *who, const char *mcod);
+
+/* Answers 403/4121 naming the login and the LPU (its МКОД or guid). */
+void misauth_forbid(struct req *r, const struct misauth_login *who, const char *lpu);
+
+/* The process-wide hashing threads: started before the workers, stopped
+ * after them. Returns 0, or -1 with err filled. */
+int misauth_start(const struct config *cfg, char *err, size_t errlen);
+void misauth_stop(void);
+
+/* Password hashing for `mipgw user add` and the demo import: an argon2id
+ * encoded hash with a fresh salt and the configured cost, into out.
+ * Returns 0, or -1 when hashing failed. */
+int misauth_hash_password(const struct config *cfg, const char *password, char *out, size_t outlen);
+/* True when password matches an encoded argon2id hash. Blocking: never
+ * call it on an event loop. */
+bool misauth_verify_password(const char *encoded, const char *password);
+
+#endif

@@ -1,0 +1,57 @@
+/* e2e_util.h - what every end-to-end suite shares: the environment that
+ * tests/e2e.sh passes, JSON bodies, the МИП error body, and the stores the
+ * harness started. Every helper fails the running Check test on a broken
+ * precondition instead of returning an error. */
+#ifndef MIPGW_TESTS_E2E_UTIL_H
+#define MIPGW_TESTS_E2E_UTIL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+#include "httpc.h"
+
+/* A variable tests/e2e.sh sets; fails the test when it is missing. */
+const char *env(const char *name);
+double mono_ms(void);
+void sleep_ms(int ms);
+/* Allocating printf; the caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Percent-encodes s (all but RFC 3986's unreserved) onto *out. */
+void url_encode_into(const char *s, char **out, size_t *len, size_t *cap);
+/* base + "?" + k1=v1&k2=v2..., values percent-encoded; NULL ends the list.
+ * The caller frees. */
+char *qpath(const char *base, ...) __attribute__((sentinel));
+/* A short, printable view of a body for assertion messages (static buffer). */
+const char *show(const struct http_resp *r);
+
+/* JSON: parse a string; the body as an object (or fail); exact-key field
+ * access; true when obj has exactly these keys. */
+yajl_val jparse_str(const char *s);
+yajl_val jbody(const struct http_resp *r, const char *what);
+yajl_val jget(yajl_val obj, const char *key);
+const char *jstr(yajl_val obj, const char *key);
+bool jkeys_exactly(yajl_val obj, const char *const *keys, size_t n);
+/* A lowercase 8-4-4-4-12 GUID. */
+bool is_guid(const char *s);
+
+/* The МИП standard body, exactly {"Code","Message_code","Message"} with
+ * Code the HTTP status, and this code and message. */
+void assert_error_at(const struct http_resp *r, int status, const char *code, const char *msg,
+                     const char *what, int line);
+#define assert_error(r, status, code, msg, what) assert_error_at(r, status, code, msg, what, __LINE__)
+
+/* "Authorization: Basic base64(login:password)"; the caller frees. */
+char *basic_header(const char *login, const char *password);
+/* POST with Content-Type: application/json and an optional header line. */
+struct http_resp *post_json(const char *path, const char *auth_header, const char *body);
+/* Runs one statement on the test PostgreSQL (MIPGW_TEST_PG_CONNINFO) on a
+ * connection of its own; fails the test on an error. The caller PQclears. */
+PGresult *pg_exec(const char *sql, int nparams, const char *const *params);
+/* The first column of the first row, or NULL; the caller frees. */
+char *pg_value(const char *sql, int nparams, const char *const *params);
+/* A token from path (COD or RPGU) for an ЕНП and birthday; the caller frees. */
+char *cod_token(const char *path, const char *enp, const char *birthday);
+
+#endif
