@@ -13,6 +13,8 @@ enum stmt_id {
     STMT_IDENT_BY_PERSON,
     STMT_IDENT_BY_MKAB,
     STMT_IDENT_BY_PASSPORT,
+    /* POST /patients and the importer: one Patient, stored in one call */
+    STMT_PATIENT_UPLOAD,
     STMT__COUNT
 };
 
