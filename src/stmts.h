@@ -13,6 +13,8 @@ enum stmt_id {
     STMT_IDENT_BY_PERSON,
     STMT_IDENT_BY_MKAB,
     STMT_IDENT_BY_PASSPORT,
+    /* an MIS login: password_hash, is_disabled, its МКОДs "a,b" */
+    STMT_MIS_LOGIN,
     /* POST /patients and the importer: one Patient, stored in one call */
     STMT_PATIENT_UPLOAD,
     STMT__COUNT

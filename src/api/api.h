@@ -14,4 +14,7 @@ void api_cod_token(struct req *r);
 void api_rpgu_token(struct req *r);
 void api_token_session(struct req *r);
 
+/* api/mis.c: hospitals' systems, the project's own */
+void api_mis_whoami(struct req *r);
+
 #endif
