@@ -497,7 +497,7 @@ static void local_today(char out[11])
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
-    snprintf(out, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
 void patient_validate(yajl_val v, const char *today, struct patient_check *c)

@@ -17,6 +17,7 @@ static const struct route routes[] = {
     {"rpgu_token", GET, "/auth/rpgu/token", api_rpgu_token},
     {"token_session", GET, "/auth/session", api_token_session},
     {"mis_whoami", GET, "/mis/v1/whoami", api_mis_whoami},
+    {"patients_upload", POST, "/patients", api_patients_upload},
 };
 
 #define NROUTES ((int)ARRAY_LEN(routes))

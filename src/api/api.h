@@ -17,4 +17,7 @@ void api_token_session(struct req *r);
 /* api/mis.c: hospitals' systems, the project's own */
 void api_mis_whoami(struct req *r);
 
+/* api/patients.c: POST /patients, a patient's card from an MIS (seed 003) */
+void api_patients_upload(struct req *r);
+
 #endif

@@ -1,0 +1,138 @@
+/* api/patients.c - POST /patients (seed 003): a hospital's system (MIS)
+ * uploads one patient's medical card.
+ *
+ * A chain of steps over one request:
+ *   body    Content-Type, size, JSON, validation (src/patient.c) → 415/413/400;
+ *           the tree is freed here, only the arena's copy of the normalized
+ *           item goes on
+ *   auth    misauth_require: HTTP Basic                    → 401 (misauth)
+ *   owner   the login must own the card's МКОД             → 403
+ *           a card that failed validation is answered now: 200 NotValid
+ *   pg      mip_patient_upload, one round trip, atomic     → 503/500
+ *   forget  a change of the person's cards drops their cached look-ups
+ *           and token sessions (identity_forget_person)
+ *   reply   200 {MkabStatus, AttachmentStatus, PersonGuid, MkabGuid,
+ *                AttachmentGuid, ValidationMessage} */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "identity.h"
+#include "json.h"
+#include "misauth.h"
+#include "patient.h"
+#include "pg.h"
+#include "worker.h"
+
+/* One patient is a few KiB; a body far larger is not one. */
+#define PATIENTS_MAX_BODY (64 * 1024)
+
+struct upload {
+    struct patient_check check;  /* .item freed at once; item_json is the arena's copy */
+    const char *item_json;
+    const char *allowed;         /* "{mcod,...}" of the login */
+    struct patient_result res;
+};
+
+static void upload_reply(struct req *r)
+{
+    struct upload *u = r->state;
+    yajl_gen g = json_gen_new();
+    patient_result_gen(&u->res, g);
+    req_reply_gen(r, 200, g);
+}
+
+static void upload_on_forgotten(void *arg)
+{
+    upload_reply(arg);  /* Redis failing here only means the caches expire by themselves */
+}
+
+static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct upload *u = r->state;
+    if (st != STORE_OK) {
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL : E_STORE_UNAVAILABLE);
+        return;
+    }
+    if (PQntuples(res) != 1 ||
+        !patient_result_make(&u->check, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &u->res)) {
+        req_fail(r, E_INTERNAL);
+        return;
+    }
+    if (u->res.mkab == PATIENT_UPLOADED && u->res.changed && u->res.person[0]) {
+        identity_forget_person(r->w->redis, u->res.person, upload_on_forgotten, r);
+        return;
+    }
+    upload_reply(r);
+}
+
+static void upload_authorized(struct req *r, const struct misauth_login *who)
+{
+    struct upload *u = r->state;
+    if (u->check.mcod[0] && !misauth_owns(who, u->check.mcod)) {
+        misauth_forbid(r, who, u->check.mcod);
+        return;
+    }
+    if (!u->check.card_valid) {
+        patient_result_make(&u->check, NULL, 0, &u->res);
+        upload_reply(r);
+        return;
+    }
+    const char *mcods[MISAUTH_MAX_LPUS];
+    for (int i = 0; i < who->nmcods; i++)
+        mcods[i] = who->mcods[i];
+    struct buf lit;
+    buf_init(&lit);
+    patient_allowed_literal(mcods, who->nmcods, &lit);
+    u->allowed = req_strdup(r, lit.data);
+    buf_free(&lit);
+    const char *values[] = {u->item_json, u->allowed};
+    enum store_status st = pg_query(r->w->pg, STMT_PATIENT_UPLOAD, values, upload_on_pg, r);
+    if (st != STORE_OK)
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+}
+
+/* application/json, with parameters (charset) or without, any case. */
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    ct += strspn(ct, " \t");
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+void api_patients_upload(struct req *r)
+{
+    struct upload *u = req_alloc(r, sizeof(*u));
+    r->state = u;
+    if (!is_json_type(req_header(r, "Content-Type"))) {
+        req_fail(r, E_CONTENT_TYPE);
+        return;
+    }
+    size_t len;
+    const char *body = req_body(r, &len);
+    if (len > PATIENTS_MAX_BODY) {
+        req_fail(r, E_BODY_TOO_LARGE);
+        return;
+    }
+    char err[160];
+    yajl_val root = json_parse(body, len, JSON_MAX_DEPTH, err, sizeof(err));
+    if (!root) {
+        req_fail1(r, E_BODY_JSON, err);
+        return;
+    }
+    if (!YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        req_fail1(r, E_BODY_JSON, "ожидается объект Patient");
+        return;
+    }
+    patient_validate(root, NULL, &u->check);
+    yajl_tree_free(root);
+    u->item_json = req_strdup(r, u->check.item.data ? u->check.item.data : "");
+    patient_check_free(&u->check);
+    misauth_require(r, upload_authorized);
+}
