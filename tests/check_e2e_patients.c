@@ -1,2 +1,830 @@
+/* check_e2e_patients.c - POST /patients (seed 003) end to end, over HTTP
+ * against the gateway tests/e2e.sh started, checked in its PostgreSQL:
+ * Basic auth and LPU ownership, malformed requests, every status of the
+ * answer, person matching across LPUs, idempotent re-upload, the caches an
+ * update makes stale, and the importer's entry into the same code. Every
+ * test makes patients of its own (valid ЕНП and SNILS generated here), so
+ * tests do not depend on each other or on their order. */
 #include <check.h>
-int main(void) { return 0; }
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+#include "ids.h"
+#include "json.h"
+#include "patient.h"
+
+#define LPU_470102 "c3c977af-c3b4-4517-9d57-50a6844ec660"
+#define MSG_4120 "Неверный логин или пароль"
+
+static char *login_one, *login_all, *auth_one, *auth_all;
+static const char *const answer_keys[] = {"MkabStatus", "AttachmentStatus", "PersonGuid",
+                                          "MkabGuid", "AttachmentGuid", "ValidationMessage"};
+
+/* ---- generated identities ---- */
+
+static unsigned rnd(void)
+{
+    static unsigned seeded;
+    if (!seeded) {
+        seeded = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+        srand(seeded);
+    }
+    return (unsigned)rand();
+}
+
+/* A valid ЕНП: 15 random digits and the Luhn digit. */
+static void gen_enp(char out[17])
+{
+    out[0] = (char)('1' + rnd() % 9);
+    for (int i = 1; i < 15; i++)
+        out[i] = (char)('0' + rnd() % 10);
+    out[15] = (char)('0' + ids_luhn_digit(out, 15));
+    out[16] = '\0';
+}
+
+/* A valid SNILS "XXX-XXX-XXX YY" above the unchecked range. */
+static void gen_snils(char out[16])
+{
+    char d[10];
+    d[0] = (char)('1' + rnd() % 9);
+    for (int i = 1; i < 9; i++)
+        d[i] = (char)('0' + rnd() % 10);
+    int sum = 0;
+    for (int i = 0; i < 9; i++)
+        sum += (d[i] - '0') * (9 - i);
+    int c = sum < 100 ? sum : (sum == 100 || sum == 101) ? 0 : sum % 101 == 100 ? 0 : sum % 101;
+    snprintf(out, 16, "%.3s-%.3s-%.3s %02u", d, d + 3, d + 6, (unsigned)c % 100);
+}
+
+/* A family name nobody else in the database has: "Тест" and 6 letters. */
+static void gen_family(char *out, size_t cap)
+{
+    static const char *const letters[] = {"а", "б", "в", "г", "д", "е", "ж", "з", "к", "л",
+                                          "м", "н", "о", "п", "р", "с", "т", "у"};
+    snprintf(out, cap, "Тест");
+    for (int i = 0; i < 6; i++)
+        strncat(out, letters[rnd() % 18], cap - strlen(out) - 1);
+}
+
+struct tp {
+    char guid[40];       /* "" : no Guid */
+    char family[64];
+    char name[32];
+    char patronymic[32];
+    char birthday[11];
+    char enp[17];
+    char snils[16];      /* "" : none */
+    char mcod[8];
+    char phone[16];
+    const char *extra;   /* more fields, ",\"k\":v" */
+};
+
+static void tp_new(struct tp *p)
+{
+    memset(p, 0, sizeof(*p));
+    gen_family(p->family, sizeof(p->family));
+    snprintf(p->name, sizeof(p->name), "Иван");
+    snprintf(p->patronymic, sizeof(p->patronymic), "Петрович");
+    snprintf(p->birthday, sizeof(p->birthday), "19%02u-%02u-%02u", 30 + rnd() % 60, 1 + rnd() % 12,
+             1 + rnd() % 28);
+    gen_enp(p->enp);
+    gen_snils(p->snils);
+    snprintf(p->mcod, sizeof(p->mcod), "470102");
+    snprintf(p->phone, sizeof(p->phone), "79990000000");
+}
+
+/* The patient as an MIS sends it, keys as in the seed's example. */
+static char *tp_json(const struct tp *p)
+{
+    char guid[64] = "", snils[40] = "";
+    if (p->guid[0])
+        snprintf(guid, sizeof(guid), "\"guid\":\"%s\",", p->guid);
+    if (p->snils[0])
+        snprintf(snils, sizeof(snils), "\"snils\":\"%s\",", p->snils);
+    return xasprintf("{%s\"family\":\"%s\",\"name\":\"%s\",\"patronymic\":\"%s\",\"birthday\":\"%s\","
+                     "\"birthplace\":\"г. Орехово-Зуево\","
+                     "\"polis\":{\"type\":{\"code\":\"3\",\"name\":\"ОМС\"},\"series\":\"\",\"number\":\"%s\","
+                     "\"start\":\"2013-04-08 00:00:00.000\",\"end\":null,\"smo\":\"1024000000000\"},"
+                     "\"identityDocument\":{\"type\":{\"code\":\"14\",\"name\":\"Паспорт\"},"
+                     "\"series\":\"00 00\",\"number\":\"000000\",\"date\":\"2013-04-08\",\"issuedBy\":\"УФМС\"},"
+                     "\"mcod\":\"%s\",\"phone\":\"%s\",\"email\":\"a@a.ru\",\"gender\":\"1\",%s"
+                     "\"regAddress\":\"ул. Ленина\",\"isWorker\":true,\"bloodType\":\"1\",\"rh\":false,"
+                     "\"blackLabel\":false%s}",
+                     guid, p->family, p->name, p->patronymic, p->birthday, p->enp, p->mcod, p->phone, snils,
+                     p->extra ? p->extra : "");
+}
+
+/* ---- the answer ---- */
+
+struct ans {
+    char mkab[16], att[16];
+    char person[40], card[40], att_guid[40];
+    int nmsgs;
+    char msgs[2048];     /* joined by " | " */
+    char *body;
+};
+
+static void ans_free(struct ans *a)
+{
+    free(a->body);
+}
+
+static void copy_or_empty(char *out, size_t cap, const char *s)
+{
+    snprintf(out, cap, "%s", s ? s : "");
+}
+
+/* POSTs body as login auth; the answer must be 200 with exactly the seed's
+ * keys. */
+static struct ans post_at(const char *auth, const char *body, int line)
+{
+    struct ans a;
+    memset(&a, 0, sizeof(a));
+    struct http_resp *r = post_json("/patients", auth, body);
+    ck_assert_msg(r->status == 200, "line %d: POST /patients: %d %s", line, r->status, show(r));
+    yajl_val v = jbody(r, "POST /patients");
+    ck_assert_msg(jkeys_exactly(v, answer_keys, 6), "line %d: keys of %s", line, show(r));
+    copy_or_empty(a.mkab, sizeof(a.mkab), jstr(v, "MkabStatus"));
+    copy_or_empty(a.att, sizeof(a.att), jstr(v, "AttachmentStatus"));
+    copy_or_empty(a.person, sizeof(a.person), jstr(v, "PersonGuid"));
+    copy_or_empty(a.card, sizeof(a.card), jstr(v, "MkabGuid"));
+    copy_or_empty(a.att_guid, sizeof(a.att_guid), jstr(v, "AttachmentGuid"));
+    yajl_val m = jget(v, "ValidationMessage");
+    ck_assert_msg(YAJL_IS_ARRAY(m), "line %d: ValidationMessage is not an array", line);
+    a.nmsgs = (int)m->u.array.len;
+    for (size_t i = 0; i < m->u.array.len; i++) {
+        const char *s = YAJL_IS_STRING(m->u.array.values[i]) ? m->u.array.values[i]->u.string : "?";
+        strncat(a.msgs, s, sizeof(a.msgs) - strlen(a.msgs) - 4);
+        strncat(a.msgs, " | ", sizeof(a.msgs) - strlen(a.msgs) - 1);
+    }
+    a.body = strdup(r->body);
+    yajl_tree_free(v);
+    http_free(r);
+    return a;
+}
+#define post(auth, body) post_at(auth, body, __LINE__)
+
+static struct ans upload_at(const struct tp *p, int line)
+{
+    char *j = tp_json(p);
+    struct ans a = post_at(auth_all, j, line);
+    free(j);
+    return a;
+}
+#define upload(p) upload_at(p, __LINE__)
+
+static void assert_uploaded_at(const struct ans *a, const char *att, int line)
+{
+    ck_assert_msg(strcmp(a->mkab, "Uploaded") == 0 && strcmp(a->att, att) == 0,
+                  "line %d: want Uploaded/%s: %s", line, att, a->body);
+    ck_assert_msg(is_guid(a->person) && is_guid(a->card), "line %d: guids: %s", line, a->body);
+}
+#define assert_uploaded(a, att) assert_uploaded_at(a, att, __LINE__)
+
+static long pg_count(const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    char *v = pg_value(sql, param ? 1 : 0, params);
+    ck_assert_ptr_nonnull(v);
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+/* ---- logins of this suite ---- */
+
+static void add_user(const char *login, const char *password, const char *lpus)
+{
+    char *cmd = xasprintf("'%s' user add %s %s >/dev/null 2>&1", env("MIPGW_TEST_BIN"), login, lpus);
+    FILE *p = popen(cmd, "w");
+    if (!p) {
+        fprintf(stderr, "cannot run %s\n", cmd);
+        exit(1);
+    }
+    fprintf(p, "%s\n", password);
+    int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "%s: failed\n", cmd);
+        exit(1);
+    }
+    free(cmd);
+}
+
+/* An unchecked fixture: runs in the runner's process (so that every test's
+ * fork inherits the logins), where Check can report a failure. */
+static void logins_setup(void)
+{
+    if (login_one)
+        return;
+    login_one = xasprintf("e2e-pat-one-%d", (int)getpid());
+    login_all = xasprintf("e2e-pat-all-%d", (int)getpid());
+    add_user(login_one, "one-secret-password", "--lpu 470102");
+    /* 777777 is owned but no LPU has it: the unknown-МКОД case. */
+    add_user(login_all, "all-secret-password",
+             "--lpu 470102 --lpu 470103 --lpu 330501 --lpu 777777");
+    auth_one = basic_header(login_one, "one-secret-password");
+    auth_all = basic_header(login_all, "all-secret-password");
+}
+
+/* ---- requests refused before the model ---- */
+
+START_TEST(test_unauthorized)
+{
+    struct tp p;
+    tp_new(&p);
+    char *j = tp_json(&p);
+    struct http_resp *r = post_json("/patients", NULL, j);
+    assert_error(r, 401, "4120", MSG_4120, "no Authorization");
+    const char *www = http_header(r, "WWW-Authenticate");
+    ck_assert_msg(www && strncmp(www, "Basic realm=", 12) == 0, "WWW-Authenticate: %s", www ? www : "-");
+    http_free(r);
+    char *bad = basic_header(login_all, "not-the-password");
+    r = post_json("/patients", bad, j);
+    assert_error(r, 401, "4120", MSG_4120, "wrong password");
+    ck_assert_ptr_nonnull(http_header(r, "WWW-Authenticate"));
+    http_free(r);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE polis_key = '|' || $1", p.enp), 0);
+    free(bad);
+    free(j);
+}
+END_TEST
+
+START_TEST(test_forbidden_lpu)
+{
+    struct tp p;
+    tp_new(&p);
+    snprintf(p.mcod, sizeof(p.mcod), "330501");
+    char *j = tp_json(&p);
+    struct http_resp *r = post_json("/patients", auth_one, j);
+    char *msg = xasprintf("Учётной записи %s не разрешено передавать данные ЛПУ 330501", login_one);
+    assert_error(r, 403, "4121", msg, "mis-470102 writing for 330501");
+    http_free(r);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE polis_key = '|' || $1", p.enp), 0);
+    /* Its own LPU is fine. */
+    snprintf(p.mcod, sizeof(p.mcod), "470102");
+    free(j);
+    j = tp_json(&p);
+    struct ans a = post(auth_one, j);
+    assert_uploaded(&a, "None");
+    ans_free(&a);
+    free(msg);
+    free(j);
+}
+END_TEST
+
+START_TEST(test_content_type)
+{
+    struct tp p;
+    tp_new(&p);
+    char *j = tp_json(&p);
+    char *auth = xasprintf("Authorization: %s", auth_all + strlen("Authorization: "));
+    const char *h1[] = {auth, "Content-Type: text/plain", NULL};
+    struct http_resp *r = http_request("POST", "/patients", h1, j);
+    assert_error(r, 415, "4115", "Тело запроса должно иметь тип application/json", "text/plain");
+    http_free(r);
+    const char *h2[] = {auth, NULL};
+    r = http_request("POST", "/patients", h2, j);
+    ck_assert_msg(r->status == 415, "no Content-Type: %d", r->status);
+    http_free(r);
+    const char *h3[] = {auth, "Content-Type: Application/JSON; charset=utf-8", NULL};
+    r = http_request("POST", "/patients", h3, j);
+    ck_assert_msg(r->status == 200, "Application/JSON; charset: %d %s", r->status, show(r));
+    http_free(r);
+    free(auth);
+    free(j);
+}
+END_TEST
+
+START_TEST(test_malformed_json)
+{
+    static const char *const bodies[] = {"{\"family\":", "", "[1,2]", "\"x\"", "{\"a\":1}}",
+                                         "{\"family\":\"\xff\"}"};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct http_resp *r = post_json("/patients", auth_all, bodies[i]);
+        ck_assert_msg(r->status == 400, "body %zu: %d %s", i, r->status, show(r));
+        yajl_val v = jbody(r, "400");
+        ck_assert_str_eq(jstr(v, "Message_code"), "4110");
+        yajl_tree_free(v);
+        http_free(r);
+    }
+    /* Deeper than the limit. */
+    char deep[200] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "[");
+    struct http_resp *r = post_json("/patients", auth_all, deep);
+    ck_assert_msg(r->status == 400, "deep: %d", r->status);
+    http_free(r);
+}
+END_TEST
+
+START_TEST(test_too_large)
+{
+    struct tp p;
+    tp_new(&p);
+    size_t n = 70 * 1024;
+    char *pad = malloc(n + 32);
+    strcpy(pad, ",\"position\":\"");
+    size_t l = strlen(pad);
+    memset(pad + l, 'x', n);
+    strcpy(pad + l + n, "\"");
+    p.extra = pad;
+    char *j = tp_json(&p);
+    struct http_resp *r = post_json("/patients", auth_all, j);
+    assert_error(r, 413, "4113", "Тело запроса слишком велико", "70 KiB");
+    http_free(r);
+    free(j);
+    free(pad);
+}
+END_TEST
+
+/* ---- Uploaded ---- */
+
+START_TEST(test_new_card_and_token)
+{
+    struct tp p;
+    tp_new(&p);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    ck_assert_int_eq(a.nmsgs, 0);
+    ck_assert_str_eq(a.att_guid, "");
+    /* In PostgreSQL as sent, normalized. */
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE guid = $1::uuid AND polis_key = '|"
+                              "' || polis_number AND lpu_guid = '" LPU_470102 "' AND doc_series = '0000'",
+                              a.card), 1);
+    char *pg_person = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1,
+                               (const char *[]){a.card});
+    ck_assert_str_eq(pg_person, a.person);
+    /* The patient can now identify with the ЕНП and birthday. */
+    char *tok = cod_token("/auth/cod/token", p.enp, p.birthday);
+    char *h = xasprintf("Authorization: Bearer %s", tok);
+    struct http_resp *r = http_get("/auth/session", h, NULL);
+    ck_assert_msg(r->status == 200, "session: %d %s", r->status, show(r));
+    ck_assert_msg(strstr(r->body, a.card) && strstr(r->body, a.person), "session: %s", show(r));
+    http_free(r);
+    free(h);
+    free(tok);
+    free(pg_person);
+    ans_free(&a);
+}
+END_TEST
+
+/* A Guid that is not known creates the card with it; sent again, it
+ * updates that card. */
+START_TEST(test_guid_create_then_update)
+{
+    struct tp p;
+    tp_new(&p);
+    char g[37];
+    util_guid(g);
+    snprintf(p.guid, sizeof(p.guid), "%s", g);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    ck_assert_str_eq(a.card, g);
+    snprintf(p.phone, sizeof(p.phone), "89991112233");
+    snprintf(p.family + strlen(p.family), 8, "а");  /* a corrected family: one name may change */
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "None");
+    ck_assert_str_eq(b.card, g);
+    ck_assert_str_eq(b.person, a.person);
+    char *ph = pg_value("SELECT phone FROM medical_cards WHERE guid = $1::uuid", 1, (const char *[]){g});
+    ck_assert_str_eq(ph, "79991112233");
+    char *fam = pg_value("SELECT family FROM persons WHERE guid = $1::uuid", 1, (const char *[]){a.person});
+    ck_assert_str_eq(fam, p.family);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", a.person), 1);
+    free(ph);
+    free(fam);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+/* Another person's card under the Guid: Error, nothing changed. */
+START_TEST(test_guid_of_another_person)
+{
+    struct tp p, q;
+    tp_new(&p);
+    util_guid(p.guid);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    tp_new(&q);
+    snprintf(q.guid, sizeof(q.guid), "%s", p.guid);
+    snprintf(q.name, sizeof(q.name), "Мария");
+    struct ans b = upload(&q);
+    ck_assert_msg(strcmp(b.mkab, "Error") == 0 && strcmp(b.att, "None") == 0, "%s", b.body);
+    ck_assert_msg(strstr(b.msgs, "Guid: ") == b.msgs && b.nmsgs == 1, "%s", b.body);
+    ck_assert_str_eq(b.card, "");
+    char *who = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1,
+                         (const char *[]){p.guid});
+    ck_assert_str_eq(who, a.person);
+    /* q's SNILS was not stored anywhere. */
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = translate($1, '- ', '')", q.snils), 0);
+    free(who);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+/* Another LPU's card under the Guid: Error. */
+START_TEST(test_guid_of_another_lpu)
+{
+    struct tp p;
+    tp_new(&p);
+    util_guid(p.guid);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    snprintf(p.mcod, sizeof(p.mcod), "330501");
+    struct ans b = upload(&p);
+    ck_assert_msg(strcmp(b.mkab, "Error") == 0 && strstr(b.msgs, "Guid: "), "%s", b.body);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+/* ---- one person across LPUs ---- */
+
+START_TEST(test_same_person_by_snils)
+{
+    struct tp p;
+    tp_new(&p);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    gen_enp(p.enp);                      /* another polis */
+    snprintf(p.mcod, sizeof(p.mcod), "330501");
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "None");
+    ck_assert_str_eq(b.person, a.person);
+    ck_assert_str_ne(b.card, a.card);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", a.person), 2);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+START_TEST(test_same_person_by_enp)
+{
+    struct tp p;
+    tp_new(&p);
+    p.snils[0] = '\0';
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    snprintf(p.mcod, sizeof(p.mcod), "470103");
+    snprintf(p.family, sizeof(p.family), "%s", "Другаяфамилия");  /* married: one name changed */
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "None");
+    ck_assert_str_eq(b.person, a.person);
+    ck_assert_str_ne(b.card, a.card);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+START_TEST(test_same_person_by_names)
+{
+    struct tp p;
+    tp_new(&p);
+    p.snils[0] = '\0';
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    gen_enp(p.enp);
+    snprintf(p.mcod, sizeof(p.mcod), "330501");
+    /* Case and ё do not matter. */
+    snprintf(p.name, sizeof(p.name), "ИВАН");
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "None");
+    ck_assert_str_eq(b.person, a.person);
+    /* Another birthday is another person. */
+    snprintf(p.mcod, sizeof(p.mcod), "470103");
+    p.birthday[3] = p.birthday[3] == '0' ? '1' : '0';
+    gen_enp(p.enp);
+    struct ans c = upload(&p);
+    assert_uploaded(&c, "None");
+    ck_assert_str_ne(c.person, a.person);
+    ans_free(&a);
+    ans_free(&b);
+    ans_free(&c);
+}
+END_TEST
+
+/* An ЕНП already on another person's card: Error. */
+START_TEST(test_enp_of_another_person)
+{
+    struct tp p, q;
+    tp_new(&p);
+    p.snils[0] = '\0';
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    tp_new(&q);
+    q.snils[0] = '\0';
+    snprintf(q.enp, sizeof(q.enp), "%s", p.enp);
+    snprintf(q.name, sizeof(q.name), "Мария");
+    struct ans b = upload(&q);
+    ck_assert_msg(strcmp(b.mkab, "Error") == 0 && strstr(b.msgs, "Polis.Number: "), "%s", b.body);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+/* ---- NotValid ---- */
+
+START_TEST(test_not_valid_reasons)
+{
+    struct {
+        const char *what;
+        const char *msg;
+    } cases[] = {
+        {"snils", "Snils: не прошёл проверку контрольного числа"},
+        {"enp", "Polis.Number: ЕНП не прошёл проверку контрольного числа"},
+        {"birthday", "Birthday: дата в будущем"},
+        {"birthday-format", "Birthday: ожидается дата"},
+        {"family", "Family: не заполнено обязательное поле"},
+        {"phone", "Phone: ожидается номер"},
+        {"mcod", "Mcod: ЛПУ с МКОД 777777 не найдено"},
+        {"gender", "Gender: допустимые значения"},
+        {"blood", "BloodType: допустимые значения"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tp p;
+        tp_new(&p);
+        const char *w = cases[i].what;
+        if (strcmp(w, "snils") == 0)
+            p.snils[13] = p.snils[13] == '9' ? '0' : (char)(p.snils[13] + 1);
+        else if (strcmp(w, "enp") == 0)
+            p.enp[15] = p.enp[15] == '9' ? '0' : (char)(p.enp[15] + 1);
+        else if (strcmp(w, "birthday") == 0)
+            snprintf(p.birthday, sizeof(p.birthday), "2099-01-01");
+        else if (strcmp(w, "birthday-format") == 0)
+            snprintf(p.birthday, sizeof(p.birthday), "01.02.1990");
+        else if (strcmp(w, "family") == 0)
+            p.family[0] = '\0';
+        else if (strcmp(w, "phone") == 0)
+            snprintf(p.phone, sizeof(p.phone), "123");
+        else if (strcmp(w, "mcod") == 0)
+            snprintf(p.mcod, sizeof(p.mcod), "777777");
+        char *j = tp_json(&p);
+        if (strcmp(w, "gender") == 0) {
+            char *g = strstr(j, "\"gender\":\"1\"");
+            g[10] = '3';
+        } else if (strcmp(w, "blood") == 0) {
+            char *g = strstr(j, "\"bloodType\":\"1\"");
+            g[13] = '9';
+        }
+        struct ans a = post(auth_all, j);
+        ck_assert_msg(strcmp(a.mkab, "NotValid") == 0 && strcmp(a.att, "None") == 0, "%s: %s", w, a.body);
+        ck_assert_msg(strstr(a.msgs, cases[i].msg) == a.msgs && a.nmsgs == 1, "%s: want %s: %s", w,
+                      cases[i].msg, a.body);
+        ck_assert_msg(a.person[0] == '\0' && a.card[0] == '\0', "%s: guids: %s", w, a.body);
+        /* Nothing written. */
+        ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE polis_number = $1", p.enp), 0);
+        ans_free(&a);
+        free(j);
+    }
+}
+END_TEST
+
+START_TEST(test_not_valid_lists_every_problem)
+{
+    struct tp p;
+    tp_new(&p);
+    p.name[0] = '\0';
+    snprintf(p.phone, sizeof(p.phone), "1");
+    p.snils[13] = p.snils[13] == '9' ? '0' : (char)(p.snils[13] + 1);
+    p.extra = ",\"attachment\":{\"date\":\"2099-01-01\"}";
+    struct ans a = upload(&p);
+    ck_assert_str_eq(a.mkab, "NotValid");
+    ck_assert_str_eq(a.att, "None");   /* the card was not stored */
+    ck_assert_msg(a.nmsgs == 4 && strstr(a.msgs, "Name: ") && strstr(a.msgs, "Phone: ") &&
+                      strstr(a.msgs, "Snils: ") && strstr(a.msgs, "Attachment.Date: "),
+                  "%s", a.body);
+    ans_free(&a);
+}
+END_TEST
+
+/* Field names in any case, as the seed's table writes them. */
+START_TEST(test_pascal_case_fields)
+{
+    char enp[17];
+    gen_enp(enp);
+    char fam[64];
+    gen_family(fam, sizeof(fam));
+    char *j = xasprintf("{\"Family\":\"%s\",\"Name\":\"Олег\",\"Patronymic\":\"\",\"Birthday\":\"1980-05-05T00:00:00\","
+                        "\"Polis\":{\"Type\":{\"Code\":3},\"Number\":\"%s\"},\"Mcod\":\"470102\","
+                        "\"Phone\":\"+7 (999) 000-00-00\",\"Gender\":2,\"BloodType\":4,\"RH\":true}",
+                        fam, enp);
+    struct ans a = post(auth_all, j);
+    assert_uploaded(&a, "None");
+    char *g = pg_value("SELECT gender::text FROM persons WHERE guid = $1::uuid", 1, (const char *[]){a.person});
+    ck_assert_str_eq(g, "2");
+    free(g);
+    ans_free(&a);
+    free(j);
+}
+END_TEST
+
+/* ---- AttachmentStatus ---- */
+
+START_TEST(test_attachment_statuses)
+{
+    struct tp p;
+    tp_new(&p);
+    char ag[37];
+    util_guid(ag);
+    char *extra = xasprintf(",\"attachment\":{\"guid\":\"%s\",\"date\":\"2020-02-03\",\"type\":2,\"area\":\"7\"}", ag);
+    p.extra = extra;
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "Uploaded");
+    ck_assert_str_eq(a.att_guid, ag);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM attachments WHERE guid = $1::uuid AND attach_type = 2"
+                              " AND attach_date = '2020-02-03' AND area = '7'", ag), 1);
+
+    /* Invalid attachment: the card is stored, the attachment is not. */
+    p.extra = ",\"attachment\":{\"date\":\"2099-02-03\"}";
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "NotValid");
+    ck_assert_str_eq(b.card, a.card);
+    ck_assert_msg(strstr(b.msgs, "Attachment.Date: ") == b.msgs, "%s", b.body);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM attachments WHERE guid = $1::uuid"
+                              " AND attach_date = '2020-02-03'", ag), 1);
+
+    /* Another card's attachment guid: Error. */
+    struct tp q;
+    tp_new(&q);
+    q.extra = extra;
+    struct ans c = upload(&q);
+    assert_uploaded(&c, "Error");
+    ck_assert_msg(strstr(c.msgs, "Attachment.Guid: "), "%s", c.body);
+    ck_assert_str_eq(c.att_guid, "");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM attachments a JOIN medical_cards m ON m.guid = a.card_guid"
+                              " WHERE m.guid = $1::uuid", c.card), 0);
+
+    /* No attachment: None. */
+    p.extra = NULL;
+    struct ans d = upload(&p);
+    assert_uploaded(&d, "None");
+    ck_assert_str_eq(d.att_guid, "");
+    ans_free(&a);
+    ans_free(&b);
+    ans_free(&c);
+    ans_free(&d);
+    free(extra);
+}
+END_TEST
+
+/* ---- idempotence ---- */
+
+START_TEST(test_idempotent_reupload)
+{
+    struct tp p;
+    tp_new(&p);
+    p.extra = ",\"attachment\":{\"date\":\"2021-01-01\"}";
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "Uploaded");
+    for (int i = 0; i < 3; i++) {
+        struct ans b = upload(&p);
+        ck_assert_str_eq(b.body, a.body);
+        ans_free(&b);
+    }
+    const char *snils_digits = NULL;
+    char d[12];
+    ck_assert_int_eq(ids_snils(p.snils, d), ID_OK);
+    snils_digits = d;
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", snils_digits), 1);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", a.person), 1);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM attachments WHERE card_guid = $1::uuid", a.card), 1);
+    ans_free(&a);
+}
+END_TEST
+
+/* ---- caches an update makes stale ---- */
+
+START_TEST(test_update_drops_cached_identity)
+{
+    struct tp p;
+    tp_new(&p);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    char *t1 = cod_token("/auth/cod/token", p.enp, p.birthday);  /* caches the identity */
+    char *h1 = xasprintf("Authorization: Bearer %s", t1);
+    struct http_resp *r = http_get("/auth/session", h1, NULL);
+    ck_assert_msg(r->status == 200 && strstr(r->body, a.card), "%s", show(r));
+    http_free(r);
+
+    snprintf(p.mcod, sizeof(p.mcod), "470103");
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "None");
+    ck_assert_str_eq(b.person, a.person);
+
+    /* A new token sees both cards at once, not after the cache expires. */
+    char *t2 = cod_token("/auth/cod/token", p.enp, p.birthday);
+    char *h2 = xasprintf("Authorization: Bearer %s", t2);
+    r = http_get("/auth/session", h2, NULL);
+    ck_assert_msg(r->status == 200 && strstr(r->body, a.card) && strstr(r->body, b.card), "new token: %s",
+                  show(r));
+    http_free(r);
+    /* The old token's cached session was dropped: rebuilt, with both. */
+    r = http_get("/auth/session", h1, NULL);
+    ck_assert_msg(r->status == 200 && strstr(r->body, a.card) && strstr(r->body, b.card), "old token: %s",
+                  show(r));
+    http_free(r);
+    free(h1);
+    free(h2);
+    free(t1);
+    free(t2);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+/* ---- the importer's entry ---- */
+
+/* Every demo patient goes through patient_import (the same validation and
+ * SQL as POST /patients) and comes out Uploaded, onto the cards the demo
+ * import made: no card or person more. */
+START_TEST(test_import_entry_demo)
+{
+    const char *dir = getenv("top_srcdir");
+    char *path = xasprintf("%s/etc/demo.json", dir ? dir : ".");
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char data[1 << 20];
+    size_t n = fread(data, 1, sizeof(data), f);
+    fclose(f);
+    char err[128];
+    yajl_val root = json_parse(data, n, JSON_MAX_DEPTH, err, sizeof(err));
+    ck_assert_ptr_nonnull(root);
+    yajl_val pts = json_get(root, "patients");
+    ck_assert(YAJL_IS_ARRAY(pts));
+    long persons = pg_count("SELECT count(*) FROM persons", NULL);
+    long cards = pg_count("SELECT count(*) FROM medical_cards", NULL);
+    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    for (size_t i = 0; i < pts->u.array.len; i++) {
+        struct buf msg;
+        buf_init(&msg);
+        int st = patient_import(c, pts->u.array.values[i], NULL, 0, &msg);
+        ck_assert_msg(st == PATIENT_UPLOADED, "demo patient %zu: %d %s", i, st, msg.data ? msg.data : "");
+        buf_free(&msg);
+    }
+    /* Limited to the allowed LPUs. */
+    const char *only[] = {"470103"};
+    struct buf msg;
+    buf_init(&msg);
+    int st = patient_import(c, pts->u.array.values[0], only, 1, &msg);
+    ck_assert_int_eq(st, PATIENT_NOT_VALID);
+    ck_assert_msg(strstr(msg.data, "Mcod: "), "%s", msg.data);
+    buf_free(&msg);
+    PQfinish(c);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons", NULL), persons);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards", NULL), cards);
+    yajl_tree_free(root);
+    free(path);
+}
+END_TEST
+
+static Suite *patients_suite(void)
+{
+    Suite *s = suite_create("e2e_patients");
+    TCase *tc = tcase_create("refused");
+    tcase_set_timeout(tc, 30);
+    tcase_add_unchecked_fixture(tc, logins_setup, NULL);
+    tcase_add_test(tc, test_unauthorized);
+    tcase_add_test(tc, test_forbidden_lpu);
+    tcase_add_test(tc, test_content_type);
+    tcase_add_test(tc, test_malformed_json);
+    tcase_add_test(tc, test_too_large);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("upload");
+    tcase_set_timeout(tc, 30);
+    tcase_add_unchecked_fixture(tc, logins_setup, NULL);
+    tcase_add_test(tc, test_new_card_and_token);
+    tcase_add_test(tc, test_guid_create_then_update);
+    tcase_add_test(tc, test_guid_of_another_person);
+    tcase_add_test(tc, test_guid_of_another_lpu);
+    tcase_add_test(tc, test_same_person_by_snils);
+    tcase_add_test(tc, test_same_person_by_enp);
+    tcase_add_test(tc, test_same_person_by_names);
+    tcase_add_test(tc, test_enp_of_another_person);
+    tcase_add_test(tc, test_not_valid_reasons);
+    tcase_add_test(tc, test_not_valid_lists_every_problem);
+    tcase_add_test(tc, test_pascal_case_fields);
+    tcase_add_test(tc, test_attachment_statuses);
+    tcase_add_test(tc, test_idempotent_reupload);
+    tcase_add_test(tc, test_update_drops_cached_identity);
+    tcase_add_test(tc, test_import_entry_demo);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(patients_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
