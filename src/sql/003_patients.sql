@@ -58,7 +58,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_mcod     text := item->>'mcod';
     v_guid     uuid := (item->>'guid')::uuid;
-    v_snils    text := item->>'snils';
+    -- char(11) like persons.snils: compared as text, the index would not serve
+    v_snils    char(11) := item->>'snils';
     v_pkey     text := item->>'polis_key';
     v_enp      boolean := coalesce((item->>'is_enp')::boolean, false);
     v_att      jsonb := item->'attachment';
