@@ -79,7 +79,7 @@ static void upload_authed(struct req *r, const struct misauth_login *who)
     if (u->b.kind == REFDATA_LPUS) {
         for (int i = 0; i < u->b.n; i++) {
             const struct refdata_item *it = &u->b.items[i];
-            if (it->status == RD_PENDING && !misauth_owns(who, it->mcod)) {
+            if (it->mcod[0] && !misauth_owns(who, it->mcod)) {
                 misauth_forbid(r, who, it->mcod);
                 return;
             }

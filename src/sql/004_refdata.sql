@@ -45,7 +45,7 @@ CREATE FUNCTION refdata_lpus(p_items jsonb, p_mcods text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     it jsonb;
-    res jsonb := '[]';
+    res jsonb[] := '{}';  -- appended in place; one jsonb at the end
     f text;
     n int;
     c text;
@@ -68,13 +68,13 @@ BEGIN
                    IS DISTINCT FROM (EXCLUDED.mcod, EXCLUDED.name, EXCLUDED.is_children,
                                      EXCLUDED.is_active, EXCLUDED.attrs);
             GET DIAGNOSTICS n = ROW_COUNT;
-            res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END);
+            res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-            res := res || refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]);
+            res := array_append(res, refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]));
         END;
     END LOOP;
-    RETURN jsonb_build_object('results', res);
+    RETURN jsonb_build_object('results', to_jsonb(res));
 END
 $$;
 
@@ -82,7 +82,7 @@ CREATE FUNCTION refdata_resources(p_items jsonb, p_mcods text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     it jsonb;
-    res jsonb := '[]';
+    res jsonb[] := '{}';  -- appended in place; one jsonb at the end
     f text;
     n int;
     c text;
@@ -99,8 +99,8 @@ BEGIN
     END IF;
     FOR it IN SELECT value FROM jsonb_array_elements(p_items) LOOP
         IF NOT EXISTS (SELECT 1 FROM lpus WHERE guid = (it->>'lpu_guid')::uuid) THEN
-            res := res || refdata_result(it, 'NotValid',
-                                         ARRAY['lpuGuid: ЛПУ ' || (it->>'lpu_guid') || ' не найдено']);
+            res := array_append(res, refdata_result(it, 'NotValid',
+                                         ARRAY['lpuGuid: ЛПУ ' || (it->>'lpu_guid') || ' не найдено']));
             CONTINUE;
         END IF;
         BEGIN
@@ -130,13 +130,13 @@ BEGIN
                     EXCLUDED.gender, EXCLUDED.dispensary_only, EXCLUDED.referral_only,
                     EXCLUDED.is_active);
             GET DIAGNOSTICS n = ROW_COUNT;
-            res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END);
+            res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-            res := res || refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]);
+            res := array_append(res, refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]));
         END;
     END LOOP;
-    RETURN jsonb_build_object('results', res);
+    RETURN jsonb_build_object('results', to_jsonb(res));
 END
 $$;
 
@@ -148,7 +148,7 @@ CREATE FUNCTION refdata_cells(p_items jsonb, p_mcods text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     it jsonb;
-    res jsonb := '[]';
+    res jsonb[] := '{}';  -- appended in place; one jsonb at the end
     f text;
     n int;
     c text;
@@ -170,8 +170,8 @@ BEGIN
         g := (it->>'guid')::uuid;
         del := coalesce((it->>'deleted')::boolean, false);
         IF NOT del AND NOT EXISTS (SELECT 1 FROM resources WHERE guid = (it->>'resource_guid')::uuid) THEN
-            res := res || refdata_result(it, 'NotValid',
-                       ARRAY['resourceGuid: ресурс ' || (it->>'resource_guid') || ' не найден']);
+            res := array_append(res, refdata_result(it, 'NotValid',
+                       ARRAY['resourceGuid: ресурс ' || (it->>'resource_guid') || ' не найден']));
             CONTINUE;
         END IF;
         BEGIN
@@ -180,16 +180,16 @@ BEGIN
                AND (del OR old.resource_guid <> (it->>'resource_guid')::uuid
                     OR old.begin_at <> (it->>'begin')::timestamptz
                     OR old.end_at <> (it->>'end')::timestamptz) THEN
-                res := res || refdata_result(it, 'Error', ARRAY[CASE WHEN del
+                res := array_append(res, refdata_result(it, 'Error', ARRAY[CASE WHEN del
                     THEN 'deleted: на ячейку записан пациент, удалить её нельзя'
                     ELSE 'begin: на ячейку записан пациент, перенести её (resourceGuid, begin, end) нельзя'
-                    END]);
+                    END]));
                 CONTINUE;
             END IF;
             IF del THEN
                 DELETE FROM cells WHERE guid = g;
                 GET DIAGNOSTICS n = ROW_COUNT;
-                res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Deleted' END);
+                res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Deleted' END));
                 CONTINUE;
             END IF;
             INSERT INTO cells AS x (guid, resource_guid, begin_at, end_at, busy_name, busy_type,
@@ -207,13 +207,13 @@ BEGIN
                    (EXCLUDED.resource_guid, EXCLUDED.begin_at, EXCLUDED.end_at, EXCLUDED.busy_name,
                     EXCLUDED.busy_type, EXCLUDED.busy_code, EXCLUDED.access);
             GET DIAGNOSTICS n = ROW_COUNT;
-            res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END);
+            res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-            res := res || refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]);
+            res := array_append(res, refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]));
         END;
     END LOOP;
-    RETURN jsonb_build_object('results', res);
+    RETURN jsonb_build_object('results', to_jsonb(res));
 END
 $$;
 
@@ -241,7 +241,7 @@ CREATE FUNCTION refdata_referrals(p_items jsonb, p_mcods text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     it jsonb;
-    res jsonb := '[]';
+    res jsonb[] := '{}';  -- appended in place; one jsonb at the end
     f text;
     n int;
     c text;
@@ -272,10 +272,10 @@ BEGIN
             BEGIN
                 DELETE FROM referrals WHERE guid = (it->>'guid')::uuid;
                 GET DIAGNOSTICS n = ROW_COUNT;
-                res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Deleted' END);
+                res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Deleted' END));
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-                res := res || refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]);
+                res := array_append(res, refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]));
             END;
             CONTINUE;
         END IF;
@@ -299,7 +299,7 @@ BEGIN
             END IF;
         END IF;
         IF cardinality(msgs) > 0 THEN
-            res := res || refdata_result(it, 'NotValid', msgs);
+            res := array_append(res, refdata_result(it, 'NotValid', msgs));
             CONTINUE;
         END IF;
         BEGIN
@@ -326,13 +326,13 @@ BEGIN
                     EXCLUDED.lpu_to_guid, EXCLUDED.resource_guid, EXCLUDED.spec_code,
                     EXCLUDED.spec_name, EXCLUDED.kind, EXCLUDED.issued_on, EXCLUDED.valid_until);
             GET DIAGNOSTICS n = ROW_COUNT;
-            res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END);
+            res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-            res := res || refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]);
+            res := array_append(res, refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]));
         END;
     END LOOP;
-    RETURN jsonb_build_object('results', res);
+    RETURN jsonb_build_object('results', to_jsonb(res));
 END
 $$;
 
@@ -341,7 +341,7 @@ CREATE FUNCTION refdata_dispensary(p_items jsonb, p_mcods text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     it jsonb;
-    res jsonb := '[]';
+    res jsonb[] := '{}';  -- appended in place; one jsonb at the end
     f text;
     n int;
     c text;
@@ -365,7 +365,7 @@ BEGIN
             msgs := msgs || ('resourceGuid: ресурс ' || (it->>'resource_guid') || ' не найден');
         END IF;
         IF cardinality(msgs) > 0 THEN
-            res := res || refdata_result(it, 'NotValid', msgs);
+            res := array_append(res, refdata_result(it, 'NotValid', msgs));
             CONTINUE;
         END IF;
         BEGIN
@@ -373,19 +373,19 @@ BEGIN
                 DELETE FROM dispensary
                  WHERE person_guid = person AND resource_guid = (it->>'resource_guid')::uuid;
                 GET DIAGNOSTICS n = ROW_COUNT;
-                res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Deleted' END);
+                res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Deleted' END));
             ELSE
                 INSERT INTO dispensary (person_guid, resource_guid)
                 VALUES (person, (it->>'resource_guid')::uuid)
                 ON CONFLICT DO NOTHING;
                 GET DIAGNOSTICS n = ROW_COUNT;
-                res := res || refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END);
+                res := array_append(res, refdata_result(it, CASE WHEN n = 0 THEN 'Unchanged' ELSE 'Uploaded' END));
             END IF;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-            res := res || refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]);
+            res := array_append(res, refdata_result(it, 'Error', ARRAY[refdata_error(SQLSTATE, c, SQLERRM)]));
         END;
     END LOOP;
-    RETURN jsonb_build_object('results', res);
+    RETURN jsonb_build_object('results', to_jsonb(res));
 END
 $$;
