@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "refdata.h"
 #include "util.h"
 
 #define LPU_470102 "c3c977af-c3b4-4517-9d57-50a6844ec660"
@@ -625,6 +626,44 @@ START_TEST(dispensary_upload)
 }
 END_TEST
 
+/* A full batch (mis.max_batch_items = 1000) of cells in one request and one
+ * round trip, then the same again: all Unchanged. */
+START_TEST(full_batch_of_cells)
+{
+    char *res = make_resource();
+    struct buf body;
+    buf_init(&body);
+    buf_puts(&body, "[");
+    for (int i = 0; i < 1000; i++) {
+        char begin[32], end[32], cell[37];
+        int64_t t = 1956528000 + (int64_t)i * 900; /* 2032-01-01T00:00:00Z, 15-minute steps */
+        refdata_format_utc(t, begin);
+        refdata_format_utc(t + 900, end);
+        refdata_cell_guid(res, begin, cell);
+        char *item = cell_json(cell, res, begin, end, NULL);
+        buf_printf(&body, "%s%s", i ? "," : "", item);
+        free(item);
+    }
+    buf_puts(&body, "]");
+    double t0 = mono_ms();
+    struct http_resp *r = up("cells", auth_470102, body.data);
+    double ms = mono_ms() - t0;
+    yajl_val v = results(r, 1000);
+    for (size_t i = 0; i < 1000; i++)
+        ck_assert_str_eq(jstr(v->u.array.values[i], "Status"), "Uploaded");
+    yajl_tree_free(v);
+    assert_value("SELECT count(*)::text FROM cells WHERE resource_guid = $1::uuid", res, "1000");
+    r = up("cells", auth_470102, body.data);
+    v = results(r, 1000);
+    for (size_t i = 0; i < 1000; i++)
+        ck_assert_str_eq(jstr(v->u.array.values[i], "Status"), "Unchanged");
+    yajl_tree_free(v);
+    fprintf(stderr, "e2e_refdata: 1000 new cells uploaded in %.0f ms\n", ms);
+    buf_free(&body);
+    free(res);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* The demo import */
 
@@ -721,6 +760,7 @@ static Suite *suite(void)
     tcase_add_test(t, cells_upload_and_booked_cells);
     tcase_add_test(t, referrals_upload);
     tcase_add_test(t, dispensary_upload);
+    tcase_add_test(t, full_batch_of_cells);
     tcase_add_test(t, demo_import_loaded_and_idempotent);
     suite_add_tcase(s, t);
     return s;
