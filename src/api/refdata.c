@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "json.h"
+#include "log.h"
 #include "misauth.h"
 #include "pg.h"
 #include "refdata.h"
@@ -48,6 +49,14 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct upload *u = r->state;
+    if (st == STORE_ERROR) {
+        /* The functions catch every per-item failure: this is a bug or a
+         * schema out of step. SQLSTATE only; the detail would hold data. */
+        log_error("refdata %s: SQL function failed, SQLSTATE %s", refdata_kind_name(u->b.kind),
+                  pg_sqlstate(res));
+        req_fail(r, E_INTERNAL);
+        return;
+    }
     if (st != STORE_OK || PQntuples(res) != 1) {
         req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
         return;
