@@ -17,6 +17,11 @@ static const struct route routes[] = {
     {"rpgu_token", GET, "/auth/rpgu/token", api_rpgu_token},
     {"token_session", GET, "/auth/session", api_token_session},
     {"mis_whoami", GET, "/mis/v1/whoami", api_mis_whoami},
+    {"mis_lpus", POST, "/mis/v1/lpus", api_mis_lpus},
+    {"mis_resources", POST, "/mis/v1/resources", api_mis_resources},
+    {"mis_cells", POST, "/mis/v1/cells", api_mis_cells},
+    {"mis_referrals", POST, "/mis/v1/referrals", api_mis_referrals},
+    {"mis_dispensary", POST, "/mis/v1/dispensary", api_mis_dispensary},
 };
 
 #define NROUTES ((int)ARRAY_LEN(routes))

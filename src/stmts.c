@@ -33,4 +33,14 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         "       coalesce(string_agg(l.mcod, ',' ORDER BY l.mcod), '')"
         "  FROM mis_users u LEFT JOIN mis_user_lpus l ON l.login = u.login"
         " WHERE u.login = $1 GROUP BY u.login", 1},
+    [STMT_REFDATA_LPUS] = {"refdata_lpus",
+        "SELECT refdata_lpus($1::jsonb, $2::text[])::text", 2},
+    [STMT_REFDATA_RESOURCES] = {"refdata_resources",
+        "SELECT refdata_resources($1::jsonb, $2::text[])::text", 2},
+    [STMT_REFDATA_CELLS] = {"refdata_cells",
+        "SELECT refdata_cells($1::jsonb, $2::text[])::text", 2},
+    [STMT_REFDATA_REFERRALS] = {"refdata_referrals",
+        "SELECT refdata_referrals($1::jsonb, $2::text[])::text", 2},
+    [STMT_REFDATA_DISPENSARY] = {"refdata_dispensary",
+        "SELECT refdata_dispensary($1::jsonb, $2::text[])::text", 2},
 };

@@ -15,6 +15,12 @@ enum stmt_id {
     STMT_IDENT_BY_PASSPORT,
     /* an MIS login: password_hash, is_disabled, its МКОДs "a,b" */
     STMT_MIS_LOGIN,
+    /* reference-data uploads (004_refdata.sql): $1 items jsonb, $2 МКОДs text[] */
+    STMT_REFDATA_LPUS,
+    STMT_REFDATA_RESOURCES,
+    STMT_REFDATA_CELLS,
+    STMT_REFDATA_REFERRALS,
+    STMT_REFDATA_DISPENSARY,
     STMT__COUNT
 };
 

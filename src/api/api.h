@@ -17,4 +17,11 @@ void api_token_session(struct req *r);
 /* api/mis.c: hospitals' systems, the project's own */
 void api_mis_whoami(struct req *r);
 
+/* api/refdata.c: reference-data uploads under /mis/v1 (the project's own) */
+void api_mis_lpus(struct req *r);
+void api_mis_resources(struct req *r);
+void api_mis_cells(struct req *r);
+void api_mis_referrals(struct req *r);
+void api_mis_dispensary(struct req *r);
+
 #endif
