@@ -208,7 +208,7 @@ START_TEST(lpus_upload_idempotent_and_owned)
     char *g = new_guid();
     /* A login of its own with a МКОД no LPU has yet. */
     char mcod[16];
-    snprintf(mcod, sizeof(mcod), "9%06d", (int)((unsigned)getpid() * 7919u + (unsigned)rand()) % 1000000);
+    snprintf(mcod, sizeof(mcod), "9%06u", ((unsigned)getpid() * 7919u + (unsigned)rand()) % 1000000u);
     char *login = xasprintf("e2e-refdata-%d-%d", (int)getpid(), rand() % 100000);
     char *cmd = xasprintf("echo 'refdata test password' | '%s' user add %s --lpu %s >/dev/null 2>&1",
                           env("MIPGW_TEST_BIN"), login, mcod);
