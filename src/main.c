@@ -181,7 +181,7 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        if (importer_load_file(cfg.pg_conninfo, argv[optind + 1], err, sizeof(err)) != 0) {
+        if (importer_load_file(&cfg, argv[optind + 1], err, sizeof(err)) != 0) {
             log_error("import: %s", err);
             return 1;
         }

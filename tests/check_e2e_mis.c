@@ -250,6 +250,9 @@ START_TEST(concurrent_logins)
         if (kids[i] == 0) {
             struct http_resp *r = whoami(i % 2 ? bad : good);
             int want = i % 2 ? 401 : 200;
+            if (r->status != want)
+                fprintf(stderr, "concurrent_logins: request %d: status %d after %.0f ms: %s\n", i,
+                        r->status, r->elapsed_ms, show(r));
             _exit(r->status == want ? 0 : 1);
         }
     }

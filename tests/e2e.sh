@@ -116,6 +116,10 @@ export MIPGW_PG_CONNINFO MIPGW_REDIS_HOST MIPGW_REDIS_PORT
 # Demo mode for every command: outside it the configuration demands a real
 # signing key, which migrate and import load too.
 export MIPGW_DEMO_MODE=1
+# MIS password hashes of the suite's own logins cost less than production's
+# (argon2id m=4 MiB, t=1 instead of 19 MiB, t=2): the suites verify many,
+# also under the sanitizers, and the cost is a setting, not what is tested.
+export MIPGW_MIS_HASH_M_COST_KIB=4096 MIPGW_MIS_HASH_T_COST=1
 # The portals' key, so that portal-minted RPGU tokens can be tested; a test
 # value, made up here, never a default of the code.
 export MIPGW_TOKENS_PORTAL_KEY=e2e-portal-key-$RANDOM-$RANDOM-made-up-for-this-run-only

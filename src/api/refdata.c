@@ -1,0 +1,186 @@
+/* api/refdata.c - POST /mis/v1/lpus, /resources, /cells, /referrals and
+ * /dispensary (the project's own): bulk, idempotent uploads of reference
+ * data by hospitals' systems.
+ *
+ * One request is a chain of steps:
+ *   parse    Content-Type (415), the body as a JSON array (400/4110), and
+ *            every item validated into the request's arena (the parsed tree
+ *            is freed before anything asynchronous, so that no answer given
+ *            elsewhere -- a 401 -- can leak it)
+ *   auth     misauth_require: 401, or the login and its МКОДs
+ *   check    the batch size (413/4114) and, for LPUs, the МКОДs named (403)
+ *   pg       the kind's SQL function, one round trip: 403 when an item
+ *            names an LPU the login does not own (nothing written), else
+ *            one result per item
+ *   reply    200 [{"Guid","Status","ValidationMessage"}] in item order */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "json.h"
+#include "log.h"
+#include "misauth.h"
+#include "pg.h"
+#include "refdata.h"
+#include "worker.h"
+
+struct upload {
+    struct refdata_batch b;
+    int nitems;                 /* as sent; items are validated only up to the limit */
+    char mcods[MISAUTH_MAX_LPUS * MISAUTH_MCOD_MAX + 3];
+    const struct misauth_login *who; /* arena-owned, for the rest of the request */
+};
+
+static void *arena_alloc(void *ctx, size_t n)
+{
+    return req_alloc(ctx, n);
+}
+
+static void upload_reply(struct req *r)
+{
+    struct upload *u = r->state;
+    yajl_gen g = json_gen_new();
+    refdata_batch_gen(&u->b, g);
+    req_reply_gen(r, 200, g);
+}
+
+static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct upload *u = r->state;
+    if (st == STORE_ERROR) {
+        /* The functions catch every per-item failure: this is a bug or a
+         * schema out of step. SQLSTATE only; the detail would hold data. */
+        log_error("refdata %s: SQL function failed, SQLSTATE %s", refdata_kind_name(u->b.kind),
+                  pg_sqlstate(res));
+        req_fail(r, E_INTERNAL);
+        return;
+    }
+    if (st != STORE_OK || PQntuples(res) != 1) {
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        return;
+    }
+    char foreign[32];
+    switch (refdata_batch_apply(&u->b, PQgetvalue(res, 0, 0), foreign, sizeof(foreign))) {
+    case 0:
+        upload_reply(r);
+        return;
+    case 1:
+        misauth_forbid(r, u->who, foreign);
+        return;
+    default:
+        req_fail(r, E_INTERNAL);
+    }
+}
+
+static void upload_authed(struct req *r, const struct misauth_login *who)
+{
+    struct upload *u = r->state;
+    int max = r->w->cfg->mis_max_batch_items;
+    if (u->nitems > max) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", max);
+        req_fail1(r, E_BATCH_TOO_LARGE, n);
+        return;
+    }
+    /* An LPU's МКОД is in the item itself: refuse before PostgreSQL. */
+    if (u->b.kind == REFDATA_LPUS) {
+        for (int i = 0; i < u->b.n; i++) {
+            const struct refdata_item *it = &u->b.items[i];
+            if (it->mcod[0] && !misauth_owns(who, it->mcod)) {
+                misauth_forbid(r, who, it->mcod);
+                return;
+            }
+        }
+    }
+    if (u->b.nvalid == 0) {
+        upload_reply(r);
+        return;
+    }
+    u->who = who;
+    if (!refdata_mcods_literal(who->mcods, who->nmcods, u->mcods, sizeof(u->mcods))) {
+        req_fail(r, E_INTERNAL);
+        return;
+    }
+    const char *values[] = {u->b.json, u->mcods};
+    enum store_status st = pg_query(r->w->pg, refdata_stmt(u->b.kind), values, upload_on_pg, r);
+    if (st != STORE_OK)
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+}
+
+static bool is_json_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+        return false;
+    ct += sizeof(want) - 1;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static void upload(struct req *r, enum refdata_kind kind)
+{
+    struct upload *u = req_alloc(r, sizeof(*u));
+    r->state = u;
+    if (!is_json_type(req_header(r, "Content-Type"))) {
+        req_fail(r, E_CONTENT_TYPE);
+        return;
+    }
+    size_t len;
+    const char *body = req_body(r, &len);
+    char perr[160];
+    yajl_val root = json_parse(body ? body : "", body ? len : 0, JSON_MAX_DEPTH, perr, sizeof(perr));
+    if (!root) {
+        req_fail1(r, E_BODY_JSON, perr);
+        return;
+    }
+    if (!YAJL_IS_ARRAY(root)) {
+        yajl_tree_free(root);
+        req_fail1(r, E_BODY_JSON, "ожидается массив элементов [...]");
+        return;
+    }
+    u->nitems = (int)root->u.array.len;
+    int rc = 0;
+    /* A batch over the limit is refused after authentication, unread. */
+    if (u->nitems <= r->w->cfg->mis_max_batch_items)
+        rc = refdata_batch_build(&u->b, kind, root, arena_alloc, r);
+    else
+        u->b.kind = kind;
+    yajl_tree_free(root);
+    if (rc != 0) {
+        req_fail(r, E_INTERNAL);
+        return;
+    }
+    misauth_require(r, upload_authed);
+}
+
+void api_mis_lpus(struct req *r)
+{
+    upload(r, REFDATA_LPUS);
+}
+
+void api_mis_resources(struct req *r)
+{
+    upload(r, REFDATA_RESOURCES);
+}
+
+void api_mis_cells(struct req *r)
+{
+    upload(r, REFDATA_CELLS);
+}
+
+void api_mis_referrals(struct req *r)
+{
+    upload(r, REFDATA_REFERRALS);
+}
+
+void api_mis_dispensary(struct req *r)
+{
+    upload(r, REFDATA_DISPENSARY);
+}
