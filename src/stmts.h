@@ -1,0 +1,49 @@
+/* stmts.h - every SQL statement the request path runs, by name. Each pool
+ * connection prepares all of them on connect; the CLI commands use the same
+ * text. Parameters are always bound, never spliced into SQL. */
+#ifndef MIPGW_STMTS_H
+#define MIPGW_STMTS_H
+
+enum stmt_id {
+    STMT_PING,
+    STMT_CLIENT_APPS,
+    /* identity look-ups: each returns the person columns of IDENT_COLUMNS */
+    STMT_IDENT_BY_POLIS,
+    STMT_IDENT_BY_SNILS,
+    STMT_IDENT_BY_PERSON,
+    STMT_IDENT_BY_MKAB,
+    STMT_IDENT_BY_PASSPORT,
+    /* an MIS login: password_hash, is_disabled, its МКОДs "a,b" */
+    STMT_MIS_LOGIN,
+    /* reference-data uploads (004_refdata.sql): $1 items jsonb, $2 МКОДs text[] */
+    STMT_REFDATA_LPUS,
+    STMT_REFDATA_RESOURCES,
+    STMT_REFDATA_CELLS,
+    STMT_REFDATA_REFERRALS,
+    STMT_REFDATA_DISPENSARY,
+    /* POST /patients and the importer: one Patient, stored in one call */
+    STMT_PATIENT_UPLOAD,
+    STMT__COUNT
+};
+
+/* Columns of an identity look-up's rows. */
+enum ident_column {
+    IDENT_COL_PERSON,
+    IDENT_COL_BIRTHDAY,       /* YYYY-MM-DD */
+    IDENT_COL_FAMILY_KEY,     /* folded names */
+    IDENT_COL_NAME_KEY,
+    IDENT_COL_PATRONYMIC_KEY,
+    IDENT_COL_SNILS,          /* bare digits or "" */
+    IDENT_COL_CARDS,          /* "lpu:mkab,lpu:mkab" of open cards */
+    IDENT_NCOLS
+};
+
+struct pg_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+extern const struct pg_stmt pg_stmts[STMT__COUNT];
+
+#endif

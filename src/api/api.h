@@ -1,0 +1,30 @@
+/* api/api.h - the handlers, one file per endpoint family. */
+#ifndef MIPGW_API_H
+#define MIPGW_API_H
+
+#include "req.h"
+
+/* api/service.c: the service's own endpoints */
+void api_health(struct req *r);
+void api_ready(struct req *r);
+void api_metrics(struct req *r);
+
+/* api/tokens.c: patient identification and tokens (seed 000) */
+void api_cod_token(struct req *r);
+void api_rpgu_token(struct req *r);
+void api_token_session(struct req *r);
+
+/* api/mis.c: hospitals' systems, the project's own */
+void api_mis_whoami(struct req *r);
+
+/* api/refdata.c: reference-data uploads under /mis/v1 (the project's own) */
+void api_mis_lpus(struct req *r);
+void api_mis_resources(struct req *r);
+void api_mis_cells(struct req *r);
+void api_mis_referrals(struct req *r);
+void api_mis_dispensary(struct req *r);
+
+/* api/patients.c: POST /patients, a patient's card from an MIS (seed 003) */
+void api_patients_upload(struct req *r);
+
+#endif
