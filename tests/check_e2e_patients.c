@@ -739,6 +739,69 @@ START_TEST(test_update_drops_cached_identity)
 }
 END_TEST
 
+/* ---- uploads at once ----
+ *
+ * The same new person sent by several MIS at the same moment (to three
+ * LPUs, four times each) becomes one person with one card per LPU: the SQL
+ * function's locks serialize uploads that share a SNILS, ЕНП or names. */
+START_TEST(test_concurrent_same_person)
+{
+    struct tp p;
+    tp_new(&p);
+    static const char *const mcods[] = {"470102", "470103", "330501"};
+    enum { N = 12 };
+    int fds[N][2], go[2];
+    ck_assert_int_eq(pipe(go), 0);  /* closed by the parent: every child starts at once */
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(pipe(fds[i]), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            struct tp q = p;
+            snprintf(q.mcod, sizeof(q.mcod), "%s", mcods[i % 3]);
+            char *j = tp_json(&q), c;
+            close(go[1]);
+            if (read(go[0], &c, 1) != 0)
+                _exit(1);
+            struct http_resp *r = post_json("/patients", auth_all, j);
+            char out[512];
+            snprintf(out, sizeof(out), "%d %.400s", r->status, r->body ? r->body : "");
+            if (write(fds[i][1], out, strlen(out)) < 0)
+                _exit(1);
+            _exit(0);
+        }
+        close(fds[i][1]);
+    }
+    /* Each worker remembers the verified header for a while: with it
+     * remembered, no password hash staggers the uploads. */
+    for (int i = 0; i < 8; i++)
+        http_free(http_get("/mis/v1/whoami", auth_all, NULL));
+    close(go[0]);
+    close(go[1]);
+    char person[N][40];
+    for (int i = 0; i < N; i++) {
+        char buf[512] = "";
+        ssize_t n = read(fds[i][0], buf, sizeof(buf) - 1);
+        close(fds[i][0]);
+        ck_assert_msg(n > 0, "upload %d: no answer", i);
+        buf[n] = '\0';
+        ck_assert_msg(strncmp(buf, "200 ", 4) == 0 && strstr(buf, "\"MkabStatus\":\"Uploaded\""),
+                      "upload %d: %s", i, buf);
+        yajl_val v = jparse_str(buf + 4);
+        snprintf(person[i], sizeof(person[i]), "%s", jstr(v, "PersonGuid"));
+        yajl_tree_free(v);
+    }
+    while (wait(NULL) > 0)
+        ;
+    for (int i = 1; i < N; i++)
+        ck_assert_str_eq(person[i], person[0]);
+    char d[12];
+    ck_assert_int_eq(ids_snils(p.snils, d), ID_OK);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", d), 1);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", person[0]), 3);
+}
+END_TEST
+
 /* ---- the importer's entry ---- */
 
 /* Every demo patient goes through patient_import (the same validation and
@@ -815,6 +878,7 @@ static Suite *patients_suite(void)
     tcase_add_test(tc, test_attachment_statuses);
     tcase_add_test(tc, test_idempotent_reupload);
     tcase_add_test(tc, test_update_drops_cached_identity);
+    tcase_add_test(tc, test_concurrent_same_person);
     tcase_add_test(tc, test_import_entry_demo);
     suite_add_tcase(s, tc);
     return s;
