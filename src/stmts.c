@@ -28,4 +28,24 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
     [STMT_IDENT_BY_PASSPORT] = {"ident_by_passport",
         IDENT_SELECT "WHERE p.guid IN (SELECT person_guid FROM medical_cards"
         "                     WHERE doc_series = $1 AND doc_number = $2)" IDENT_ORDER, 2},
+    /* One row per cell of the resource from $3 to $4 (epoch seconds), or one
+     * row without a cell; no row: no such LPU; has_resource false: the
+     * resource is not the LPU's. Columns in schedule.c's enum fill_col order. */
+    [STMT_SCHEDULE_FILL] = {"schedule_fill",
+        "SELECT r.guid IS NOT NULL, coalesce(r.res_type, ''), coalesce(r.family, ''),"
+        " coalesce(r.name, ''), coalesce(r.patronymic, ''), coalesce(r.role, ''),"
+        " coalesce(r.spec_code, ''), coalesce(r.spec_name, ''), coalesce(r.room, ''),"
+        " coalesce(r.floor::text, ''), coalesce(r.age_min, -1), coalesce(r.age_max, -1),"
+        " coalesce(r.gender, 0),"
+        " c.guid::text, extract(epoch FROM c.begin_at)::bigint, extract(epoch FROM c.end_at)::bigint,"
+        " c.busy_name, c.busy_type, c.busy_code, array_to_string(c.access, ','),"
+        " EXISTS (SELECT 1 FROM bookings b WHERE b.cell_guid = c.guid AND b.status <> 'cancelled')"
+        " FROM lpus l"
+        " LEFT JOIN resources r ON r.guid = $2::uuid AND r.lpu_guid = l.guid AND r.is_active"
+        " LEFT JOIN cells c ON c.resource_guid = r.guid"
+        "  AND c.begin_at >= to_timestamp($3::float8) AND c.begin_at < to_timestamp($4::float8)"
+        " WHERE l.guid = $1::uuid AND l.is_active"
+        " ORDER BY c.begin_at LIMIT 5000", 4},
+    [STMT_SCHEDULE_PERSON] = {"schedule_person",
+        "SELECT to_char(birthday, 'YYYYMMDD'), coalesce(gender, 0) FROM persons WHERE guid = $1::uuid", 1},
 };

@@ -13,6 +13,9 @@ enum stmt_id {
     STMT_IDENT_BY_PERSON,
     STMT_IDENT_BY_MKAB,
     STMT_IDENT_BY_PASSPORT,
+    /* the schedule view (schedule.c) */
+    STMT_SCHEDULE_FILL,
+    STMT_SCHEDULE_PERSON,
     STMT__COUNT
 };
 

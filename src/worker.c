@@ -20,6 +20,7 @@
 #include "redis.h"
 #include "req.h"
 #include "router.h"
+#include "schedule.h"
 
 #define WORKER_DRAIN_POLL_MS 20
 
@@ -204,6 +205,12 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
     w->stop_ev = event_new(w->base, -1, 0, worker_on_stop, w);
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, worker_drain_check, w);
     metrics_register(&w->metrics);
+    w->schedule = schedule_cache_new(cfg->schedule_cache_ttl_ms, SCHEDULE_CACHE_MAX_ENTRIES,
+                                     SCHEDULE_CACHE_MAX_BYTES);
+    if (!w->schedule) {
+        snprintf(err, errlen, "cannot allocate the schedule cache");
+        return -1;
+    }
     return 0;
 }
 
@@ -244,6 +251,8 @@ void worker_free(struct worker *w)
     clientapp_stop(w);
     redis_free(w->redis);
     pg_pool_free(w->pg);
+    /* After the pool: its shutdown answers the schedule's fills under way. */
+    schedule_cache_free(w->schedule);
     if (w->bound)
         evhttp_del_accept_socket(w->http, w->bound);
     evhttp_free(w->http);
