@@ -126,21 +126,6 @@ static void sched_on_person(PGresult *res, enum store_status st, void *arg)
     sched_cells(r);
 }
 
-static void sched_on_auth(struct req *r, const struct auth_session *a)
-{
-    struct sched *s = r->state;
-    s->patient = true;
-    util_strlcpy(s->person, a->person, sizeof(s->person));
-    if (schedule_person_find(r->w->schedule, a->person, util_mono_us(), &s->birth_ymd, &s->gender)) {
-        sched_cells(r);
-        return;
-    }
-    const char *values[] = {a->person};
-    enum store_status st = pg_query(r->w->pg, STMT_SCHEDULE_PERSON, values, sched_on_person, r);
-    if (st != STORE_OK)
-        sched_fail_store(r, st);
-}
-
 static bool parse_day(const char *v, int64_t *day)
 {
     int y, m, d;
@@ -150,26 +135,28 @@ static bool parse_day(const char *v, int64_t *day)
     return true;
 }
 
-void api_schedule(struct req *r)
+/* Reads and checks the path into a new state, r->state; on a bad one
+ * answers and returns NULL. */
+static struct sched *sched_parse(struct req *r)
 {
     struct sched *s = req_alloc(r, sizeof(*s));
     r->state = s;
     if (ids_guid(r->params[0], s->lpu) != ID_OK) {
         req_fail1(r, E_PARAM_FORMAT, "lpuGuid");
-        return;
+        return NULL;
     }
     if (ids_guid(r->params[1], s->resource) != ID_OK) {
         req_fail1(r, E_PARAM_FORMAT, "resourceGuid");
-        return;
+        return NULL;
     }
     int64_t from, to;
     if (!parse_day(r->params[2], &from)) {
         req_fail1(r, E_PARAM_FORMAT, "dateFrom");
-        return;
+        return NULL;
     }
     if (!parse_day(r->params[3], &to)) {
         req_fail1(r, E_PARAM_FORMAT, "dateTo");
-        return;
+        return NULL;
     }
     int horizon = r->w->cfg->schedule_horizon_days;
     s->today = schedule_today(util_wall_us() / 1000000);
@@ -179,15 +166,41 @@ void api_schedule(struct req *r)
     case SCHED_RANGE_ORDER: {
         const char *args[] = {"dateTo", "dateFrom"};
         req_reply_error(r, E_DATE_ORDER, args, 2);
-        return;
+        return NULL;
     }
     case SCHED_RANGE_HORIZON: {
         char n[16];
         snprintf(n, sizeof(n), "%d", horizon);
         req_fail1(r, E_SCHEDULE_PERIOD, n);
+        return NULL;
+    }
+    }
+    return s;
+}
+
+/* auth_require keeps its own state in r->state: ours is made again from
+ * the path (cheap, and checked already) once the token has verified. */
+static void sched_on_auth(struct req *r, const struct auth_session *a)
+{
+    struct sched *s = sched_parse(r);
+    if (!s)
+        return;
+    s->patient = true;
+    util_strlcpy(s->person, a->person, sizeof(s->person));
+    if (schedule_person_find(r->w->schedule, a->person, util_mono_us(), &s->birth_ymd, &s->gender)) {
+        sched_cells(r);
         return;
     }
-    }
+    const char *values[] = {s->person};
+    enum store_status st = pg_query(r->w->pg, STMT_SCHEDULE_PERSON, values, sched_on_person, r);
+    if (st != STORE_OK)
+        sched_fail_store(r, st);
+}
+
+void api_schedule(struct req *r)
+{
+    if (!sched_parse(r))
+        return;
     if (req_header(r, "Authorization")) {
         auth_require(r, TOKEN_COD | TOKEN_RPGU, sched_on_auth);
         return;
