@@ -28,7 +28,8 @@ struct req;
 
 #define SCHEDULE_CACHE_MAX_ENTRIES 2048
 #define SCHEDULE_CACHE_MAX_BYTES ((size_t)32 << 20)
-/* At most this many cells of one resource in the horizon are shown. */
+/* At most this many cells of one resource in the horizon are shown (the
+ * LIMIT of STMT_SCHEDULE_FILL in stmts.c says the same). */
 #define SCHEDULE_MAX_CELLS 5000
 
 /* --- rules, pure --- */
