@@ -1,11 +1,14 @@
 /* identity.c - see identity.h. */
 #include "identity.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ids.h"
+#include "redis.h"
 #include "util.h"
 
 /* Every parameter of seed 000. The federal table spells the names out
@@ -364,4 +367,51 @@ bool identity_decode(const char *s, struct ident_result *out)
     out->person[GUID_LEN] = '\0';
     out->found = true;
     return util_strlcpy(out->cards, semi + 1, sizeof(out->cards));
+}
+
+/* The index set and every key it names go in one script, so that a token
+ * issued meanwhile either lands in the set before (and is dropped) or after
+ * (and is fresh). The keys in the set are not declared: a Redis Cluster would
+ * need the person's keys hash-tagged alike. */
+static struct redis_script forget_script = {
+    "local ks = redis.call('SMEMBERS', KEYS[1]) "
+    "for i = 1, #ks do redis.call('DEL', ks[i]) end "
+    "redis.call('DEL', KEYS[1]) "
+    "return #ks",
+    ""};
+static pthread_once_t forget_once = PTHREAD_ONCE_INIT;
+
+static void forget_init(void)
+{
+    redis_script_init(&forget_script);
+}
+
+struct forget {
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void forget_on_reply(const redisReply *reply, enum store_status st, void *arg)
+{
+    (void)reply;
+    (void)st;  /* a failure leaves keys that expire by themselves */
+    struct forget f = *(struct forget *)arg;
+    free(arg);
+    f.done(f.arg);
+}
+
+void identity_forget_person(struct redis *rd, const char *person_guid, void (*done)(void *arg), void *arg)
+{
+    pthread_once(&forget_once, forget_init);
+    struct forget *f = malloc(sizeof(*f));
+    char key[48];
+    snprintf(key, sizeof(key), "pidx:%s", person_guid);
+    const char *argv[] = {key};
+    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 1, 1, argv) != STORE_OK) {
+        free(f);
+        done(arg);
+        return;
+    }
+    f->done = done;
+    f->arg = arg;
 }

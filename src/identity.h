@@ -77,4 +77,20 @@ bool identity_decode(const char *s, struct ident_result *out);
 enum err_id identity_from_polis(const char *series, const char *number, const char *birthday,
                                 struct ident_query *q);
 
+/* ---- what Redis caches of a person ----
+ * ident:{key}   a look-up's result (identity_encode), tokens.ident_cache_ttl_s;
+ *               a miss ("-") lives IDENT_MISS_TTL_S at most, since a card
+ *               uploaded later must be found soon and no person owns it yet
+ * tok:{jti}     a token's session (auth.h)
+ * pidx:{person} the set of the ident: and tok: keys above that name this
+ *               person, so that a change of the person's cards drops them */
+#define IDENT_MISS_TTL_S 5
+
+struct redis;
+/* Drops every cached look-up and token session of a person (they are
+ * rebuilt from PostgreSQL when next needed). done(arg) runs once when Redis
+ * has done it or could not; with Redis down it runs before this returns,
+ * as the keys then cannot be reached (they expire by themselves). */
+void identity_forget_person(struct redis *rd, const char *person_guid, void (*done)(void *arg), void *arg);
+
 #endif

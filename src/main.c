@@ -15,6 +15,8 @@
 #include "importer.h"
 #include "log.h"
 #include "migrate.h"
+#include "misauth.h"
+#include "users.h"
 #include "worker.h"
 
 
@@ -27,6 +29,10 @@ static void usage(FILE *out)
             "  serve            run the gateway in the foreground (the default)\n"
             "  migrate          apply the schema migrations and exit\n"
             "  import FILE      load a data set (etc/demo.json's layout) and exit\n"
+            "  user add LOGIN --lpu MCOD [--lpu MCOD...]\n"
+            "                   create an MIS login (password on standard input)\n"
+            "  user list        list MIS logins, their state and LPUs\n"
+            "  user disable LOGIN | user enable LOGIN\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE  configuration file (INI); settings also come from\n"
@@ -70,6 +76,11 @@ static int serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* After the mask: the hashing threads must not take signals either. */
+    if (misauth_start(cfg, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
     for (int i = 0; i < n; i++) {
         if (worker_init(&workers[i], i, cfg, err, sizeof(err)) != 0) {
             log_error("%s", err);
@@ -100,6 +111,7 @@ static int serve(const struct config *cfg)
         worker_request_stop(&workers[i]);
     for (int i = 0; i < n; i++)
         worker_join(&workers[i]);
+    misauth_stop();
     for (int i = 0; i < n; i++)
         worker_free(&workers[i]);
     free(workers);
@@ -121,7 +133,7 @@ int main(int argc, char **argv)
     const char *path = NULL;
     bool check_only = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 'k': check_only = true; break;
@@ -175,6 +187,8 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (strcmp(cmd, "user") == 0)
+        return users_main(&cfg, argc - optind, argv + optind);
     if (strcmp(cmd, "serve") != 0) {
         usage(stderr);
         return 2;

@@ -16,6 +16,8 @@
 
 #include "req.h"
 
+struct config;
+
 #define MISAUTH_LOGIN_MAX 64
 #define MISAUTH_MAX_LPUS 64
 #define MISAUTH_MCOD_MAX 8

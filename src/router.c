@@ -16,6 +16,7 @@ static const struct route routes[] = {
     {"cod_token", GET, "/auth/cod/token", api_cod_token},
     {"rpgu_token", GET, "/auth/rpgu/token", api_rpgu_token},
     {"token_session", GET, "/auth/session", api_token_session},
+    {"mis_whoami", GET, "/mis/v1/whoami", api_mis_whoami},
     {"schedule", GET, "/api/v2/lpu/{lpuGuid}/doctor/{resourceGuid}/schedule/{dateFrom}/{dateTo}",
      api_schedule},
 };

@@ -28,6 +28,11 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
     [STMT_IDENT_BY_PASSPORT] = {"ident_by_passport",
         IDENT_SELECT "WHERE p.guid IN (SELECT person_guid FROM medical_cards"
         "                     WHERE doc_series = $1 AND doc_number = $2)" IDENT_ORDER, 2},
+    [STMT_MIS_LOGIN] = {"mis_login",
+        "SELECT u.password_hash, u.is_disabled,"
+        "       coalesce(string_agg(l.mcod, ',' ORDER BY l.mcod), '')"
+        "  FROM mis_users u LEFT JOIN mis_user_lpus l ON l.login = u.login"
+        " WHERE u.login = $1 GROUP BY u.login", 1},
     /* One row per cell of the resource from $3 to $4 (epoch seconds), or one
      * row without a cell; no row: no such LPU; has_resource false: the
      * resource is not the LPU's. Columns in schedule.c's enum fill_col order. */

@@ -13,6 +13,8 @@ enum stmt_id {
     STMT_IDENT_BY_PERSON,
     STMT_IDENT_BY_MKAB,
     STMT_IDENT_BY_PASSPORT,
+    /* an MIS login: password_hash, is_disabled, its МКОДs "a,b" */
+    STMT_MIS_LOGIN,
     /* the schedule view (schedule.c) */
     STMT_SCHEDULE_FILL,
     STMT_SCHEDULE_PERSON,

@@ -218,14 +218,19 @@ static void sha256_fetch(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-void util_sha256_hex(const void *data, size_t n, char out[65])
+void util_sha256(const void *data, size_t n, unsigned char out[32])
 {
     /* SHA256() looks the algorithm up on every call in OpenSSL 3; it is
      * fetched once instead. */
     pthread_once(&sha256_once, sha256_fetch);
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    if (sha256_md == NULL || EVP_Digest(data, n, md, NULL, sha256_md, NULL) != 1)
+    if (sha256_md == NULL || EVP_Digest(data, n, out, NULL, sha256_md, NULL) != 1)
         abort();  /* OpenSSL without SHA-256: nothing sensible to do */
+}
+
+void util_sha256_hex(const void *data, size_t n, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    util_sha256(data, n, md);
     util_hex(md, sizeof(md), out);
 }
 

@@ -40,7 +40,8 @@ void util_random(void *p, size_t n);
 void util_guid(char out[GUID_LEN + 1]);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void util_hex(const unsigned char *p, size_t n, char *out);
-/* SHA-256 of data as 64 hex characters plus NUL. */
+/* SHA-256 of data: raw, and as 64 hex characters plus NUL. */
+void util_sha256(const void *data, size_t n, unsigned char out[32]);
 void util_sha256_hex(const void *data, size_t n, char out[65]);
 /* Constant-time comparison for secrets. */
 bool util_secret_eq(const void *a, const void *b, size_t n);

@@ -14,6 +14,8 @@ void api_cod_token(struct req *r);
 void api_rpgu_token(struct req *r);
 void api_token_session(struct req *r);
 
+/* api/mis.c: hospitals' systems, the project's own */
+void api_mis_whoami(struct req *r);
 /* api/schedule.c: a resource's schedule for portals (issue 3) */
 void api_schedule(struct req *r);
 

@@ -76,8 +76,11 @@ static struct redis_script issue_script = {
     "if v then "
     "  local sep = string.find(v, ';', 1, true) "
     "  if sep and sep < #v then "
-    "    redis.call('SET', KEYS[4], ARGV[5] .. string.sub(v, 1, sep - 1) .. '|' .. ARGV[6] .. '|' "
+    "    local person = string.sub(v, 1, sep - 1) "
+    "    redis.call('SET', KEYS[4], ARGV[5] .. person .. '|' .. ARGV[6] .. '|' "
     "               .. string.sub(v, sep + 1), 'EX', ARGV[4]) "
+    "    redis.call('SADD', 'pidx:' .. person, KEYS[4]) "
+    "    redis.call('EXPIRE', 'pidx:' .. person, ARGV[7]) "
     "  end "
     "end "
     "return {0, v}",
@@ -116,12 +119,21 @@ static void issue_on_script(const redisReply *reply, enum store_status st, void 
     issue_pg(r);
 }
 
+static int issue_index_ttl(const struct config *cfg)
+{
+    int t = cfg->tokens_ident_cache_ttl_s;
+    if (cfg->tokens_cod_ttl_s > t)
+        t = cfg->tokens_cod_ttl_s;
+    return cfg->tokens_rpgu_ttl_s > t ? cfg->tokens_rpgu_ttl_s : t;
+}
+
 /* The script's arguments that only the configuration decides, formatted
  * once per thread rather than per request. */
 struct issue_consts {
     bool ready;
     char window[24], lim_addr[16], lim_id[16];
     char ttl[2][16];   /* [0] COD, [1] RPGU */
+    char idx_ttl[16];  /* pidx: outlives every key it names */
     char type[2][8];
 };
 
@@ -134,6 +146,7 @@ static const struct issue_consts *issue_consts(const struct config *cfg)
         snprintf(k.lim_id, sizeof(k.lim_id), "%d", cfg->ratelimit_token_per_identity);
         snprintf(k.ttl[0], sizeof(k.ttl[0]), "%d", cfg->tokens_cod_ttl_s);
         snprintf(k.ttl[1], sizeof(k.ttl[1]), "%d", cfg->tokens_rpgu_ttl_s);
+        snprintf(k.idx_ttl, sizeof(k.idx_ttl), "%d", issue_index_ttl(cfg));
         snprintf(k.type[0], sizeof(k.type[0]), "%d", (int)TOKEN_COD);
         snprintf(k.type[1], sizeof(k.type[1]), "%d", (int)TOKEN_RPGU);
         k.ready = true;
@@ -158,8 +171,8 @@ static void issue_redis(struct req *r)
      * the script splices the cached "person;cards" into it. */
     snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
     const char *argv[] = {k_addr, k_id, k_ident, k_tok, k->window, k->lim_addr, k->lim_id,
-                          k->ttl[t], "1|", tail};
-    if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 10, argv) != STORE_OK)
+                          k->ttl[t], "1|", tail, k->idx_ttl};
+    if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 11, argv) != STORE_OK)
         issue_pg(r);
 }
 
@@ -175,37 +188,53 @@ static void issue_on_stored(const redisReply *reply, enum store_status st, void 
         issue_sign_and_reply(r);
 }
 
+/* Queues one command of the store step; its answer counts down pending. */
+static void issue_store_cmd(struct req *r, int argc, const char **argv)
+{
+    struct issue *is = r->state;
+    if (redis_commandv(r->w->redis, issue_on_stored, r, argc, argv) == STORE_OK)
+        is->pending++;
+}
+
 /* Caches the identity (found or not: guessing must not reach PostgreSQL
- * every time) and the token's session, in one pipelined round trip. The
- * answer waits for both, so a verification right after it finds them. */
+ * every time; a miss only briefly, see IDENT_MISS_TTL_S), the token's
+ * session and the person's index of both, in one pipelined round trip. The
+ * answer waits for all, so a verification right after it finds them. */
 static void issue_store(struct req *r)
 {
     struct issue *is = r->state;
-    struct redis *rd = r->w->redis;
+    const struct config *cfg = r->w->cfg;
     is->pending = 1;
-    if (redis_is_up(rd)) {
-        char key[80], val[IDENT_CARDS_MAX + 64], ttl[16];
-        snprintf(key, sizeof(key), "ident:%s", is->q.key);
+    if (redis_is_up(r->w->redis)) {
+        char k_ident[80], val[IDENT_CARDS_MAX + 64], ttl[16];
+        snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
         identity_encode(&is->found, val, sizeof(val));
-        snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->tokens_ident_cache_ttl_s);
-        const char *argv[] = {"SET", key, val, "EX", ttl};
-        if (redis_commandv(rd, issue_on_stored, r, 5, argv) == STORE_OK)
-            is->pending++;
-    }
-    if (is->found.found && is->found.cards[0] && redis_is_up(rd)) {
-        struct auth_session s = {.type = is->type, .cards = is->found.cards};
-        memcpy(s.person, is->found.person, sizeof(s.person));
-        util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
-        struct buf v;
-        buf_init(&v);
-        auth_session_encode(&s, &v);
-        char key[48], ttl[16];
-        snprintf(key, sizeof(key), "tok:%s", is->claims.jti);
-        snprintf(ttl, sizeof(ttl), "%d", issue_ttl(r, is));
-        const char *argv[] = {"SET", key, v.data, "EX", ttl};
-        if (redis_commandv(rd, issue_on_stored, r, 5, argv) == STORE_OK)
-            is->pending++;
-        buf_free(&v);
+        int ident_ttl = cfg->tokens_ident_cache_ttl_s;
+        if (!is->found.found && ident_ttl > IDENT_MISS_TTL_S)
+            ident_ttl = IDENT_MISS_TTL_S;
+        snprintf(ttl, sizeof(ttl), "%d", ident_ttl);
+        issue_store_cmd(r, 5, (const char *[]){"SET", k_ident, val, "EX", ttl});
+
+        if (is->found.found) {
+            char k_tok[48], k_idx[48], idx_ttl[16];
+            snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
+            snprintf(k_idx, sizeof(k_idx), "pidx:%s", is->found.person);
+            snprintf(idx_ttl, sizeof(idx_ttl), "%d", issue_index_ttl(cfg));
+            bool session = is->found.cards[0] != '\0';
+            if (session) {
+                struct auth_session s = {.type = is->type, .cards = is->found.cards};
+                memcpy(s.person, is->found.person, sizeof(s.person));
+                util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
+                struct buf v;
+                buf_init(&v);
+                auth_session_encode(&s, &v);
+                snprintf(ttl, sizeof(ttl), "%d", issue_ttl(r, is));
+                issue_store_cmd(r, 5, (const char *[]){"SET", k_tok, v.data, "EX", ttl});
+                buf_free(&v);
+            }
+            issue_store_cmd(r, session ? 4 : 3, (const char *[]){"SADD", k_idx, k_ident, k_tok});
+            issue_store_cmd(r, 3, (const char *[]){"EXPIRE", k_idx, idx_ttl});
+        }
     }
     if (--is->pending == 0)
         issue_sign_and_reply(r);

@@ -1,0 +1,387 @@
+/* misauth.c - see misauth.h.
+ *
+ * One request's way through:
+ *   parse    Authorization: Basic base64(login:password)   → 401 at once
+ *   cache    SHA-256 of the header in this worker's table   → a hit calls back
+ *   pg       the login's hash, state and LPUs               → 503 when down
+ *   hash     argon2id_verify on a hashing thread            → 503 when the queue is full
+ *   done     back on the worker's loop: remember, call back, or 401
+ * An unknown login is verified against a dummy hash of the same cost, so
+ * that the answer's timing does not tell which logins exist. */
+#include "misauth.h"
+
+#include <argon2.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "config.h"
+#include "log.h"
+#include "pg.h"
+#include "util.h"
+#include "worker.h"
+
+#define MISAUTH_PASSWORD_MAX 256
+#define MISAUTH_HEADER_MAX 512
+#define MISAUTH_HASH_MAX 256
+#define MISAUTH_CACHE_SLOTS 64
+#define MISAUTH_SALT_LEN 16
+#define MISAUTH_HASH_LEN 32
+
+/* ---- the hashing threads ---- */
+
+struct hash_job {
+    char encoded[MISAUTH_HASH_MAX];
+    const char *password;            /* the request's, wiped when the job is done */
+    size_t password_len;
+    bool ok;
+    struct event_base *base;         /* where the answer goes */
+    event_callback_fn done;
+    void *arg;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct hash_job **ring;          /* bounded queue: mis.hash_queue_max */
+    int cap, head, count;
+    pthread_t *threads;
+    int nthreads;
+    bool stopping;
+    char dummy[MISAUTH_HASH_MAX];    /* verified for unknown logins */
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void *hash_thread(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        pthread_mutex_lock(&pool.lock);
+        while (pool.count == 0 && !pool.stopping)
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        if (pool.stopping) {
+            pthread_mutex_unlock(&pool.lock);
+            return NULL;
+        }
+        struct hash_job *j = pool.ring[pool.head];
+        pool.head = (pool.head + 1) % pool.cap;
+        pool.count--;
+        pthread_mutex_unlock(&pool.lock);
+
+        j->ok = argon2id_verify(j->encoded, j->password, j->password_len) == ARGON2_OK;
+        /* Thread-safe with evthread_use_pthreads: the worker's loop runs
+         * done on its own thread on its next turn. */
+        static const struct timeval now = {0, 0};
+        if (event_base_once(j->base, -1, EV_TIMEOUT, j->done, j, &now) != 0)
+            log_error("misauth: cannot hand a verification back to its worker");
+    }
+}
+
+/* Queues a job; false when the queue is full or the pool is stopping. */
+static bool hash_submit(struct hash_job *j)
+{
+    bool ok = false;
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.stopping && pool.count < pool.cap) {
+        pool.ring[(pool.head + pool.count) % pool.cap] = j;
+        pool.count++;
+        pthread_cond_signal(&pool.wake);
+        ok = true;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return ok;
+}
+
+int misauth_hash_password(const struct config *cfg, const char *password, char *out, size_t outlen)
+{
+    unsigned char salt[MISAUTH_SALT_LEN];
+    if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+        return -1;
+    size_t need = argon2_encodedlen((uint32_t)cfg->mis_hash_t_cost, (uint32_t)cfg->mis_hash_m_cost_kib,
+                                    1, MISAUTH_SALT_LEN, MISAUTH_HASH_LEN, Argon2_id);
+    if (need > outlen)
+        return -1;
+    int rc = argon2id_hash_encoded((uint32_t)cfg->mis_hash_t_cost, (uint32_t)cfg->mis_hash_m_cost_kib, 1,
+                                   password, strlen(password), salt, sizeof(salt), MISAUTH_HASH_LEN,
+                                   out, outlen);
+    return rc == ARGON2_OK ? 0 : -1;
+}
+
+bool misauth_verify_password(const char *encoded, const char *password)
+{
+    return argon2id_verify(encoded, password, strlen(password)) == ARGON2_OK;
+}
+
+int misauth_start(const struct config *cfg, char *err, size_t errlen)
+{
+    char random_pw[GUID_LEN + 1];
+    util_guid(random_pw);
+    if (misauth_hash_password(cfg, random_pw, pool.dummy, sizeof(pool.dummy)) != 0) {
+        snprintf(err, errlen, "misauth: argon2id does not work with the configured cost");
+        return -1;
+    }
+    pool.cap = cfg->mis_hash_queue_max;
+    pool.ring = calloc((size_t)pool.cap, sizeof(*pool.ring));
+    pool.threads = calloc((size_t)cfg->mis_hash_threads, sizeof(*pool.threads));
+    if (!pool.ring || !pool.threads)
+        goto err;
+    pool.stopping = false;
+    for (pool.nthreads = 0; pool.nthreads < cfg->mis_hash_threads; pool.nthreads++) {
+        if (pthread_create(&pool.threads[pool.nthreads], NULL, hash_thread, NULL) != 0)
+            goto err;
+    }
+    return 0;
+err:
+    snprintf(err, errlen, "misauth: cannot start the hashing threads");
+    misauth_stop();
+    return -1;
+}
+
+/* Jobs still queued are dropped: their requests are answered by the
+ * workers' shutdown, which has already run when this is called. */
+void misauth_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < pool.nthreads; i++)
+        pthread_join(pool.threads[i], NULL);
+    free(pool.threads);
+    free(pool.ring);
+    pool.threads = NULL;
+    pool.ring = NULL;
+    pool.nthreads = pool.count = pool.head = 0;
+}
+
+/* ---- the per-worker cache of verified headers ---- */
+
+struct cache_slot {
+    unsigned char key[32];           /* SHA-256 of the whole header value */
+    int64_t expires_us;              /* monotonic; 0: empty */
+    struct misauth_login who;
+};
+
+/* Each worker is one thread, so a thread-local table needs no lock. */
+static _Thread_local struct cache_slot cache[MISAUTH_CACHE_SLOTS];
+
+static struct cache_slot *cache_find(const unsigned char key[32], int64_t now)
+{
+    for (int i = 0; i < MISAUTH_CACHE_SLOTS; i++) {
+        if (cache[i].expires_us > now && util_secret_eq(cache[i].key, key, 32))
+            return &cache[i];
+    }
+    return NULL;
+}
+
+/* Takes an empty or expired slot, else the one closest to expiry. */
+static void cache_put(const unsigned char key[32], const struct misauth_login *who, int64_t now,
+                      int ttl_s)
+{
+    struct cache_slot *victim = &cache[0];
+    for (int i = 0; i < MISAUTH_CACHE_SLOTS; i++) {
+        if (cache[i].expires_us <= now) {
+            victim = &cache[i];
+            break;
+        }
+        if (cache[i].expires_us < victim->expires_us)
+            victim = &cache[i];
+    }
+    memcpy(victim->key, key, 32);
+    victim->who = *who;
+    victim->expires_us = now + (int64_t)ttl_s * 1000000;
+}
+
+/* ---- one request ---- */
+
+struct misauth_ctx {
+    struct req *r;
+    misauth_cb cb;
+    unsigned char key[32];
+    char *password;                  /* arena; wiped after the hash */
+    struct misauth_login who;
+    bool known;                      /* the login exists and is enabled */
+    struct hash_job job;
+};
+
+static void unauthorized(struct req *r)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), "WWW-Authenticate",
+                      "Basic realm=\"mipgw\", charset=\"UTF-8\"");
+    req_fail(r, E_MIS_UNAUTHORIZED);
+}
+
+/* Strict base64 (RFC 4648, padded). Returns the decoded length or -1. */
+static int b64_decode(const char *in, size_t n, char *out, size_t cap)
+{
+    if (n == 0 || n % 4 != 0 || n / 4 * 3 > cap)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char c = in[i + k];
+            int d;
+            if (c >= 'A' && c <= 'Z') d = c - 'A';
+            else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
+            else if (c >= '0' && c <= '9') d = c - '0' + 52;
+            else if (c == '+') d = 62;
+            else if (c == '/') d = 63;
+            else if (c == '=' && i + 4 == n && k >= 2) { d = 0; pad++; }
+            else return -1;
+            if (pad && c != '=')
+                return -1;
+            v = v << 6 | (unsigned)d;
+        }
+        out[o++] = (char)(v >> 16);
+        if (pad < 2)
+            out[o++] = (char)(v >> 8 & 0xff);
+        if (pad < 1)
+            out[o++] = (char)(v & 0xff);
+    }
+    return (int)o;
+}
+
+static bool login_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MISAUTH_LOGIN_MAX)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '@' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void misauth_on_hash(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct misauth_ctx *m = ((struct hash_job *)arg)->arg;
+    explicit_bzero(m->password, m->job.password_len);
+    if (!m->job.ok || !m->known) {
+        unauthorized(m->r);
+        return;
+    }
+    int ttl = m->r->w->cfg->mis_auth_cache_ttl_s;
+    if (ttl > 0)
+        cache_put(m->key, &m->who, util_mono_us(), ttl);
+    m->cb(m->r, &m->who);
+}
+
+/* Splits "470102,470103" into who->mcods. */
+static void parse_mcods(const char *list, struct misauth_login *who)
+{
+    who->nmcods = 0;
+    while (list && *list && who->nmcods < MISAUTH_MAX_LPUS) {
+        const char *comma = strchr(list, ',');
+        size_t n = comma ? (size_t)(comma - list) : strlen(list);
+        if (n > 0 && n < MISAUTH_MCOD_MAX) {
+            memcpy(who->mcods[who->nmcods], list, n);
+            who->mcods[who->nmcods][n] = '\0';
+            who->nmcods++;
+        }
+        list = comma ? comma + 1 : NULL;
+    }
+}
+
+static void misauth_on_pg(PGresult *res, enum store_status st, void *arg)
+{
+    struct misauth_ctx *m = arg;
+    struct req *r = m->r;
+    if (st != STORE_OK) {
+        explicit_bzero(m->password, strlen(m->password));
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        return;
+    }
+    /* Columns: password_hash, is_disabled, mcods ("a,b"). */
+    const char *hash = pool.dummy;
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "f") == 0 &&
+        strlen(PQgetvalue(res, 0, 0)) < MISAUTH_HASH_MAX) {
+        hash = PQgetvalue(res, 0, 0);
+        m->known = true;
+        parse_mcods(PQgetvalue(res, 0, 2), &m->who);
+    }
+    util_strlcpy(m->job.encoded, hash, sizeof(m->job.encoded));
+    m->job.password = m->password;
+    m->job.password_len = strlen(m->password);
+    m->job.base = r->w->base;
+    m->job.done = misauth_on_hash;
+    m->job.arg = m;
+    if (!hash_submit(&m->job)) {
+        explicit_bzero(m->password, m->job.password_len);
+        req_fail(r, E_OVERLOADED);
+    }
+}
+
+void misauth_require(struct req *r, misauth_cb cb)
+{
+    const char *h = req_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Basic ", 6) != 0 || strlen(h) > MISAUTH_HEADER_MAX) {
+        unauthorized(r);
+        return;
+    }
+    struct misauth_ctx *m = req_alloc(r, sizeof(*m));
+    m->r = r;
+    m->cb = cb;
+    util_sha256(h, strlen(h), m->key);
+    int64_t now = util_mono_us();
+    const struct cache_slot *hit = cache_find(m->key, now);
+    if (hit) {
+        m->who = hit->who;
+        cb(r, &m->who);
+        return;
+    }
+
+    const char *b64 = h + 6;
+    while (*b64 == ' ')
+        b64++;
+    char plain[MISAUTH_HEADER_MAX];
+    int n = b64_decode(b64, strlen(b64), plain, sizeof(plain) - 1);
+    char *colon = n > 0 ? memchr(plain, ':', (size_t)n) : NULL;
+    if (!colon || memchr(plain, '\0', (size_t)n)) {
+        if (n > 0)
+            explicit_bzero(plain, (size_t)n);
+        unauthorized(r);
+        return;
+    }
+    plain[n] = '\0';
+    *colon = '\0';
+    size_t pwlen = strlen(colon + 1);
+    if (!login_valid(plain) || pwlen == 0 || pwlen > MISAUTH_PASSWORD_MAX) {
+        explicit_bzero(plain, (size_t)n);
+        unauthorized(r);
+        return;
+    }
+    util_strlcpy(m->who.login, plain, sizeof(m->who.login));
+    m->password = req_strdup(r, colon + 1);
+    explicit_bzero(plain, (size_t)n);
+
+    const char *values[] = {m->who.login};
+    enum store_status st = pg_query(r->w->pg, STMT_MIS_LOGIN, values, misauth_on_pg, m);
+    if (st != STORE_OK) {
+        explicit_bzero(m->password, pwlen);
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+    }
+}
+
+bool misauth_owns(const struct misauth_login *who, const char *mcod)
+{
+    for (int i = 0; mcod && i < who->nmcods; i++) {
+        if (strcmp(who->mcods[i], mcod) == 0)
+            return true;
+    }
+    return false;
+}
+
+void misauth_forbid(struct req *r, const struct misauth_login *who, const char *lpu)
+{
+    const char *args[] = {who->login, lpu};
+    req_reply_error(r, E_MIS_FORBIDDEN_LPU, args, 2);
+}

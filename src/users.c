@@ -1,0 +1,268 @@
+/* users.c - see users.h. */
+#include "users.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "misauth.h"
+#include "util.h"
+
+#define USERS_HASH_MAX 256
+
+static bool login_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MISAUTH_LOGIN_MAX)
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
+}
+
+static bool mcod_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return (n == 6 || n == 7) && strspn(s, "0123456789") == n;
+}
+
+/* Runs one statement; on failure fills err and returns NULL. */
+static PGresult *exec(PGconn *c, const char *sql, int n, const char *const *params, char *err,
+                      size_t errlen)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(err, errlen, "%s", msg ? msg : PQerrorMessage(c));
+    PQclear(res);
+    return NULL;
+}
+
+static bool run(PGconn *c, const char *sql, int n, const char *const *params, char *err, size_t errlen)
+{
+    PGresult *res = exec(c, sql, n, params, err, errlen);
+    PQclear(res);
+    return res != NULL;
+}
+
+/* "{470102,470103}": every element was checked to be digits. */
+static void mcod_array(const char *const *mcods, int n, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[o++] = '{';
+    for (int i = 0; i < n && o + MISAUTH_MCOD_MAX + 2 < cap; i++) {
+        if (i)
+            out[o++] = ',';
+        size_t k = strlen(mcods[i]);
+        memcpy(out + o, mcods[i], k);
+        o += k;
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+}
+
+int users_upsert(PGconn *c, const struct config *cfg, const char *login, const char *password,
+                 const char *const *mcods, int nmcods, char *err, size_t errlen)
+{
+    if (!login_ok(login)) {
+        snprintf(err, errlen, "login must be 1-%d of A-Z a-z 0-9 . _ @ -", MISAUTH_LOGIN_MAX);
+        return -1;
+    }
+    if (strlen(password) < USERS_PASSWORD_MIN) {
+        snprintf(err, errlen, "password of %s is shorter than %d characters", login, USERS_PASSWORD_MIN);
+        return -1;
+    }
+    if (nmcods < 1 || nmcods > MISAUTH_MAX_LPUS) {
+        snprintf(err, errlen, "a login needs 1-%d LPUs", MISAUTH_MAX_LPUS);
+        return -1;
+    }
+    for (int i = 0; i < nmcods; i++) {
+        if (!mcod_ok(mcods[i])) {
+            snprintf(err, errlen, "МКОД %s is not 6 or 7 digits", mcods[i]);
+            return -1;
+        }
+    }
+    char arr[MISAUTH_MAX_LPUS * (MISAUTH_MCOD_MAX + 1) + 3];
+    mcod_array(mcods, nmcods, arr, sizeof(arr));
+    char hash[USERS_HASH_MAX];
+    const char *p1[] = {login};
+    PGresult *res = NULL;
+
+    if (!run(c, "BEGIN", 0, NULL, err, errlen))
+        return -1;
+    res = exec(c, "SELECT password_hash FROM mis_users WHERE login = $1 FOR UPDATE", 1, p1, err, errlen);
+    if (!res)
+        goto err;
+    bool keep = PQntuples(res) == 1 && misauth_verify_password(PQgetvalue(res, 0, 0), password);
+    if (keep)
+        util_strlcpy(hash, PQgetvalue(res, 0, 0), sizeof(hash));
+    PQclear(res);
+    if (!keep && misauth_hash_password(cfg, password, hash, sizeof(hash)) != 0) {
+        snprintf(err, errlen, "argon2id hashing failed");
+        goto err;
+    }
+    const char *p3[] = {login, hash};
+    const char *p2[] = {login, arr};
+    if (!run(c,
+             "INSERT INTO mis_users (login, password_hash) VALUES ($1, $2)"
+             " ON CONFLICT (login) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()"
+             " WHERE mis_users.password_hash IS DISTINCT FROM EXCLUDED.password_hash",
+             2, p3, err, errlen) ||
+        !run(c, "DELETE FROM mis_user_lpus WHERE login = $1 AND mcod <> ALL ($2::text[])", 2,
+             p2, err, errlen) ||
+        !run(c,
+             "INSERT INTO mis_user_lpus (login, mcod) SELECT $1, unnest($2::text[])"
+             " ON CONFLICT DO NOTHING",
+             2, p2, err, errlen) ||
+        !run(c, "COMMIT", 0, NULL, err, errlen))
+        goto err;
+    explicit_bzero(hash, sizeof(hash));
+    return 0;
+err:
+    explicit_bzero(hash, sizeof(hash));
+    PQclear(PQexec(c, "ROLLBACK"));
+    return -1;
+}
+
+/* One line of standard input, without echo when it is a terminal. */
+static int read_password(char *out, size_t cap)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "Password: ");
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *line = fgets(out, (int)cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!line)
+        return -1;
+    size_t n = strcspn(out, "\r\n");
+    if (out[n] == '\0' && n == cap - 1)
+        return -1;  /* longer than the buffer: refuse rather than cut */
+    out[n] = '\0';
+    return 0;
+}
+
+static int user_add(PGconn *c, const struct config *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {{"lpu", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+    const char *mcods[MISAUTH_MAX_LPUS];
+    int n = 0, opt;
+    optind = 0;  /* glibc: start afresh after main's own parse */
+    while ((opt = getopt_long(argc, argv, "l:", opts, NULL)) != -1) {
+        if (opt != 'l' || n == MISAUTH_MAX_LPUS) {
+            fprintf(stderr, "usage: mipgw user add LOGIN --lpu MCOD [--lpu MCOD...] < password\n");
+            return 2;
+        }
+        mcods[n++] = optarg;
+    }
+    if (optind + 1 != argc || n == 0) {
+        fprintf(stderr, "usage: mipgw user add LOGIN --lpu MCOD [--lpu MCOD...] < password\n");
+        return 2;
+    }
+    const char *login = argv[optind];
+    char err[256];
+    const char *p1[] = {login};
+    PGresult *res = exec(c, "SELECT 1 FROM mis_users WHERE login = $1", 1, p1, err, sizeof(err));
+    if (!res) {
+        fprintf(stderr, "mipgw: user add: %s\n", err);
+        return 1;
+    }
+    bool exists = PQntuples(res) > 0;
+    PQclear(res);
+    if (exists) {
+        fprintf(stderr, "mipgw: user add: login %s exists\n", login);
+        return 1;
+    }
+    char password[MISAUTH_LOGIN_MAX * 4 + 256];
+    if (read_password(password, sizeof(password)) != 0) {
+        fprintf(stderr, "mipgw: user add: no password on standard input\n");
+        return 1;
+    }
+    int rc = users_upsert(c, cfg, login, password, mcods, n, err, sizeof(err));
+    explicit_bzero(password, sizeof(password));
+    if (rc != 0) {
+        fprintf(stderr, "mipgw: user add: %s\n", err);
+        return 1;
+    }
+    printf("user %s added\n", login);
+    return 0;
+}
+
+static int user_list(PGconn *c)
+{
+    char err[256];
+    PGresult *res = exec(c,
+                         "SELECT u.login, CASE WHEN u.is_disabled THEN 'disabled' ELSE 'enabled' END,"
+                         "       coalesce(string_agg(l.mcod, ',' ORDER BY l.mcod), '')"
+                         "  FROM mis_users u LEFT JOIN mis_user_lpus l ON l.login = u.login"
+                         " GROUP BY u.login ORDER BY u.login",
+                         0, NULL, err, sizeof(err));
+    if (!res) {
+        fprintf(stderr, "mipgw: user list: %s\n", err);
+        return 1;
+    }
+    printf("%-32s %-9s %s\n", "LOGIN", "STATE", "LPUS");
+    for (int i = 0; i < PQntuples(res); i++)
+        printf("%-32s %-9s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    return 0;
+}
+
+static int user_set_disabled(PGconn *c, const char *login, bool disabled)
+{
+    char err[256];
+    const char *p[] = {login, disabled ? "true" : "false"};
+    PGresult *res = exec(c,
+                         "UPDATE mis_users SET is_disabled = $2, updated_at = now()"
+                         " WHERE login = $1 RETURNING 1",
+                         2, p, err, sizeof(err));
+    if (!res) {
+        fprintf(stderr, "mipgw: user: %s\n", err);
+        return 1;
+    }
+    int found = PQntuples(res);
+    PQclear(res);
+    if (!found) {
+        fprintf(stderr, "mipgw: user: no login %s\n", login);
+        return 1;
+    }
+    printf("user %s %s\n", login, disabled ? "disabled" : "enabled");
+    return 0;
+}
+
+int users_main(const struct config *cfg, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : "";
+    bool one_login = strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0;
+    if (!(strcmp(sub, "add") == 0 || strcmp(sub, "list") == 0 || one_login) ||
+        (one_login && argc != 3)) {
+        fprintf(stderr, "usage: mipgw user add LOGIN --lpu MCOD... | list | disable LOGIN | enable LOGIN\n");
+        return 2;
+    }
+    PGconn *c = PQconnectdb(cfg->pg_conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "mipgw: user: PostgreSQL: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return 1;
+    }
+    int rc;
+    if (strcmp(sub, "add") == 0)
+        rc = user_add(c, cfg, argc - 1, argv + 1);
+    else if (strcmp(sub, "list") == 0)
+        rc = user_list(c);
+    else
+        rc = user_set_disabled(c, argv[2], strcmp(sub, "disable") == 0);
+    PQfinish(c);
+    return rc;
+}
