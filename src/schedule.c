@@ -208,13 +208,37 @@ void schedule_entry_free(struct schedule_entry *e)
     if (!e)
         return;
     buf_free(&e->json);
+    buf_free(&e->last_key);
     free(e->cells);
+    free(e->tails);
     free(e);
 }
 
 static size_t entry_bytes(const struct schedule_entry *e)
 {
-    return sizeof(*e) + (size_t)e->cap * sizeof(*e->cells) + e->json.cap;
+    return sizeof(*e) + (size_t)e->cap * sizeof(*e->cells) +
+           (size_t)e->tails_cap * sizeof(*e->tails) + e->json.cap + e->last_key.cap;
+}
+
+/* Gives back what the doubling buffers hold beyond their contents: a
+ * cached entry lives for its TTL, many of them per worker. */
+static void entry_seal(struct schedule_entry *e)
+{
+    buf_free(&e->last_key);
+    if (e->cap > e->ncells && e->ncells > 0) {
+        struct schedule_cell *c = realloc(e->cells, (size_t)e->ncells * sizeof(*c));
+        if (c) {
+            e->cells = c;
+            e->cap = e->ncells;
+        }
+    }
+    if (e->json.cap > e->json.len + 1) {
+        char *d = realloc(e->json.data, e->json.len + 1);
+        if (d) {
+            e->json.data = d;
+            e->json.cap = e->json.len + 1;
+        }
+    }
 }
 
 static void gen_append(yajl_gen g, struct buf *out, uint32_t *off, uint32_t *len)
@@ -228,31 +252,35 @@ static void gen_append(yajl_gen g, struct buf *out, uint32_t *off, uint32_t *len
     yajl_gen_free(g);
 }
 
-void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t begin_s,
-                             int64_t end_s, const char *busy_name, int busy_type,
-                             const char *busy_code, const char *access, bool booked)
+/* The index of the tail for these inputs: the last cell's again when they
+ * are the same (cells come in runs of one busy type) without generating
+ * anything, else an earlier equal one, else a new one. */
+static int cell_tail(struct schedule_entry *e, const char *busy_name, int busy_type,
+                     const char *busy_code, const char *access)
 {
-    if (e->ncells == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 64;
-        e->cells = realloc(e->cells, (size_t)e->cap * sizeof(*e->cells));
-        if (!e->cells)
-            abort();
+    char type[16];
+    snprintf(type, sizeof(type), "%d", busy_type);
+    size_t klen = strlen(type) + strlen(busy_name) + strlen(busy_code) + strlen(access) + 3;
+    if (e->ntails > 0 && e->last_key.len == klen) {
+        const char *k = e->last_key.data;
+        size_t n = strlen(type);
+        if (memcmp(k, type, n) == 0 && k[n] == '\x1f') {
+            k += n + 1;
+            n = strlen(busy_name);
+            if (memcmp(k, busy_name, n) == 0 && k[n] == '\x1f') {
+                k += n + 1;
+                n = strlen(busy_code);
+                if (memcmp(k, busy_code, n) == 0 && k[n] == '\x1f' &&
+                    strcmp(k + n + 1, access) == 0)
+                    return e->last_tail;
+            }
+        }
     }
-    struct schedule_cell *c = &e->cells[e->ncells++];
-    c->begin_s = begin_s;
-    c->day = local_day(begin_s, &c->ymd);
-    c->busy_type = busy_type;
-    c->booked = booked;
-    c->internet = false;
+    buf_reset(&e->last_key);
+    buf_printf(&e->last_key, "%s\x1f%s\x1f%s\x1f%s", type, busy_name, busy_code, access);
 
-    char begin[32], end[32];
-    util_format_time(begin_s, begin);
-    util_format_time(end_s, end);
     yajl_gen g = json_gen_new();
-    yajl_gen_map_open(g);
-    json_gen_kv_str(g, "guid", guid);
-    json_gen_kv_str(g, "begin", begin);
-    json_gen_kv_str(g, "end", end);
+    yajl_gen_map_open(g);  /* its "{" is left out below */
     json_gen_str(g, "busyType");
     yajl_gen_map_open(g);
     json_gen_kv_str(g, "name", busy_name);
@@ -264,14 +292,12 @@ void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t
     /* access is PostgreSQL's array_to_string(access, ','): the constraint
      * on cells.access allows only the four names, none holding a comma. */
     int nflags = 0;
-    for (const char *p = access ? access : ""; *p;) {
+    for (const char *p = access; *p;) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         if (n > 0) {
             yajl_gen_string(g, (const unsigned char *)p, n);
             nflags++;
-            if (n == 8 && memcmp(p, "Internet", 8) == 0)
-                c->internet = true;
         }
         p += n + (comma ? 1 : 0);
     }
@@ -280,7 +306,67 @@ void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t
     yajl_gen_array_close(g);
     /* The text ends with the key; the request appends :"Status"}. */
     json_gen_str(g, "status");
-    gen_append(g, &e->json, &c->off, &c->len);
+    const unsigned char *text;
+    size_t tlen;
+    yajl_gen_get_buf(g, &text, &tlen);
+    text++, tlen--;
+    for (int i = 0; i < e->ntails; i++) {
+        if (e->tails[i].len == tlen && memcmp(e->json.data + e->tails[i].off, text, tlen) == 0) {
+            yajl_gen_free(g);
+            e->last_tail = i;
+            return i;
+        }
+    }
+    if (e->ntails == e->tails_cap) {
+        e->tails_cap = e->tails_cap ? e->tails_cap * 2 : 4;
+        e->tails = realloc(e->tails, (size_t)e->tails_cap * sizeof(*e->tails));
+        if (!e->tails)
+            abort();
+    }
+    struct schedule_frag *f = &e->tails[e->ntails++];
+    f->off = (uint32_t)e->json.len;
+    f->len = (uint32_t)tlen;
+    buf_append(&e->json, text, tlen);
+    yajl_gen_free(g);
+    e->last_tail = e->ntails - 1;
+    return e->last_tail;
+}
+
+void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t begin_s,
+                             int64_t end_s, const char *busy_name, int busy_type,
+                             const char *busy_code, const char *access, bool booked)
+{
+    if (e->ncells == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 64;
+        e->cells = realloc(e->cells, (size_t)e->cap * sizeof(*e->cells));
+        if (!e->cells)
+            abort();
+    }
+    access = access ? access : "";
+    int tail = cell_tail(e, busy_name, busy_type, busy_code, access);
+    struct schedule_cell *c = &e->cells[e->ncells++];
+    c->begin_s = begin_s;
+    c->day = local_day(begin_s, &c->ymd);
+    c->busy_type = busy_type;
+    c->booked = booked;
+    c->tail = (uint16_t)tail;
+    /* "Internet" as a whole name in the list. */
+    c->internet = false;
+    for (const char *p = strstr(access, "Internet"); p; p = strstr(p + 1, "Internet")) {
+        if ((p == access || p[-1] == ',') && (p[8] == '\0' || p[8] == ',')) {
+            c->internet = true;
+            break;
+        }
+    }
+
+    /* The head needs no escaping: a GUID from PostgreSQL's uuid, and our
+     * own timestamps. */
+    char begin[32], end[32];
+    util_format_time(begin_s, begin);
+    util_format_time(end_s, end);
+    c->off = (uint32_t)e->json.len;
+    buf_printf(&e->json, "{\"guid\":\"%s\",\"begin\":\"%s\",\"end\":\"%s\",", guid, begin, end);
+    c->len = (uint16_t)(e->json.len - c->off);
 }
 
 /* --- LRU and hash --- */
@@ -370,6 +456,7 @@ void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int6
     hash_insert(c, e);
     e->filling = false;
     e->expires_us = now_us + (int64_t)c->ttl_ms * 1000;
+    entry_seal(e);
     e->bytes = entry_bytes(e);
     c->count++;
     c->bytes += e->bytes;

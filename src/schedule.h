@@ -81,7 +81,14 @@ struct schedule_cell {
     int busy_type;
     bool internet;       /* "Internet" in flagAccess */
     bool booked;
-    uint32_t off, len;   /* its JSON in entry->json, up to the status's value */
+    uint32_t off;        /* its head in entry->json: {"guid":..,"begin":..,"end":.., */
+    uint16_t len;
+    uint16_t tail;       /* index in entry->tails: "busyType":..,"flagAccess":..,"status" */
+};
+
+/* A piece of JSON in entry->json. */
+struct schedule_frag {
+    uint32_t off, len;
 };
 
 enum schedule_found {
@@ -104,6 +111,11 @@ struct schedule_entry {
     uint32_t res_off, res_len;  /* the resource's JSON object in json */
     struct schedule_cell *cells;
     int ncells, cap;
+    /* Cells share their busy type and access: each distinct tail is kept once. */
+    struct schedule_frag *tails;
+    int ntails, tails_cap;
+    struct buf last_key;  /* while building: the inputs of the last cell's tail */
+    int last_tail;
     struct buf json;
     size_t bytes;
     struct schedule_waiter *waiters;
@@ -130,8 +142,9 @@ void schedule_entry_free(struct schedule_entry *e);
 void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t begin_s,
                              int64_t end_s, const char *busy_name, int busy_type,
                              const char *busy_code, const char *access, bool booked);
-/* Hands a built entry to the cache, which replaces any entry of the same
- * key that is not filling, stamps its expiry and evicts to the bounds. */
+/* Hands a built entry to the cache, which trims its buffers to size,
+ * replaces any entry of the same key that is not filling, stamps its expiry
+ * and evicts to the bounds. */
 void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int64_t now_us);
 
 /* Drops every entry of a resource, so the next request reads PostgreSQL.

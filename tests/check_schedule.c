@@ -131,9 +131,12 @@ START_TEST(ages_and_limits)
 }
 END_TEST
 
+/* A cell's JSON as a request writes it, up to the status's value. */
 static const char *frag(const struct schedule_entry *e, int i, char *out, size_t cap)
 {
-    snprintf(out, cap, "%.*s", (int)e->cells[i].len, e->json.data + e->cells[i].off);
+    const struct schedule_cell *c = &e->cells[i];
+    snprintf(out, cap, "%.*s%.*s", (int)c->len, e->json.data + c->off,
+             (int)e->tails[c->tail].len, e->json.data + e->tails[c->tail].off);
     return out;
 }
 
@@ -165,6 +168,37 @@ START_TEST(cell_json)
     ck_assert_int_eq(e->cells[2].day, schedule_day(2026, 11, 23));
     ck_assert(!e->cells[2].internet);
     ck_assert_int_eq(e->ncells, 3);
+    ck_assert_int_eq(e->ntails, 3);
+    schedule_entry_free(e);
+}
+END_TEST
+
+/* Cells share their tails: a run of one busy type, and a return to an
+ * earlier one, make no new tail; a whole-word "Internet" only counts. */
+START_TEST(cell_tails_shared)
+{
+    struct schedule_entry *e = schedule_entry_new(LPU_A, G1);
+    int64_t b = MSK_2026_11_23 + 8 * 3600;
+    const char *acc[] = {"Registry,Internet", "Registry,Internet", "Registry", "Registry,Internet",
+                         "Registry", "Internet,Doctor"};
+    for (int i = 0; i < 6; i++)
+        schedule_entry_add_cell(e, G2, b + 900 * i, b + 900 * i + 900, "Приём", 1, "4", acc[i],
+                                false);
+    ck_assert_int_eq(e->ntails, 3);
+    int want_tail[] = {0, 0, 1, 0, 1, 2};
+    bool want_net[] = {true, true, false, true, false, true};
+    char buf[512];
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(e->cells[i].tail, want_tail[i]);
+        ck_assert_int_eq(e->cells[i].internet, want_net[i]);
+        ck_assert_ptr_nonnull(strstr(frag(e, i, buf, sizeof(buf)), acc[i][0] == 'I'
+                                                                      ? "[\"Internet\",\"Doctor\"]"
+                                                                      : "\"flagAccess\":[\"Registry\""));
+    }
+    /* A busy type of another name or code is another tail. */
+    schedule_entry_add_cell(e, G2, b + 9000, b + 9900, "Приём", 1, "5", "Registry", false);
+    schedule_entry_add_cell(e, G2, b + 9900, b + 10800, "Приём", 0, "4", "Registry", false);
+    ck_assert_int_eq(e->ntails, 5);
     schedule_entry_free(e);
 }
 END_TEST
@@ -318,6 +352,7 @@ int main(void)
     tcase_add_test(tc, range_rules);
     tcase_add_test(tc, ages_and_limits);
     tcase_add_test(tc, cell_json);
+    tcase_add_test(tc, cell_tails_shared);
     suite_add_tcase(s, tc);
     tc = tcase_create("cache");
     tcase_add_test(tc, cache_expiry);

@@ -72,7 +72,7 @@ static void sched_reply(struct req *r, const struct schedule_entry *e, enum stor
     int end = lo;
     size_t size = e->res_len + 32;
     while (end < e->ncells && e->cells[end].day <= s->to) {
-        size += e->cells[end].len + STATUS_TAIL_MAX + 1;
+        size += e->cells[end].len + e->tails[e->cells[end].tail].len + STATUS_TAIL_MAX + 1;
         end++;
     }
     char *body = req_alloc(r, size);
@@ -92,6 +92,7 @@ static void sched_reply(struct req *r, const struct schedule_entry *e, enum stor
             body[n++] = ',';
         first = false;
         PUT(e->json.data + c->off, c->len);
+        PUT(e->json.data + e->tails[c->tail].off, e->tails[c->tail].len);
         const char *tail = status_tail[schedule_cell_status(c->booked, c->internet, c->busy_type,
                                                             c->begin_s, now_s)];
         PUT(tail, strlen(tail));
