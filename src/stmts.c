@@ -44,7 +44,11 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         " coalesce(r.gender, 0),"
         " c.guid::text, extract(epoch FROM c.begin_at)::bigint, extract(epoch FROM c.end_at)::bigint,"
         " c.busy_name, c.busy_type, c.busy_code, array_to_string(c.access, ','),"
-        " EXISTS (SELECT 1 FROM bookings b WHERE b.cell_guid = c.guid AND b.status <> 'cancelled')"
+        /* A scalar subquery, not EXISTS: the planner would hash EXISTS over
+         * every active booking; this is one probe of bookings_one_per_cell
+         * per cell. */
+        " (SELECT true FROM bookings b WHERE b.cell_guid = c.guid AND b.status <> 'cancelled'"
+        "  LIMIT 1) IS NOT NULL"
         " FROM lpus l"
         " LEFT JOIN resources r ON r.guid = $2::uuid AND r.lpu_guid = l.guid AND r.is_active"
         " LEFT JOIN cells c ON c.resource_guid = r.guid"
