@@ -345,8 +345,15 @@ void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t
     access = access ? access : "";
     int tail = cell_tail(e, busy_name, busy_type, busy_code, access);
     struct schedule_cell *c = &e->cells[e->ncells++];
+    /* The local day from the formatted begin: localtime_r would take
+     * glibc's time zone lock once per cell. */
+    char begin[32], end[32];
+    util_format_time(begin_s, begin);
+    util_format_time(end_s, end);
+    int y = atoi(begin), m = atoi(begin + 5), d = atoi(begin + 8);
     c->begin_s = begin_s;
-    c->day = local_day(begin_s, &c->ymd);
+    c->ymd = y * 10000 + m * 100 + d;
+    c->day = schedule_day(y, m, d);
     c->busy_type = busy_type;
     c->booked = booked;
     c->tail = (uint16_t)tail;
@@ -361,9 +368,6 @@ void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t
 
     /* The head needs no escaping: a GUID from PostgreSQL's uuid, and our
      * own timestamps. */
-    char begin[32], end[32];
-    util_format_time(begin_s, begin);
-    util_format_time(end_s, end);
     c->off = (uint32_t)e->json.len;
     buf_printf(&e->json, "{\"guid\":\"%s\",\"begin\":\"%s\",\"end\":\"%s\",", guid, begin, end);
     c->len = (uint16_t)(e->json.len - c->off);

@@ -7,6 +7,7 @@
 #include <event2/http.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,11 @@ static int worker_listen(const struct config *cfg, char *err, size_t errlen)
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto err;
+    /* Accepted connections inherit it (Linux). bufferevents write at most
+     * 16 kB at a time: without it, Nagle holds the rest of a larger answer
+     * (a schedule's) until the client's delayed ACK, some 40 ms. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         goto err;
     if (bind(fd, (struct sockaddr *)&ss, sslen) < 0)
         goto err;
