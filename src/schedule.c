@@ -558,7 +558,7 @@ void schedule_person_put(struct schedule_cache *c, const char *person, int64_t n
 /* --- the fill --- */
 
 enum fill_col {
-    FC_HAS_RES, FC_TYPE, FC_FAMILY, FC_NAME, FC_PATRONYMIC, FC_ROLE, FC_SPEC_CODE, FC_SPEC_NAME,
+    FC_KIND, FC_HAS_RES, FC_TYPE, FC_FAMILY, FC_NAME, FC_PATRONYMIC, FC_ROLE, FC_SPEC_CODE, FC_SPEC_NAME,
     FC_ROOM, FC_FLOOR, FC_AGE_MIN, FC_AGE_MAX, FC_GENDER,
     FC_CELL, FC_BEGIN, FC_END, FC_BUSY_NAME, FC_BUSY_TYPE, FC_BUSY_CODE, FC_ACCESS, FC_BOOKED,
     FC__COUNT
@@ -612,7 +612,7 @@ static void entry_from_result(struct schedule_entry *e, PGresult *res)
     yajl_gen_map_close(g);
     gen_append(g, &e->json, &e->res_off, &e->res_len);
 
-    for (int i = 0; i < n; i++) {
+    for (int i = 1; i < n; i++) {
         if (PQgetisnull(res, i, FC_CELL))
             continue;
         schedule_entry_add_cell(e, PQgetvalue(res, i, FC_CELL),

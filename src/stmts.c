@@ -33,28 +33,35 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         "       coalesce(string_agg(l.mcod, ',' ORDER BY l.mcod), '')"
         "  FROM mis_users u LEFT JOIN mis_user_lpus l ON l.login = u.login"
         " WHERE u.login = $1 GROUP BY u.login", 1},
-    /* One row per cell of the resource from $3 to $4 (epoch seconds), or one
-     * row without a cell; no row: no such LPU; has_resource false: the
-     * resource is not the LPU's. Columns in schedule.c's enum fill_col order. */
+    /* The resource's row first (kind 0), then one row per cell of it from
+     * $3 to $4, epoch seconds (kind 1), ordered by begin; the resource's
+     * columns are not repeated on every cell's row, nor the cell's on the
+     * resource's. No row: no such (active) LPU; has_resource false: no such
+     * active resource of that LPU. Columns in schedule.c's enum fill_col
+     * order. The booking of a cell is a scalar subquery, not EXISTS: the
+     * planner would hash EXISTS over every active booking; this is one probe
+     * of bookings_one_per_cell per cell. */
     [STMT_SCHEDULE_FILL] = {"schedule_fill",
-        "SELECT r.guid IS NOT NULL, coalesce(r.res_type, ''), coalesce(r.family, ''),"
+        "WITH r AS (SELECT r.* FROM lpus l"
+        "  LEFT JOIN resources r ON r.guid = $2::uuid AND r.lpu_guid = l.guid AND r.is_active"
+        "  WHERE l.guid = $1::uuid AND l.is_active)"
+        " SELECT 0, r.guid IS NOT NULL, coalesce(r.res_type, ''), coalesce(r.family, ''),"
         " coalesce(r.name, ''), coalesce(r.patronymic, ''), coalesce(r.role, ''),"
         " coalesce(r.spec_code, ''), coalesce(r.spec_name, ''), coalesce(r.room, ''),"
-        " coalesce(r.floor::text, ''), coalesce(r.age_min, -1), coalesce(r.age_max, -1),"
-        " coalesce(r.gender, 0),"
+        " coalesce(r.floor::text, ''), coalesce(r.age_min, -1)::int, coalesce(r.age_max, -1)::int,"
+        " coalesce(r.gender, 0)::int, NULL::text, NULL::bigint, NULL::bigint, NULL::text,"
+        " NULL::smallint, NULL::text, NULL::text, NULL::boolean FROM r"
+        " UNION ALL"
+        " (SELECT 1, NULL::boolean, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"
+        " NULL::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::int, NULL::int,"
         " c.guid::text, extract(epoch FROM c.begin_at)::bigint, extract(epoch FROM c.end_at)::bigint,"
         " c.busy_name, c.busy_type, c.busy_code, array_to_string(c.access, ','),"
-        /* A scalar subquery, not EXISTS: the planner would hash EXISTS over
-         * every active booking; this is one probe of bookings_one_per_cell
-         * per cell. */
         " (SELECT true FROM bookings b WHERE b.cell_guid = c.guid AND b.status <> 'cancelled'"
         "  LIMIT 1) IS NOT NULL"
-        " FROM lpus l"
-        " LEFT JOIN resources r ON r.guid = $2::uuid AND r.lpu_guid = l.guid AND r.is_active"
-        " LEFT JOIN cells c ON c.resource_guid = r.guid"
+        " FROM r JOIN cells c ON c.resource_guid = r.guid"
         "  AND c.begin_at >= to_timestamp($3::float8) AND c.begin_at < to_timestamp($4::float8)"
-        " WHERE l.guid = $1::uuid AND l.is_active"
-        " ORDER BY c.begin_at LIMIT 5000", 4},
+        " ORDER BY c.begin_at LIMIT 5000)"
+        " ORDER BY 1, 16", 4},
     [STMT_SCHEDULE_PERSON] = {"schedule_person",
         "SELECT to_char(birthday, 'YYYYMMDD'), coalesce(gender, 0) FROM persons WHERE guid = $1::uuid", 1},
 };
