@@ -160,6 +160,7 @@ struct schedule_cache {
 struct schedule_fill {
     struct schedule_cache *cache;
     struct schedule_entry *e;
+    int64_t start_us;  /* the entry's age counts from the query's start */
 };
 
 static uint32_t key_hash(const char *resource)
@@ -418,12 +419,15 @@ static void hash_remove(struct schedule_cache *c, struct schedule_entry *e)
     }
 }
 
+/* The ready entry of a key, or the one filling: each key has at most one
+ * of each (a refresh fills while the ready one still serves). */
 static struct schedule_entry *hash_find(struct schedule_cache *c, const char *lpu,
-                                        const char *resource)
+                                        const char *resource, bool filling)
 {
     uint32_t b = key_hash(resource) & (SCHEDULE_BUCKETS - 1);
     for (struct schedule_entry *e = c->buckets[b]; e; e = e->hnext) {
-        if (strcmp(e->resource, resource) == 0 && strcmp(e->lpu, lpu) == 0)
+        if (e->filling == filling && strcmp(e->resource, resource) == 0 &&
+            strcmp(e->lpu, lpu) == 0)
             return e;
     }
     return NULL;
@@ -454,8 +458,8 @@ static void cache_trim(struct schedule_cache *c, const struct schedule_entry *ke
 
 void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int64_t now_us)
 {
-    struct schedule_entry *old = hash_find(c, e->lpu, e->resource);
-    if (old && !old->filling)
+    struct schedule_entry *old = hash_find(c, e->lpu, e->resource, false);
+    if (old)
         entry_evict(c, old);
     hash_insert(c, e);
     e->filling = false;
@@ -471,8 +475,8 @@ void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int6
 struct schedule_entry *schedule_cache_find(struct schedule_cache *c, const char *lpu,
                                            const char *resource, int64_t now_us, int64_t today)
 {
-    struct schedule_entry *e = hash_find(c, lpu, resource);
-    if (!e || e->filling)
+    struct schedule_entry *e = hash_find(c, lpu, resource, false);
+    if (!e)
         return NULL;
     if (now_us >= e->expires_us || e->today != today) {
         entry_evict(c, e);
@@ -630,6 +634,7 @@ static void on_fill(PGresult *res, enum store_status st, void *arg)
     struct schedule_fill *f = arg;
     struct schedule_cache *c = f->cache;
     struct schedule_entry *e = f->e;
+    int64_t start_us = f->start_us;
     free(f);
     c->filling--;
     if (st == STORE_OK)
@@ -644,44 +649,29 @@ static void on_fill(PGresult *res, enum store_status st, void *arg)
         hash_remove(c, e);
     e->filling = false;
     if (keep)
-        schedule_cache_put(c, e, util_mono_us());
+        schedule_cache_put(c, e, start_us);
     for (; wt; wt = wt->next)
         wt->cb(wt->r, st == STORE_OK ? e : NULL, st);
     if (!keep)
         schedule_entry_free(e);
 }
 
-void schedule_get(struct req *r, const char *lpu, const char *resource, int64_t today,
-                  schedule_cb cb)
+/* Starts a fill of (lpu, resource) for today, with its first waiter or
+ * none (a refresh). Returns the pool's refusal, having freed everything. */
+static enum store_status fill_start(struct worker *w, const char *lpu, const char *resource,
+                                    int64_t today, int64_t now_us, struct schedule_waiter *wt)
 {
-    struct worker *w = r->w;
     struct schedule_cache *c = w->schedule;
-    int64_t now = util_mono_us();
-    struct schedule_entry *e = schedule_cache_find(c, lpu, resource, now, today);
-    if (e) {
-        cb(r, e, STORE_OK);
-        return;
-    }
-    struct schedule_waiter *wt = req_alloc(r, sizeof(*wt));
-    wt->r = r;
-    wt->cb = cb;
-    e = hash_find(c, lpu, resource);
-    if (e && e->filling && e->today == today) {
-        wt->next = e->waiters;
-        e->waiters = wt;
-        return;
-    }
     struct schedule_fill *f = malloc(sizeof(*f));
-    if (!f) {
-        cb(r, NULL, STORE_ERROR);
-        return;
-    }
-    e = schedule_entry_new(lpu, resource);
+    if (!f)
+        return STORE_ERROR;
+    struct schedule_entry *e = schedule_entry_new(lpu, resource);
     e->filling = true;
     e->today = today;
     e->waiters = wt;
     f->cache = c;
     f->e = e;
+    f->start_us = now_us;
 
     char from[24], to[24];
     snprintf(from, sizeof(from), "%lld", (long long)schedule_midnight(today));
@@ -692,11 +682,41 @@ void schedule_get(struct req *r, const char *lpu, const char *resource, int64_t 
     if (st != STORE_OK) {
         free(f);
         schedule_entry_free(e);
-        cb(r, NULL, st);
-        return;
+        return st;
     }
-    /* A filling entry of an older day still in the table is found first
-     * by nobody once this one is in front of it in the chain. */
     hash_insert(c, e);
     c->filling++;
+    return STORE_OK;
+}
+
+void schedule_get(struct req *r, const char *lpu, const char *resource, int64_t today,
+                  schedule_cb cb)
+{
+    struct worker *w = r->w;
+    struct schedule_cache *c = w->schedule;
+    int64_t now = util_mono_us();
+    struct schedule_entry *e = schedule_cache_find(c, lpu, resource, now, today);
+    if (e) {
+        /* In the last quarter of its life a used entry is refilled in the
+         * background, while it still serves: a resource that portals keep
+         * asking for never makes them wait for PostgreSQL, and every answer
+         * is still from a fill younger than the TTL. */
+        int64_t ttl_us = (int64_t)c->ttl_ms * 1000;
+        if (now >= e->expires_us - ttl_us / 4 && !hash_find(c, lpu, resource, true))
+            (void)fill_start(w, lpu, resource, today, now, NULL);
+        cb(r, e, STORE_OK);
+        return;
+    }
+    struct schedule_waiter *wt = req_alloc(r, sizeof(*wt));
+    wt->r = r;
+    wt->cb = cb;
+    e = hash_find(c, lpu, resource, true);
+    if (e && e->today == today) {
+        wt->next = e->waiters;
+        e->waiters = wt;
+        return;
+    }
+    enum store_status st = fill_start(w, lpu, resource, today, now, wt);
+    if (st != STORE_OK)
+        cb(r, NULL, st);
 }

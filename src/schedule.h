@@ -9,8 +9,11 @@
  * the current time, so that Expired is never stale. An entry lives
  * cfg->schedule_cache_ttl_ms (0: every request reads PostgreSQL), so a
  * booking made behind the gateway's back shows within that time, and at
- * once when the booking code calls schedule_cache_drop(). Concurrent misses
- * of one key wait for one fill. Entries and bytes are bounded (least
+ * once when the booking code calls schedule_cache_drop(). An entry's age
+ * counts from its query's start. Concurrent misses of one key wait for one
+ * fill; an entry used in the last quarter of its life is refilled in the
+ * background while it still serves, so a busy resource never makes a
+ * request wait for PostgreSQL. Entries and bytes are bounded (least
  * recently used out first); all memory is the worker's, freed with it. */
 #ifndef MIPGW_SCHEDULE_H
 #define MIPGW_SCHEDULE_H
