@@ -150,8 +150,11 @@ void schedule_entry_add_cell(struct schedule_entry *e, const char *guid, int64_t
  * and evicts to the bounds. */
 void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int64_t now_us);
 
-/* Drops every entry of a resource, so the next request reads PostgreSQL.
- * The booking path calls it after a booking or a cancellation. */
+/* Drops every entry of a resource (its GUID in lower case, as ids_guid
+ * writes it), so the next request reads PostgreSQL; a fill under way is
+ * answered to its waiters but not kept. The booking path calls it after a
+ * booking or a cancellation. Only this worker's cache: another worker's
+ * entry lives out its TTL. */
 void schedule_cache_drop(struct worker *w, const char *resource_guid);
 void schedule_cache_drop_resource(struct schedule_cache *c, const char *resource_guid);
 
