@@ -650,8 +650,12 @@ static void on_fill(PGresult *res, enum store_status st, void *arg)
     e->filling = false;
     if (keep)
         schedule_cache_put(c, e, start_us);
-    for (; wt; wt = wt->next)
+    while (wt) {
+        /* The waiter lives in its request's arena, which the answer frees. */
+        struct schedule_waiter *next = wt->next;
         wt->cb(wt->r, st == STORE_OK ? e : NULL, st);
+        wt = next;
+    }
     if (!keep)
         schedule_entry_free(e);
 }
