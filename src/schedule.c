@@ -151,6 +151,7 @@ struct schedule_cache {
     size_t max_entries, max_bytes;
     size_t count, bytes;             /* ready entries (in the LRU list) */
     size_t filling;                  /* fills under way */
+    uint64_t gen;                    /* puts so far */
     struct schedule_entry *buckets[SCHEDULE_BUCKETS];
     struct schedule_entry *lru_head, *lru_tail;  /* head: most recently used */
     struct person_slot persons[PERSON_SLOTS];
@@ -463,6 +464,8 @@ void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int6
         entry_evict(c, old);
     hash_insert(c, e);
     e->filling = false;
+    e->checking = false;
+    e->gen = ++c->gen;
     e->expires_us = now_us + (int64_t)c->ttl_ms * 1000;
     entry_seal(e);
     e->bytes = entry_bytes(e);
@@ -564,7 +567,7 @@ void schedule_person_put(struct schedule_cache *c, const char *person, int64_t n
 enum fill_col {
     FC_KIND, FC_HAS_RES, FC_TYPE, FC_FAMILY, FC_NAME, FC_PATRONYMIC, FC_ROLE, FC_SPEC_CODE, FC_SPEC_NAME,
     FC_ROOM, FC_FLOOR, FC_AGE_MIN, FC_AGE_MAX, FC_GENDER,
-    FC_CELL, FC_BEGIN, FC_END, FC_BUSY_NAME, FC_BUSY_TYPE, FC_BUSY_CODE, FC_ACCESS, FC_BOOKED,
+    FC_CELL, FC_BEGIN, FC_END, FC_BUSY_NAME, FC_BUSY_TYPE, FC_BUSY_CODE, FC_ACCESS, FC_BOOKED, FC_VERSION,
     FC__COUNT
 };
 
@@ -589,6 +592,7 @@ static void entry_from_result(struct schedule_entry *e, PGresult *res)
         return;
     }
     e->found = SCHED_FOUND;
+    util_strlcpy(e->version, PQgetvalue(res, 0, FC_VERSION), sizeof(e->version));
     e->age_min = atoi(PQgetvalue(res, 0, FC_AGE_MIN));
     e->age_max = atoi(PQgetvalue(res, 0, FC_AGE_MAX));
     e->gender = atoi(PQgetvalue(res, 0, FC_GENDER));
@@ -693,6 +697,78 @@ static enum store_status fill_start(struct worker *w, const char *lpu, const cha
     return STORE_OK;
 }
 
+/* A check of a cached entry's version: when the window is unchanged, the
+ * entry gets the booked flags read now and a new lifetime, without shipping
+ * and rebuilding its cells; else a fill replaces it. */
+struct schedule_check {
+    struct worker *w;
+    char lpu[GUID_LEN + 1], resource[GUID_LEN + 1];
+    int64_t today, start_us;
+    uint64_t gen;
+};
+
+static void on_check(PGresult *res, enum store_status st, void *arg)
+{
+    struct schedule_check *k = arg;
+    struct schedule_cache *c = k->w->schedule;
+    /* The entry checked, unless dropped, evicted or replaced meanwhile. */
+    struct schedule_entry *e = hash_find(c, k->lpu, k->resource, false);
+    if (!e || e->gen != k->gen) {
+        free(k);
+        return;
+    }
+    e->checking = false;
+    if (st != STORE_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+        strcmp(PQgetvalue(res, 0, 0), e->version) != 0) {
+        if (st == STORE_OK && !hash_find(c, k->lpu, k->resource, true))
+            (void)fill_start(k->w, k->lpu, k->resource, k->today, k->start_us, NULL);
+        free(k);
+        return;
+    }
+    for (int i = 0; i < e->ncells; i++)
+        e->cells[i].booked = false;
+    for (const char *p = PQgetvalue(res, 0, 1); *p;) {
+        char *end;
+        long long b = strtoll(p, &end, 10);
+        int lo = 0, hi = e->ncells;
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (e->cells[mid].begin_s < b)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < e->ncells && e->cells[lo].begin_s == b)
+            e->cells[lo].booked = true;
+        p = *end == ',' ? end + 1 : end + strlen(end);
+    }
+    e->expires_us = k->start_us + (int64_t)c->ttl_ms * 1000;
+    free(k);
+}
+
+static void check_start(struct worker *w, struct schedule_entry *e, int64_t now_us)
+{
+    struct schedule_check *k = malloc(sizeof(*k));
+    if (!k)
+        return;
+    k->w = w;
+    memcpy(k->lpu, e->lpu, sizeof(k->lpu));
+    memcpy(k->resource, e->resource, sizeof(k->resource));
+    k->today = e->today;
+    k->start_us = now_us;
+    k->gen = e->gen;
+    char from[24], to[24];
+    snprintf(from, sizeof(from), "%lld", (long long)schedule_midnight(e->today));
+    snprintf(to, sizeof(to), "%lld",
+             (long long)schedule_midnight(e->today + w->cfg->schedule_horizon_days + 1));
+    const char *values[] = {e->lpu, e->resource, from, to};
+    if (pg_query(w->pg, STMT_SCHEDULE_CHECK, values, on_check, k) != STORE_OK) {
+        free(k);
+        return;
+    }
+    e->checking = true;
+}
+
 void schedule_get(struct req *r, const char *lpu, const char *resource, int64_t today,
                   schedule_cb cb)
 {
@@ -706,8 +782,13 @@ void schedule_get(struct req *r, const char *lpu, const char *resource, int64_t 
          * asking for never makes them wait for PostgreSQL, and every answer
          * is still from a fill younger than the TTL. */
         int64_t ttl_us = (int64_t)c->ttl_ms * 1000;
-        if (now >= e->expires_us - ttl_us / 4 && !hash_find(c, lpu, resource, true))
-            (void)fill_start(w, lpu, resource, today, now, NULL);
+        if (now >= e->expires_us - ttl_us / 4 && !e->checking &&
+            !hash_find(c, lpu, resource, true)) {
+            if (e->found == SCHED_FOUND && e->version[0])
+                check_start(w, e, now);
+            else
+                (void)fill_start(w, lpu, resource, today, now, NULL);
+        }
         cb(r, e, STORE_OK);
         return;
     }

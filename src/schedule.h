@@ -110,6 +110,9 @@ struct schedule_entry {
     bool dropped;        /* dropped while filling: serve the waiters, keep nothing */
     int64_t expires_us;  /* monotonic */
     int64_t today;       /* the day the window began on when filled */
+    uint64_t gen;        /* which put this is, for a check answering late */
+    bool checking;       /* a check of its version is under way */
+    char version[96];    /* SCHEDULE_VERSION of stmts.c when filled */
     int age_min, age_max, gender;
     uint32_t res_off, res_len;  /* the resource's JSON object in json */
     struct schedule_cell *cells;

@@ -17,6 +17,7 @@ enum stmt_id {
     STMT_MIS_LOGIN,
     /* the schedule view (schedule.c) */
     STMT_SCHEDULE_FILL,
+    STMT_SCHEDULE_CHECK,
     STMT_SCHEDULE_PERSON,
     STMT__COUNT
 };
