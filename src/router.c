@@ -23,6 +23,8 @@ static const struct route routes[] = {
     {"mis_referrals", POST, "/mis/v1/referrals", api_mis_referrals},
     {"mis_dispensary", POST, "/mis/v1/dispensary", api_mis_dispensary},
     {"patients_upload", POST, "/patients", api_patients_upload},
+    {"schedule", GET, "/api/v2/lpu/{lpuGuid}/doctor/{resourceGuid}/schedule/{dateFrom}/{dateTo}",
+     api_schedule},
 };
 
 #define NROUTES ((int)ARRAY_LEN(routes))

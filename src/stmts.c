@@ -13,6 +13,20 @@
     " FROM persons p "
 #define IDENT_ORDER " ORDER BY p.updated_at DESC, p.guid LIMIT 16"
 
+/* The version of a resource's schedule window ($1 LPU, $2 resource, $3..$4
+ * epoch seconds): the row versions (xmin) of the LPU and the resource, and
+ * the count and newest row version of its cells in the window. Any insert,
+ * update or delete of those rows changes it (a new row version has a newer
+ * xmin; a delete lowers the count); bookings are not in it. NULL without
+ * the LPU. */
+#define SCHEDULE_VERSION \
+    "(SELECT l.xmin::text || ':' || coalesce((SELECT r2.xmin::text FROM resources r2" \
+    "   WHERE r2.guid = $2::uuid AND r2.lpu_guid = l.guid AND r2.is_active), '-') || ':' ||" \
+    " (SELECT count(*) || ':' || coalesce(max(c2.xmin::text::bigint), 0) FROM cells c2" \
+    "   WHERE c2.resource_guid = $2::uuid AND c2.begin_at >= to_timestamp($3::float8)" \
+    "   AND c2.begin_at < to_timestamp($4::float8))" \
+    " FROM lpus l WHERE l.guid = $1::uuid AND l.is_active)"
+
 const struct pg_stmt pg_stmts[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0},
     [STMT_CLIENT_APPS] = {"client_apps",
@@ -45,4 +59,44 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         "SELECT refdata_dispensary($1::jsonb, $2::text[])::text", 2},
     [STMT_PATIENT_UPLOAD] = {"patient_upload",
         "SELECT mip_patient_upload($1::jsonb, $2::text[])::text", 2},
+    /* The resource's row first (kind 0), then one row per cell of it from
+     * $3 to $4, epoch seconds (kind 1), ordered by begin; the resource's
+     * columns are not repeated on every cell's row, nor the cell's on the
+     * resource's. No row: no such (active) LPU; has_resource false: no such
+     * active resource of that LPU. Columns in schedule.c's enum fill_col
+     * order. The booking of a cell is a scalar subquery, not EXISTS: the
+     * planner would hash EXISTS over every active booking; this is one probe
+     * of bookings_one_per_cell per cell. */
+    [STMT_SCHEDULE_FILL] = {"schedule_fill",
+        "WITH r AS (SELECT r.* FROM lpus l"
+        "  LEFT JOIN resources r ON r.guid = $2::uuid AND r.lpu_guid = l.guid AND r.is_active"
+        "  WHERE l.guid = $1::uuid AND l.is_active)"
+        " SELECT 0, r.guid IS NOT NULL, coalesce(r.res_type, ''), coalesce(r.family, ''),"
+        " coalesce(r.name, ''), coalesce(r.patronymic, ''), coalesce(r.role, ''),"
+        " coalesce(r.spec_code, ''), coalesce(r.spec_name, ''), coalesce(r.room, ''),"
+        " coalesce(r.floor::text, ''), coalesce(r.age_min, -1)::int, coalesce(r.age_max, -1)::int,"
+        " coalesce(r.gender, 0)::int, NULL::text, NULL::bigint, NULL::bigint, NULL::text,"
+        " NULL::smallint, NULL::text, NULL::text, NULL::boolean, " SCHEDULE_VERSION " FROM r"
+        " UNION ALL"
+        " (SELECT 1, NULL::boolean, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"
+        " NULL::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::int, NULL::int,"
+        " c.guid::text, extract(epoch FROM c.begin_at)::bigint, extract(epoch FROM c.end_at)::bigint,"
+        " c.busy_name, c.busy_type, c.busy_code, array_to_string(c.access, ','),"
+        " (SELECT true FROM bookings b WHERE b.cell_guid = c.guid AND b.status <> 'cancelled'"
+        "  LIMIT 1) IS NOT NULL, NULL::text"
+        " FROM r JOIN cells c ON c.resource_guid = r.guid"
+        "  AND c.begin_at >= to_timestamp($3::float8) AND c.begin_at < to_timestamp($4::float8)"
+        " ORDER BY c.begin_at LIMIT 5000)"
+        " ORDER BY 1, 16", 4},
+    /* A cached window still right? Its version, and the begins (epoch
+     * seconds) of its booked cells. */
+    [STMT_SCHEDULE_CHECK] = {"schedule_check",
+        "SELECT " SCHEDULE_VERSION ", coalesce((SELECT string_agg("
+        " date_part('epoch', c.begin_at)::bigint::text, ',') FROM cells c"
+        " WHERE c.resource_guid = $2::uuid AND c.begin_at >= to_timestamp($3::float8)"
+        " AND c.begin_at < to_timestamp($4::float8)"
+        " AND (SELECT true FROM bookings b WHERE b.cell_guid = c.guid AND b.status <> 'cancelled'"
+        "  LIMIT 1)), '')", 4},
+    [STMT_SCHEDULE_PERSON] = {"schedule_person",
+        "SELECT to_char(birthday, 'YYYYMMDD'), coalesce(gender, 0) FROM persons WHERE guid = $1::uuid", 1},
 };

@@ -23,6 +23,10 @@ enum stmt_id {
     STMT_REFDATA_DISPENSARY,
     /* POST /patients and the importer: one Patient, stored in one call */
     STMT_PATIENT_UPLOAD,
+    /* the schedule view (schedule.c) */
+    STMT_SCHEDULE_FILL,
+    STMT_SCHEDULE_CHECK,
+    STMT_SCHEDULE_PERSON,
     STMT__COUNT
 };
 

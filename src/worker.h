@@ -20,6 +20,7 @@ struct evhttp_bound_socket;
 struct event;
 struct redis;
 struct pg_pool;
+struct schedule_cache;
 
 /* Lifecycle of a worker. */
 enum worker_state {
@@ -49,6 +50,7 @@ struct worker {
     int inflight;                 /* requests read and not yet answered */
     uint64_t req_seq;             /* for request ids */
     char id_prefix[9];
+    struct schedule_cache *schedule;  /* the schedule view's cells (schedule.h) */
 };
 
 /* Creates the listener socket and the worker's reactor; no thread yet.

@@ -16,6 +16,8 @@ void api_token_session(struct req *r);
 
 /* api/mis.c: hospitals' systems, the project's own */
 void api_mis_whoami(struct req *r);
+/* api/schedule.c: a resource's schedule for portals (issue 3) */
+void api_schedule(struct req *r);
 
 /* api/refdata.c: reference-data uploads under /mis/v1 (the project's own) */
 void api_mis_lpus(struct req *r);
