@@ -371,12 +371,16 @@ bool identity_decode(const char *s, struct ident_result *out)
 
 /* The index set and every key it names go in one script, so that a token
  * issued meanwhile either lands in the set before (and is dropped) or after
- * (and is fresh). The keys in the set are not declared: a Redis Cluster would
- * need the person's keys hash-tagged alike. */
+ * (and is fresh). A look-up that read PostgreSQL before the change but
+ * stores after this script would cache the old cards again: the guard key
+ * pfgt:{person} tells the store step not to (see IDENT_FORGET_GUARD_S). The
+ * keys in the set are not declared: a Redis Cluster would need the person's
+ * keys hash-tagged alike. */
 static struct redis_script forget_script = {
     "local ks = redis.call('SMEMBERS', KEYS[1]) "
     "for i = 1, #ks do redis.call('DEL', ks[i]) end "
     "redis.call('DEL', KEYS[1]) "
+    "redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) "
     "return #ks",
     ""};
 static pthread_once_t forget_once = PTHREAD_ONCE_INIT;
@@ -404,10 +408,12 @@ void identity_forget_person(struct redis *rd, const char *person_guid, void (*do
 {
     pthread_once(&forget_once, forget_init);
     struct forget *f = malloc(sizeof(*f));
-    char key[48];
-    snprintf(key, sizeof(key), "pidx:%s", person_guid);
-    const char *argv[] = {key};
-    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 1, 1, argv) != STORE_OK) {
+    char k_idx[48], k_guard[48], guard_ttl[16];
+    snprintf(k_idx, sizeof(k_idx), "pidx:%s", person_guid);
+    snprintf(k_guard, sizeof(k_guard), "pfgt:%s", person_guid);
+    snprintf(guard_ttl, sizeof(guard_ttl), "%d", IDENT_FORGET_GUARD_S);
+    const char *argv[] = {k_idx, k_guard, guard_ttl};
+    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 2, 3, argv) != STORE_OK) {
         free(f);
         done(arg);
         return;

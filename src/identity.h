@@ -83,8 +83,15 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  *               uploaded later must be found soon and no person owns it yet
  * tok:{jti}     a token's session (auth.h)
  * pidx:{person} the set of the ident: and tok: keys above that name this
- *               person, so that a change of the person's cards drops them */
+ *               person, so that a change of the person's cards drops them
+ * pfgt:{person} set for IDENT_FORGET_GUARD_S when they were dropped: a
+ *               look-up that read PostgreSQL before the change and stores
+ *               after it caches nothing while this exists */
 #define IDENT_MISS_TTL_S 5
+/* Longer than a look-up can take between its PostgreSQL read and its Redis
+ * store with the default deadlines (pg.timeout_ms 2 s, redis.timeout_ms
+ * 0.5 s). */
+#define IDENT_FORGET_GUARD_S 10
 
 struct redis;
 /* Drops every cached look-up and token session of a person (they are

@@ -19,7 +19,8 @@
  * existed, so their check digits are not verified. */
 #define SNILS_UNCHECKED_MAX 1001998L
 #define POLIS_MAX_CHARS 20
-#define MCOD_MAX_DIGITS 16
+#define MCOD_MIN_DIGITS 6
+#define MCOD_MAX_DIGITS 7
 
 static bool is_digit(unsigned char c) {
     return c >= '0' && c <= '9';
@@ -432,7 +433,7 @@ enum id_check ids_mcod(const char *s) {
 
     if (!s || !*s) return ID_EMPTY;
     while (n <= MCOD_MAX_DIGITS && is_digit((unsigned char)s[n])) n++;
-    if (n > MCOD_MAX_DIGITS || s[n] != '\0') return ID_FORMAT;
+    if (n < MCOD_MIN_DIGITS || n > MCOD_MAX_DIGITS || s[n] != '\0') return ID_FORMAT;
     return ID_OK;
 }
 

@@ -46,7 +46,8 @@ enum id_check ids_date_or_datetime(const char *s, int *y, int *m, int *d);
 /* Time HH:MM, 00:00..23:59. */
 enum id_check ids_time_hhmm(const char *s, int *h, int *min);
 
-/* MCOD of an LPU: 1..16 digits (leading zeros kept). */
+/* МКОД of an LPU: 6 or 7 digits, leading zeros kept (mip-api.md: the sizes
+ * seen; logins, patients and LPUs all take it by this one rule). */
 enum id_check ids_mcod(const char *s);
 
 /* Russian phone: 11 digits starting with 7 or 8, optional leading '+',

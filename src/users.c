@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "ids.h"
 #include "misauth.h"
 #include "util.h"
 
@@ -20,12 +21,6 @@ static bool login_ok(const char *s)
     if (n == 0 || n > MISAUTH_LOGIN_MAX)
         return false;
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
-}
-
-static bool mcod_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return (n == 6 || n == 7) && strspn(s, "0123456789") == n;
 }
 
 /* Runs one statement; on failure fills err and returns NULL. */
@@ -81,7 +76,7 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
         return -1;
     }
     for (int i = 0; i < nmcods; i++) {
-        if (!mcod_ok(mcods[i])) {
+        if (ids_mcod(mcods[i]) != ID_OK) {
             snprintf(err, errlen, "МКОД %s is not 6 or 7 digits", mcods[i]);
             return -1;
         }

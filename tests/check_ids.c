@@ -520,10 +520,12 @@ END_TEST
 
 START_TEST(mcod)
 {
-    ck_assert_int_eq(ids_mcod("0"), ID_OK);
     ck_assert_int_eq(ids_mcod("502301"), ID_OK);
     ck_assert_int_eq(ids_mcod("0502301"), ID_OK);
-    ck_assert_int_eq(ids_mcod("1234567890123456"), ID_OK);
+    ck_assert_int_eq(ids_mcod("000000"), ID_OK);
+    ck_assert_int_eq(ids_mcod("0"), ID_FORMAT);
+    ck_assert_int_eq(ids_mcod("50230"), ID_FORMAT);
+    ck_assert_int_eq(ids_mcod("12345678"), ID_FORMAT);
 
     ck_assert_int_eq(ids_mcod(NULL), ID_EMPTY);
     ck_assert_int_eq(ids_mcod(""), ID_EMPTY);

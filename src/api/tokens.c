@@ -6,7 +6,7 @@
  *   redis   one script: rate limits, identity cache, and on a hit the new
  *           token's session                                 → 429, or a hit
  *   pg      the identity look-up, on a miss                 → 500/5097
- *   store   cache the identity and the session, pipelined
+ *   store   cache the identity, the session and the person's index: one script
  *   reply   {token, tokenBeginLifeTime, tokenEndLifeTime}
  * Redis being down skips its steps: tokens are still issued from
  * PostgreSQL, and verified later from the signature and PostgreSQL. */
@@ -32,7 +32,6 @@ struct issue {
     const struct clientapp *app;
     struct ident_query q;
     struct ident_result found;
-    int pending;                /* store writes still to be acknowledged */
     struct token_claims claims; /* jti chosen before the Redis step */
 };
 
@@ -180,64 +179,77 @@ static void issue_redis(struct req *r)
 
 static void issue_on_stored(const redisReply *reply, enum store_status st, void *arg)
 {
-    struct req *r = arg;
-    struct issue *is = r->state;
     (void)reply;
     (void)st;  /* a lost session is rebuilt from PostgreSQL at verification */
-    if (--is->pending == 0)
-        issue_sign_and_reply(r);
+    issue_sign_and_reply(arg);
 }
 
-/* Queues one command of the store step; its answer counts down pending. */
-static void issue_store_cmd(struct req *r, int argc, const char **argv)
+/* The store step for a person found: the look-up, the token's session and
+ * the person's index of both, unless the person's caches were dropped while
+ * the look-up ran (pfgt:, see identity.h): then nothing is cached, and the
+ * token's verification reads PostgreSQL. */
+static struct redis_script store_script = {
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    "if ARGV[3] ~= '' then "
+    "  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) "
+    "  redis.call('SADD', KEYS[3], KEYS[1], KEYS[2]) "
+    "else "
+    "  redis.call('SADD', KEYS[3], KEYS[1]) "
+    "end "
+    "redis.call('EXPIRE', KEYS[3], ARGV[5]) "
+    "return 1",
+    ""};
+static pthread_once_t store_script_once = PTHREAD_ONCE_INIT;
+
+static void store_script_init(void)
 {
-    struct issue *is = r->state;
-    if (redis_commandv(r->w->redis, issue_on_stored, r, argc, argv) == STORE_OK)
-        is->pending++;
+    redis_script_init(&store_script);
 }
 
-/* Caches the identity (found or not: guessing must not reach PostgreSQL
- * every time; a miss only briefly, see IDENT_MISS_TTL_S), the token's
- * session and the person's index of both, in one pipelined round trip. The
- * answer waits for all, so a verification right after it finds them. */
+/* Caches what the look-up found, in one round trip; the answer waits for
+ * it, so a verification right after it finds the session. A miss is cached
+ * too (guessing must not reach PostgreSQL every time), but only briefly: see
+ * IDENT_MISS_TTL_S. */
 static void issue_store(struct req *r)
 {
     struct issue *is = r->state;
     const struct config *cfg = r->w->cfg;
-    is->pending = 1;
-    if (redis_is_up(r->w->redis)) {
-        char k_ident[80], val[IDENT_CARDS_MAX + 64], ttl[16];
-        snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
-        identity_encode(&is->found, val, sizeof(val));
-        int ident_ttl = cfg->tokens_ident_cache_ttl_s;
-        if (!is->found.found && ident_ttl > IDENT_MISS_TTL_S)
-            ident_ttl = IDENT_MISS_TTL_S;
-        snprintf(ttl, sizeof(ttl), "%d", ident_ttl);
-        issue_store_cmd(r, 5, (const char *[]){"SET", k_ident, val, "EX", ttl});
+    struct redis *rd = r->w->redis;
+    char k_ident[80], val[IDENT_CARDS_MAX + 64], ttl[16];
+    snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
+    identity_encode(&is->found, val, sizeof(val));
+    enum store_status st;
 
-        if (is->found.found) {
-            char k_tok[48], k_idx[48], idx_ttl[16];
-            snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
-            snprintf(k_idx, sizeof(k_idx), "pidx:%s", is->found.person);
-            snprintf(idx_ttl, sizeof(idx_ttl), "%d", issue_index_ttl(cfg));
-            bool session = is->found.cards[0] != '\0';
-            if (session) {
-                struct auth_session s = {.type = is->type, .cards = is->found.cards};
-                memcpy(s.person, is->found.person, sizeof(s.person));
-                util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
-                struct buf v;
-                buf_init(&v);
-                auth_session_encode(&s, &v);
-                snprintf(ttl, sizeof(ttl), "%d", issue_ttl(r, is));
-                issue_store_cmd(r, 5, (const char *[]){"SET", k_tok, v.data, "EX", ttl});
-                buf_free(&v);
-            }
-            issue_store_cmd(r, session ? 4 : 3, (const char *[]){"SADD", k_idx, k_ident, k_tok});
-            issue_store_cmd(r, 3, (const char *[]){"EXPIRE", k_idx, idx_ttl});
+    if (!is->found.found) {
+        snprintf(ttl, sizeof(ttl), "%d",
+                 cfg->tokens_ident_cache_ttl_s < IDENT_MISS_TTL_S ? cfg->tokens_ident_cache_ttl_s
+                                                                : IDENT_MISS_TTL_S);
+        st = redis_commandv(rd, issue_on_stored, r, 5, (const char *[]){"SET", k_ident, val, "EX", ttl});
+    } else {
+        pthread_once(&store_script_once, store_script_init);
+        char k_tok[48], k_idx[48], k_guard[48], tok_ttl[16], idx_ttl[16];
+        snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
+        snprintf(k_idx, sizeof(k_idx), "pidx:%s", is->found.person);
+        snprintf(k_guard, sizeof(k_guard), "pfgt:%s", is->found.person);
+        snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
+        snprintf(tok_ttl, sizeof(tok_ttl), "%d", issue_ttl(r, is));
+        snprintf(idx_ttl, sizeof(idx_ttl), "%d", issue_index_ttl(cfg));
+        struct buf v;
+        buf_init(&v);
+        if (is->found.cards[0]) {
+            struct auth_session s = {.type = is->type, .cards = is->found.cards};
+            memcpy(s.person, is->found.person, sizeof(s.person));
+            util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
+            auth_session_encode(&s, &v);
         }
+        const char *argv[] = {k_ident, k_tok, k_idx, k_guard, val, ttl, v.data ? v.data : "",
+                              tok_ttl, idx_ttl};
+        st = redis_eval(rd, &store_script, issue_on_stored, r, 4, 9, argv);
+        buf_free(&v);
     }
-    if (--is->pending == 0)
-        issue_sign_and_reply(r);
+    if (st != STORE_OK)
+        issue_sign_and_reply(r);  /* Redis down: nothing cached, nothing to wait for */
 }
 
 static void issue_on_pg(PGresult *res, enum store_status st, void *arg)
