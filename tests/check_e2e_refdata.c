@@ -176,6 +176,10 @@ START_TEST(auth_content_type_json_and_size)
                   "%s", jstr(e, "Message"));
     yajl_tree_free(e);
     http_free(r);
+    /* Nothing of the body is read before the credential: 401, not 400. */
+    r = up("referrals", NULL, "[{\"guid\":");
+    assert_error(r, 401, "4120", MSG_4120, "bad JSON without credentials");
+    http_free(r);
     r = up("dispensary", auth_470102, "{\"items\":[]}");
     assert_error(r, 400, "4110",
                  "Тело запроса не является корректным JSON: ожидается массив элементов [...]", "object");

@@ -3,12 +3,13 @@
  * data by hospitals' systems.
  *
  * One request is a chain of steps:
- *   parse    Content-Type (415), the body as a JSON array (400/4110), and
- *            every item validated into the request's arena (the parsed tree
- *            is freed before anything asynchronous, so that no answer given
- *            elsewhere -- a 401 -- can leak it)
- *   auth     misauth_require: 401, or the login and its МКОДs
- *   check    the batch size (413/4114) and, for LPUs, the МКОДs named (403)
+ *   type     Content-Type (415)
+ *   auth     misauth_require: 401, or the login and its МКОДs; nothing of
+ *            the body is read before
+ *   parse    the body as a JSON array (400/4110), at most
+ *            mis.max_batch_items items (413/4114), every item validated
+ *            into the request's arena (the parsed tree is freed at once)
+ *   check    for LPUs, the МКОДs named (403)
  *   pg       the kind's SQL function, one round trip: 403 when an item
  *            names an LPU the login does not own (nothing written), else
  *            one result per item
@@ -27,7 +28,6 @@
 
 struct upload {
     struct refdata_batch b;
-    int nitems;                 /* as sent; items are validated only up to the limit */
     char mcods[MISAUTH_MAX_LPUS * MISAUTH_MCOD_MAX + 3];
     const struct misauth_login *who; /* arena-owned, for the rest of the request */
 };
@@ -74,16 +74,46 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
     }
 }
 
-static void upload_authed(struct req *r, const struct misauth_login *who)
+/* Reads the body into the batch: every item validated into the arena, the
+ * parsed tree freed before anything asynchronous. Answers and returns false
+ * on a body that is not a JSON array or holds too many items. */
+static bool upload_read(struct req *r, struct upload *u)
 {
-    struct upload *u = r->state;
+    size_t len;
+    const char *body = req_body(r, &len);
+    char perr[160];
+    yajl_val root = json_parse(body ? body : "", body ? len : 0, JSON_MAX_DEPTH, perr, sizeof(perr));
+    if (!root) {
+        req_fail1(r, E_BODY_JSON, perr);
+        return false;
+    }
+    if (!YAJL_IS_ARRAY(root)) {
+        yajl_tree_free(root);
+        req_fail1(r, E_BODY_JSON, "ожидается массив элементов [...]");
+        return false;
+    }
     int max = r->w->cfg->mis_max_batch_items;
-    if (u->nitems > max) {
+    if (root->u.array.len > (size_t)max) {
+        yajl_tree_free(root);
         char n[16];
         snprintf(n, sizeof(n), "%d", max);
         req_fail1(r, E_BATCH_TOO_LARGE, n);
-        return;
+        return false;
     }
+    int rc = refdata_batch_build(&u->b, u->b.kind, root, arena_alloc, r);
+    yajl_tree_free(root);
+    if (rc != 0) {
+        req_fail(r, E_INTERNAL);
+        return false;
+    }
+    return true;
+}
+
+static void upload_authed(struct req *r, const struct misauth_login *who)
+{
+    struct upload *u = r->state;
+    if (!upload_read(r, u))
+        return;
     /* An LPU's МКОД is in the item itself: refuse before PostgreSQL. */
     if (u->b.kind == REFDATA_LPUS) {
         for (int i = 0; i < u->b.n; i++) {
@@ -124,37 +154,15 @@ static bool is_json_type(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+/* The first step: nothing of the body is read before the credential is
+ * verified, so an unauthenticated client gets 401 and costs no parsing. */
 static void upload(struct req *r, enum refdata_kind kind)
 {
     struct upload *u = req_alloc(r, sizeof(*u));
     r->state = u;
+    u->b.kind = kind;
     if (!is_json_type(req_header(r, "Content-Type"))) {
         req_fail(r, E_CONTENT_TYPE);
-        return;
-    }
-    size_t len;
-    const char *body = req_body(r, &len);
-    char perr[160];
-    yajl_val root = json_parse(body ? body : "", body ? len : 0, JSON_MAX_DEPTH, perr, sizeof(perr));
-    if (!root) {
-        req_fail1(r, E_BODY_JSON, perr);
-        return;
-    }
-    if (!YAJL_IS_ARRAY(root)) {
-        yajl_tree_free(root);
-        req_fail1(r, E_BODY_JSON, "ожидается массив элементов [...]");
-        return;
-    }
-    u->nitems = (int)root->u.array.len;
-    int rc = 0;
-    /* A batch over the limit is refused after authentication, unread. */
-    if (u->nitems <= r->w->cfg->mis_max_batch_items)
-        rc = refdata_batch_build(&u->b, kind, root, arena_alloc, r);
-    else
-        u->b.kind = kind;
-    yajl_tree_free(root);
-    if (rc != 0) {
-        req_fail(r, E_INTERNAL);
         return;
     }
     misauth_require(r, upload_authed);
