@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "identity.h"
+#include "ids.h"
 
 #define MSG_4120 "Неверный логин или пароль"
 #define CACHE_TTL_MS 2000
@@ -276,6 +278,88 @@ START_TEST(concurrent_logins)
 }
 END_TEST
 
+
+/* ---- an upload drops the person's caches, and a look-up in flight does not
+ * cache the old cards again (pfgt:, identity.h) ---- */
+
+static struct http_resp *upload_card(const char *enp, const char *mcod, const char *auth)
+{
+    char *body = xasprintf("{\"family\":\"Кэшева\",\"name\":\"Ольга\",\"patronymic\":\"Игоревна\","
+                           "\"birthday\":\"1979-09-09\",\"polis\":{\"number\":\"%s\"},\"mcod\":\"%s\","
+                           "\"phone\":\"79990001122\",\"gender\":2}",
+                           enp, mcod);
+    struct http_resp *r = post_json("/patients", auth, body);
+    free(body);
+    return r;
+}
+
+static yajl_val session_of_new_token(const char *enp)
+{
+    char *tok = cod_token("/auth/cod/token", enp, "1979-09-09");
+    char *h = xasprintf("Authorization: Bearer %s", tok);
+    struct http_resp *r = http_get("/auth/session", h, NULL);
+    ck_assert_msg(r->status == 200, "session: %d %s", r->status, show(r));
+    yajl_val v = jbody(r, "session");
+    http_free(r);
+    free(h);
+    free(tok);
+    return v;
+}
+
+START_TEST(upload_drops_caches_and_guards_them)
+{
+    char enp[17];
+    enp[0] = (char)('1' + rand() % 9);
+    for (int i = 1; i < 15; i++)
+        enp[i] = (char)('0' + rand() % 10);
+    enp[15] = (char)('0' + ids_luhn_digit(enp, 15));
+    enp[16] = '\0';
+    char *auth = basic_header("mis-region", "Demo-Only-Secret-Region");
+    struct http_resp *r = upload_card(enp, "470102", auth);
+    ck_assert_msg(r->status == 200 && strstr(r->body, "\"Uploaded\""), "first card: %d %s", r->status,
+                  show(r));
+    http_free(r);
+
+    /* Once the upload's guard is over, the second token's session comes from
+     * the cache, one card. */
+    sleep_ms(IDENT_FORGET_GUARD_S * 1000 + 500);
+    yajl_val v = session_of_new_token(enp);
+    yajl_tree_free(v);
+    v = session_of_new_token(enp);
+    ck_assert_str_eq(jstr(v, "sessionSource"), "redis");
+    ck_assert_int_eq(jget(v, "cards")->u.array.len, 1);
+    yajl_tree_free(v);
+
+    /* A second card: the cached look-up and sessions are gone, and for a
+     * while (the guard) nothing is cached: the session is PostgreSQL's,
+     * with both cards, also on asking again. */
+    r = upload_card(enp, "330501", auth);
+    ck_assert_msg(r->status == 200 && strstr(r->body, "\"Uploaded\""), "second card: %d %s", r->status,
+                  show(r));
+    http_free(r);
+    for (int i = 0; i < 2; i++) {
+        v = session_of_new_token(enp);
+        ck_assert_str_eq(jstr(v, "sessionSource"), "postgresql");
+        ck_assert_int_eq(jget(v, "cards")->u.array.len, 2);
+        yajl_tree_free(v);
+    }
+    /* The guard's key exists now and expires by itself. */
+    char *person = pg_value("SELECT person_guid::text FROM medical_cards WHERE polis_key = '|' || $1 LIMIT 1",
+                            1, (const char *[]){enp});
+    ck_assert_ptr_nonnull(person);
+    char *cmd = xasprintf("redis-cli -p %s TTL pfgt:%s", env("MIPGW_TEST_REDIS_PORT"), person);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int ttl = -100;
+    ck_assert_int_eq(fscanf(p, "%d", &ttl), 1);
+    pclose(p);
+    ck_assert_msg(ttl > 0 && ttl <= IDENT_FORGET_GUARD_S, "pfgt TTL %d", ttl);
+    free(cmd);
+    free(person);
+    free(auth);
+}
+END_TEST
+
 int main(void)
 {
     srand((unsigned)getpid());
@@ -290,6 +374,10 @@ int main(void)
     tcase_add_test(tc, basic_auth_refusals);
     tcase_add_test(tc, disable_takes_effect_within_the_cache_ttl);
     tcase_add_test(tc, concurrent_logins);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("caches");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, upload_drops_caches_and_guards_them);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
