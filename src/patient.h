@@ -1,8 +1,9 @@
 /* patient.h - the Patient model of seed 003 (POST /patients): validation of
  * one uploaded object into the normalized item that the SQL function
- * mip_patient_upload (src/sql/003_patients.sql) stores in one call, and the
- * synchronous entry the importer uses, so that the demo data set and the
- * HTTP upload go through the same checks and the same SQL.
+ * mip_patient_upload (src/sql/003_patients.sql, replaced by
+ * 005_patients_fix.sql) stores in one call, and the synchronous entry the
+ * importer uses, so that the demo data set and the HTTP upload go through
+ * the same checks and the same SQL.
  *
  * Field names are matched in any letter case. Every problem becomes one
  * message naming its field ("Polis.Number: ..."); validation never stops at

@@ -81,8 +81,19 @@ struct tp {
     char snils[16];      /* "" : none */
     char mcod[8];
     char phone[16];
+    char doc_series[8];  /* a passport of this patient's own: "NN NN" */
+    char doc_number[8];
+    /* Raw JSON values that replace the generated ones (NULL: generated). */
+    const char *polis_json, *doc_json, *email_json, *patronymic_json;
     const char *extra;   /* more fields, ",\"k\":v" */
 };
+
+/* A passport nobody else in the database has (10^10 of them). */
+static void gen_passport(struct tp *p)
+{
+    snprintf(p->doc_series, sizeof(p->doc_series), "%02u %02u", rnd() % 100, rnd() % 100);
+    snprintf(p->doc_number, sizeof(p->doc_number), "%06u", rnd() % 1000000);
+}
 
 static void tp_new(struct tp *p)
 {
@@ -96,27 +107,36 @@ static void tp_new(struct tp *p)
     gen_snils(p->snils);
     snprintf(p->mcod, sizeof(p->mcod), "470102");
     snprintf(p->phone, sizeof(p->phone), "79990000000");
+    gen_passport(p);
 }
 
 /* The patient as an MIS sends it, keys as in the seed's example. */
 static char *tp_json(const struct tp *p)
 {
-    char guid[64] = "", snils[40] = "";
+    char guid[64] = "", snils[40] = "", patr[80];
     if (p->guid[0])
         snprintf(guid, sizeof(guid), "\"guid\":\"%s\",", p->guid);
     if (p->snils[0])
         snprintf(snils, sizeof(snils), "\"snils\":\"%s\",", p->snils);
-    return xasprintf("{%s\"family\":\"%s\",\"name\":\"%s\",\"patronymic\":\"%s\",\"birthday\":\"%s\","
-                     "\"birthplace\":\"г. Орехово-Зуево\","
-                     "\"polis\":{\"type\":{\"code\":\"3\",\"name\":\"ОМС\"},\"series\":\"\",\"number\":\"%s\","
-                     "\"start\":\"2013-04-08 00:00:00.000\",\"end\":null,\"smo\":\"1024000000000\"},"
-                     "\"identityDocument\":{\"type\":{\"code\":\"14\",\"name\":\"Паспорт\"},"
-                     "\"series\":\"00 00\",\"number\":\"000000\",\"date\":\"2013-04-08\",\"issuedBy\":\"УФМС\"},"
-                     "\"mcod\":\"%s\",\"phone\":\"%s\",\"email\":\"a@a.ru\",\"gender\":\"1\",%s"
-                     "\"regAddress\":\"ул. Ленина\",\"isWorker\":true,\"bloodType\":\"1\",\"rh\":false,"
-                     "\"blackLabel\":false%s}",
-                     guid, p->family, p->name, p->patronymic, p->birthday, p->enp, p->mcod, p->phone, snils,
-                     p->extra ? p->extra : "");
+    snprintf(patr, sizeof(patr), "\"%s\"", p->patronymic);
+    char *polis = xasprintf("{\"type\":{\"code\":\"3\",\"name\":\"ОМС\"},\"series\":\"\",\"number\":\"%s\","
+                            "\"start\":\"2013-04-08 00:00:00.000\",\"end\":null,\"smo\":\"1024000000000\"}",
+                            p->enp);
+    char *doc = xasprintf("{\"type\":{\"code\":\"14\",\"name\":\"Паспорт\"},"
+                          "\"series\":\"%s\",\"number\":\"%s\",\"date\":\"2013-04-08\",\"issuedBy\":\"УФМС\"}",
+                          p->doc_series, p->doc_number);
+    char *j = xasprintf("{%s\"family\":\"%s\",\"name\":\"%s\",\"patronymic\":%s,\"birthday\":\"%s\","
+                        "\"birthplace\":\"г. Орехово-Зуево\",\"polis\":%s,\"identityDocument\":%s,"
+                        "\"mcod\":\"%s\",\"phone\":\"%s\",\"email\":%s,\"gender\":\"1\",%s"
+                        "\"regAddress\":\"ул. Ленина\",\"isWorker\":true,\"bloodType\":\"1\",\"rh\":false,"
+                        "\"blackLabel\":false%s}",
+                        guid, p->family, p->name, p->patronymic_json ? p->patronymic_json : patr, p->birthday,
+                        p->polis_json ? p->polis_json : polis, p->doc_json ? p->doc_json : doc, p->mcod,
+                        p->phone, p->email_json ? p->email_json : "\"a@a.ru\"", snils,
+                        p->extra ? p->extra : "");
+    free(polis);
+    free(doc);
+    return j;
 }
 
 /* ---- the answer ---- */
@@ -185,6 +205,25 @@ static void assert_uploaded_at(const struct ans *a, const char *att, int line)
     ck_assert_msg(is_guid(a->person) && is_guid(a->card), "line %d: guids: %s", line, a->body);
 }
 #define assert_uploaded(a, att) assert_uploaded_at(a, att, __LINE__)
+
+/* The answer has these statuses and exactly one message, msg. */
+static void assert_one_msg_at(const struct ans *a, const char *mkab, const char *att, const char *msg, int line)
+{
+    ck_assert_msg(strcmp(a->mkab, mkab) == 0 && strcmp(a->att, att) == 0, "line %d: want %s/%s: %s", line,
+                  mkab, att, a->body);
+    char want[PATIENT_MSG_LEN + 8];
+    snprintf(want, sizeof(want), "%s | ", msg);
+    ck_assert_msg(a->nmsgs == 1 && strcmp(a->msgs, want) == 0, "line %d: want [%s]: %s", line, msg, a->body);
+}
+#define assert_one_msg(a, mkab, att, msg) assert_one_msg_at(a, mkab, att, msg, __LINE__)
+
+/* An Error: nothing stored, so no guids. */
+static void assert_error_msg_at(const struct ans *a, const char *msg, int line)
+{
+    assert_one_msg_at(a, "Error", "None", msg, line);
+    ck_assert_msg(!a->person[0] && !a->card[0] && !a->att_guid[0], "line %d: guids: %s", line, a->body);
+}
+#define assert_error_msg(a, msg) assert_error_msg_at(a, msg, __LINE__)
 
 static long pg_count(const char *sql, const char *param)
 {
@@ -342,6 +381,54 @@ START_TEST(test_too_large)
 }
 END_TEST
 
+/* The login is checked before the body is read: without credentials a
+ * malformed or oversized body is 401 too; with them, 400 and 413; a card
+ * that fails validation is answered before its LPU's ownership. */
+START_TEST(test_auth_before_body)
+{
+    static const char *const bad[] = {"{\"family\":", "[1,2]", "{\"family\":\"\xff\"}"};
+    char *wrong = basic_header(login_all, "not-the-password");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct http_resp *r = post_json("/patients", NULL, bad[i]);
+        assert_error(r, 401, "4120", MSG_4120, "malformed, no Authorization");
+        ck_assert_ptr_nonnull(http_header(r, "WWW-Authenticate"));
+        http_free(r);
+        r = post_json("/patients", wrong, bad[i]);
+        assert_error(r, 401, "4120", MSG_4120, "malformed, wrong password");
+        http_free(r);
+        r = post_json("/patients", auth_all, bad[i]);
+        ck_assert_msg(r->status == 400, "malformed %zu with credentials: %d %s", i, r->status, show(r));
+        yajl_val v = jbody(r, "400");
+        ck_assert_str_eq(jstr(v, "Message_code"), "4110");
+        yajl_tree_free(v);
+        http_free(r);
+    }
+    size_t n = 70 * 1024;
+    char *big = malloc(n + 1);
+    memset(big, '[', n);
+    big[n] = '\0';
+    struct http_resp *r = post_json("/patients", NULL, big);
+    assert_error(r, 401, "4120", MSG_4120, "70 KiB, no Authorization");
+    http_free(r);
+    r = post_json("/patients", auth_all, big);
+    assert_error(r, 413, "4113", "Тело запроса слишком велико", "70 KiB with credentials");
+    http_free(r);
+    free(big);
+
+    /* NotValid comes before 403: an invalid card for an LPU not owned. */
+    struct tp p;
+    tp_new(&p);
+    snprintf(p.mcod, sizeof(p.mcod), "330501");
+    snprintf(p.phone, sizeof(p.phone), "123");
+    char *j = tp_json(&p);
+    struct ans a = post(auth_one, j);
+    assert_one_msg(&a, "NotValid", "None", "Phone: ожидается номер из 11 цифр, начинающийся с 7 или 8");
+    free(j);
+    ans_free(&a);
+    free(wrong);
+}
+END_TEST
+
 /* ---- Uploaded ---- */
 
 START_TEST(test_new_card_and_token)
@@ -353,9 +440,12 @@ START_TEST(test_new_card_and_token)
     ck_assert_int_eq(a.nmsgs, 0);
     ck_assert_str_eq(a.att_guid, "");
     /* In PostgreSQL as sent, normalized. */
-    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE guid = $1::uuid AND polis_key = '|"
-                              "' || polis_number AND lpu_guid = '" LPU_470102 "' AND doc_series = '0000'",
-                              a.card), 1);
+    char *sql = xasprintf("SELECT count(*) FROM medical_cards WHERE guid = $1::uuid AND polis_key = '|"
+                          "' || polis_number AND lpu_guid = '" LPU_470102 "' AND doc_series = '%.2s%.2s'"
+                          " AND doc_number = '%s'",
+                          p.doc_series, p.doc_series + 3, p.doc_number);
+    ck_assert_int_eq(pg_count(sql, a.card), 1);
+    free(sql);
     char *pg_person = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1,
                                (const char *[]){a.card});
     ck_assert_str_eq(pg_person, a.person);
@@ -415,9 +505,10 @@ START_TEST(test_guid_of_another_person)
     snprintf(q.guid, sizeof(q.guid), "%s", p.guid);
     snprintf(q.name, sizeof(q.name), "Мария");
     struct ans b = upload(&q);
-    ck_assert_msg(strcmp(b.mkab, "Error") == 0 && strcmp(b.att, "None") == 0, "%s", b.body);
-    ck_assert_msg(strstr(b.msgs, "Guid: ") == b.msgs && b.nmsgs == 1, "%s", b.body);
-    ck_assert_str_eq(b.card, "");
+    /* Both have a SNILS, and they differ: the first reason. */
+    char *want = xasprintf("Guid: карта %s принадлежит другому пациенту (другой СНИЛС)", p.guid);
+    assert_error_msg(&b, want);
+    free(want);
     char *who = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1,
                          (const char *[]){p.guid});
     ck_assert_str_eq(who, a.person);
@@ -439,7 +530,9 @@ START_TEST(test_guid_of_another_lpu)
     assert_uploaded(&a, "None");
     snprintf(p.mcod, sizeof(p.mcod), "330501");
     struct ans b = upload(&p);
-    ck_assert_msg(strcmp(b.mkab, "Error") == 0 && strstr(b.msgs, "Guid: "), "%s", b.body);
+    char *want = xasprintf("Guid: карта %s принадлежит другому ЛПУ, не 330501", p.guid);
+    assert_error_msg(&b, want);
+    free(want);
     ans_free(&a);
     ans_free(&b);
 }
@@ -501,6 +594,7 @@ START_TEST(test_same_person_by_names)
     snprintf(p.mcod, sizeof(p.mcod), "470103");
     p.birthday[3] = p.birthday[3] == '0' ? '1' : '0';
     gen_enp(p.enp);
+    gen_passport(&p);
     struct ans c = upload(&p);
     assert_uploaded(&c, "None");
     ck_assert_str_ne(c.person, a.person);
@@ -521,9 +615,153 @@ START_TEST(test_enp_of_another_person)
     tp_new(&q);
     q.snils[0] = '\0';
     snprintf(q.enp, sizeof(q.enp), "%s", p.enp);
-    snprintf(q.name, sizeof(q.name), "Мария");
+    snprintf(q.birthday, sizeof(q.birthday), "%s", p.birthday);
+    snprintf(q.name, sizeof(q.name), "Мария");   /* family and name differ */
     struct ans b = upload(&q);
-    ck_assert_msg(strcmp(b.mkab, "Error") == 0 && strstr(b.msgs, "Polis.Number: "), "%s", b.body);
+    assert_error_msg(&b, "Polis.Number: ЕНП принадлежит другому пациенту (другие ФИО)");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE family = $1", q.family), 0);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
+/* A person found by SNILS or by the card's Guid whose upload carries the
+ * ЕНП of another person's card: Error, and the card keeps its polis. */
+START_TEST(test_enp_of_another_person_when_matched)
+{
+    struct tp a, b, c;
+    tp_new(&a);
+    struct ans ra = upload(&a);
+    assert_uploaded(&ra, "None");
+
+    tp_new(&b);                          /* found again by its SNILS */
+    struct ans rb = upload(&b);
+    assert_uploaded(&rb, "None");
+    char own[17];
+    snprintf(own, sizeof(own), "%s", b.enp);
+    snprintf(b.enp, sizeof(b.enp), "%s", a.enp);
+    struct ans rb2 = upload(&b);
+    assert_error_msg(&rb2, "Polis.Number: ЕНП принадлежит другому пациенту");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE guid = $1::uuid AND polis_key = '|"
+                              "' || polis_number", rb.card), 1);
+    char *pn = pg_value("SELECT polis_number FROM medical_cards WHERE guid = $1::uuid", 1,
+                        (const char *[]){rb.card});
+    ck_assert_str_eq(pn, own);
+    free(pn);
+
+    tp_new(&c);                          /* found again by its card's Guid, no SNILS */
+    c.snils[0] = '\0';
+    util_guid(c.guid);
+    struct ans rc = upload(&c);
+    assert_uploaded(&rc, "None");
+    snprintf(c.enp, sizeof(c.enp), "%s", a.enp);
+    struct ans rc2 = upload(&c);
+    assert_error_msg(&rc2, "Polis.Number: ЕНП принадлежит другому пациенту");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE polis_number = $1", a.enp), 1);
+    ans_free(&ra);
+    ans_free(&rb);
+    ans_free(&rb2);
+    ans_free(&rc);
+    ans_free(&rc2);
+}
+END_TEST
+
+/* A passport on another person's card: Error for a new person and for one
+ * found by SNILS; the same person may send it again, in another LPU too. */
+START_TEST(test_passport_of_another_person)
+{
+    struct tp a, n, b;
+    tp_new(&a);
+    struct ans ra = upload(&a);
+    assert_uploaded(&ra, "None");
+
+    tp_new(&n);                          /* nobody known: would be a new person */
+    snprintf(n.doc_series, sizeof(n.doc_series), "%s", a.doc_series);
+    snprintf(n.doc_number, sizeof(n.doc_number), "%s", a.doc_number);
+    struct ans rn = upload(&n);
+    assert_error_msg(&rn, "IdentityDocument.Number: паспорт принадлежит другому пациенту");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE family = $1", n.family), 0);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE polis_number = $1", n.enp), 0);
+
+    tp_new(&b);                          /* found by SNILS */
+    struct ans rb = upload(&b);
+    assert_uploaded(&rb, "None");
+    snprintf(b.doc_series, sizeof(b.doc_series), "%s", a.doc_series);
+    snprintf(b.doc_number, sizeof(b.doc_number), "%s", a.doc_number);
+    struct ans rb2 = upload(&b);
+    assert_error_msg(&rb2, "IdentityDocument.Number: паспорт принадлежит другому пациенту");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE doc_number = $1 AND doc_type = '14'",
+                              a.doc_number), 1);
+
+    snprintf(a.mcod, sizeof(a.mcod), "470103");
+    struct ans ra2 = upload(&a);
+    assert_uploaded(&ra2, "None");
+    ck_assert_str_eq(ra2.person, ra.person);
+    ans_free(&ra);
+    ans_free(&rn);
+    ans_free(&rb);
+    ans_free(&rb2);
+    ans_free(&ra2);
+}
+END_TEST
+
+/* A SNILS that another person has, sent for a person found by the card's
+ * Guid: Error, and the person keeps having none. */
+START_TEST(test_snils_of_another_person)
+{
+    struct tp a, b;
+    tp_new(&b);
+    struct ans rb = upload(&b);
+    assert_uploaded(&rb, "None");
+    tp_new(&a);
+    a.snils[0] = '\0';
+    util_guid(a.guid);
+    struct ans ra = upload(&a);
+    assert_uploaded(&ra, "None");
+    snprintf(a.snils, sizeof(a.snils), "%s", b.snils);
+    struct ans ra2 = upload(&a);
+    assert_error_msg(&ra2, "Snils: СНИЛС принадлежит другому пациенту");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE guid = $1::uuid AND snils IS NULL", ra.person),
+                     1);
+    ans_free(&rb);
+    ans_free(&ra);
+    ans_free(&ra2);
+}
+END_TEST
+
+/* A SNILS whose person cannot be this one: Error with the reason. */
+START_TEST(test_snils_person_conflict)
+{
+    struct tp a, q;
+    tp_new(&a);
+    struct ans ra = upload(&a);
+    assert_uploaded(&ra, "None");
+    tp_new(&q);
+    snprintf(q.snils, sizeof(q.snils), "%s", a.snils);
+    snprintf(q.birthday, sizeof(q.birthday), "%s", "2001-02-03");  /* a's are in the 1900s */
+    struct ans rq = upload(&q);
+    assert_error_msg(&rq, "Snils: СНИЛС принадлежит другому пациенту (другая дата рождения)");
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE family = $1", q.family), 0);
+    ans_free(&ra);
+    ans_free(&rq);
+}
+END_TEST
+
+/* A known person with a card in the LPU, sent under another, new Guid:
+ * Error naming the card it has; no second card. */
+START_TEST(test_guid_person_has_card)
+{
+    struct tp p;
+    tp_new(&p);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    util_guid(p.guid);
+    struct ans b = upload(&p);
+    char *want = xasprintf("Guid: у пациента уже есть карта %s в ЛПУ 470102", a.card);
+    assert_error_msg(&b, want);
+    free(want);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE guid = $1::uuid", p.guid), 0);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", a.person), 1);
     ans_free(&a);
     ans_free(&b);
 }
@@ -583,6 +821,110 @@ START_TEST(test_not_valid_reasons)
         ans_free(&a);
         free(j);
     }
+}
+END_TEST
+
+/* One case per rule of Polis, IdentityDocument, Email, Patronymic and
+ * Attachment.Mcod: exactly that message. A bad card is NotValid and
+ * nothing is written; a bad attachment leaves the card Uploaded. */
+START_TEST(test_validation_messages)
+{
+    char x48[49], long_patr[600];
+    memset(x48, 'x', 48);
+    x48[48] = '\0';
+    snprintf(long_patr, sizeof(long_patr), "\"");
+    for (int i = 0; i < 257; i++)
+        strcat(long_patr, "а");
+    strcat(long_patr, "\"");
+    char *doc_long_series = xasprintf("{\"type\":{\"code\":\"3\"},\"series\":\"%s\",\"number\":\"1\"}", x48);
+    char *doc_long_number = xasprintf("{\"type\":{\"code\":\"3\"},\"series\":\"1\",\"number\":\"%s\"}", x48);
+    const struct {
+        const char *polis, *doc, *email, *patronymic, *extra;
+        const char *msg;
+    } cases[] = {
+        {"null", NULL, NULL, NULL, NULL, "Polis: не заполнено обязательное поле"},
+        {"\"x\"", NULL, NULL, NULL, NULL, "Polis: ожидается объект"},
+        {"{\"type\":\"3\",\"number\":\"АБ123\"}", NULL, NULL, NULL, NULL,
+         "Polis.Type: ожидается объект {code, name}"},
+        {"{\"type\":{\"code\":true},\"number\":\"АБ123\"}", NULL, NULL, NULL, NULL,
+         "Polis.Type.Code: неверный формат"},
+        {"{\"type\":{\"code\":\"3\"},\"number\":\" \"}", NULL, NULL, NULL, NULL,
+         "Polis.Number: не заполнено обязательное поле"},
+        {"{\"type\":{\"code\":\"3\"},\"number\":\"12345\"}", NULL, NULL, NULL, NULL,
+         "Polis.Number: ЕНП должен состоять из 16 цифр"},
+        {"{\"type\":{\"code\":\"1\"},\"number\":\"12!45\"}", NULL, NULL, NULL, NULL,
+         "Polis.Number: неверный формат (до 20 букв, цифр, пробелов и дефисов)"},
+        {"{\"type\":{\"code\":\"1\"},\"series\":\"А/Б\",\"number\":\"123456\"}", NULL, NULL, NULL, NULL,
+         "Polis.Series: неверный формат (до 20 букв, цифр, пробелов и дефисов)"},
+        {"{\"type\":{\"code\":\"1\"},\"number\":\"123456\",\"start\":\"2099-01-01\"}", NULL, NULL, NULL, NULL,
+         "Polis.Start: дата в будущем"},
+        {"{\"type\":{\"code\":\"1\"},\"number\":\"123456\",\"start\":\"08.04.2013\"}", NULL, NULL, NULL, NULL,
+         "Polis.Start: ожидается дата ГГГГ-ММ-ДД (1900-2100) или дата и время ISO 8601"},
+        {"{\"type\":{\"code\":\"1\"},\"number\":\"123456\",\"start\":\"2015-01-01\",\"end\":\"2014-01-01\"}", NULL,
+         NULL, NULL, NULL, "Polis.End: раньше Polis.Start"},
+        {"{\"type\":{\"code\":\"1\"},\"number\":\"123456\",\"smo\":5}", NULL, NULL, NULL, NULL,
+         "Polis.Smo: ожидается строка"},
+        {NULL, "[]", NULL, NULL, NULL, "IdentityDocument: ожидается объект"},
+        {NULL, "{\"type\":\"14\",\"series\":\"1234\",\"number\":\"123456\"}", NULL, NULL, NULL,
+         "IdentityDocument.Type: ожидается объект {code, name}"},
+        {NULL, "{\"type\":{\"name\":\"Паспорт\"},\"number\":\"123456\"}", NULL, NULL, NULL,
+         "IdentityDocument.Type.Code: не заполнено обязательное поле"},
+        {NULL, "{\"type\":{\"code\":\"14\"},\"number\":\"123456\"}", NULL, NULL, NULL,
+         "IdentityDocument.Series: не заполнено обязательное поле"},
+        {NULL, "{\"type\":{\"code\":\"14\"},\"series\":\"12\",\"number\":\"123456\"}", NULL, NULL, NULL,
+         "IdentityDocument.Series: серия паспорта - 4 цифры"},
+        {NULL, "{\"type\":{\"code\":\"14\"},\"series\":\"1234\",\"number\":\"12345\"}", NULL, NULL, NULL,
+         "IdentityDocument.Number: номер паспорта - 6 цифр"},
+        {NULL, "{\"type\":{\"code\":\"14\"},\"series\":\"1234\"}", NULL, NULL, NULL,
+         "IdentityDocument.Number: не заполнено обязательное поле"},
+        {NULL, doc_long_series, NULL, NULL, NULL, "IdentityDocument.Series: длиннее 47 байт"},
+        {NULL, doc_long_number, NULL, NULL, NULL, "IdentityDocument.Number: длиннее 47 байт"},
+        {NULL, "{\"type\":{\"code\":\"3\"},\"number\":\"1\",\"date\":\"2099-01-01\"}", NULL, NULL, NULL,
+         "IdentityDocument.Date: дата в будущем"},
+        {NULL, NULL, "\"a@b\"", NULL, NULL, "Email: неверный формат адреса"},
+        {NULL, NULL, "\"a b@c.ru\"", NULL, NULL, "Email: неверный формат адреса"},
+        {NULL, NULL, "7", NULL, NULL, "Email: ожидается строка"},
+        {NULL, NULL, NULL, "null", NULL,
+         "Patronymic: не заполнено обязательное поле (пустая строка, если отчества нет)"},
+        {NULL, NULL, NULL, "1", NULL, "Patronymic: ожидается строка"},
+        {NULL, NULL, NULL, long_patr, NULL, "Patronymic: длиннее 256 символов"},
+        {NULL, NULL, NULL, NULL, ",\"attachment\":{\"mcod\":\"12\",\"date\":\"2020-01-01\"}",
+         "Attachment.Mcod: МКОД - 6 или 7 цифр"},
+        {NULL, NULL, NULL, NULL, ",\"attachment\":{\"mcod\":\"470103\",\"date\":\"2020-01-01\"}",
+         "Attachment.Mcod: прикрепление возможно только к ЛПУ карты (470102)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tp p;
+        tp_new(&p);
+        p.polis_json = cases[i].polis;
+        p.doc_json = cases[i].doc;
+        p.email_json = cases[i].email;
+        p.patronymic_json = cases[i].patronymic;
+        p.extra = cases[i].extra;
+        char *j = tp_json(&p);
+        struct ans a = post(auth_all, j);
+        if (cases[i].extra) {
+            assert_one_msg(&a, "Uploaded", "NotValid", cases[i].msg);
+            ck_assert_str_eq(a.att_guid, "");
+            ck_assert_int_eq(pg_count("SELECT count(*) FROM attachments WHERE card_guid = $1::uuid", a.card), 0);
+        } else {
+            assert_one_msg(&a, "NotValid", "None", cases[i].msg);
+            ck_assert_msg(!a.person[0] && !a.card[0], "case %zu: guids: %s", i, a.body);
+            ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE family = $1", p.family), 0);
+        }
+        ans_free(&a);
+        free(j);
+    }
+    /* The card's own МКОД is fine. */
+    struct tp p;
+    tp_new(&p);
+    p.extra = ",\"attachment\":{\"mcod\":\"470102\",\"date\":\"2020-01-01\"}";
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "Uploaded");
+    ck_assert_int_eq(a.nmsgs, 0);
+    ans_free(&a);
+    free(doc_long_series);
+    free(doc_long_number);
 }
 END_TEST
 
@@ -859,6 +1201,7 @@ static Suite *patients_suite(void)
     tcase_add_test(tc, test_content_type);
     tcase_add_test(tc, test_malformed_json);
     tcase_add_test(tc, test_too_large);
+    tcase_add_test(tc, test_auth_before_body);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("upload");
@@ -872,6 +1215,12 @@ static Suite *patients_suite(void)
     tcase_add_test(tc, test_same_person_by_enp);
     tcase_add_test(tc, test_same_person_by_names);
     tcase_add_test(tc, test_enp_of_another_person);
+    tcase_add_test(tc, test_enp_of_another_person_when_matched);
+    tcase_add_test(tc, test_passport_of_another_person);
+    tcase_add_test(tc, test_snils_of_another_person);
+    tcase_add_test(tc, test_snils_person_conflict);
+    tcase_add_test(tc, test_guid_person_has_card);
+    tcase_add_test(tc, test_validation_messages);
     tcase_add_test(tc, test_not_valid_reasons);
     tcase_add_test(tc, test_not_valid_lists_every_problem);
     tcase_add_test(tc, test_pascal_case_fields);

@@ -1,13 +1,15 @@
 /* api/patients.c - POST /patients (seed 003): a hospital's system (MIS)
  * uploads one patient's medical card.
  *
- * A chain of steps over one request:
- *   body    Content-Type, size, JSON, validation (src/patient.c) → 415/413/400;
- *           the tree is freed here, only the arena's copy of the normalized
- *           item goes on
+ * A chain of steps over one request, in this order, so that a client that
+ * has not authenticated learns nothing about its body:
+ *   type    Content-Type application/json                  → 415
  *   auth    misauth_require: HTTP Basic                    → 401 (misauth)
+ *   body    size, JSON (synchronously in the auth callback) → 413/400
+ *   valid   validation (src/patient.c); the tree is freed here, only the
+ *           arena's copy of the normalized item goes on; a card that failed
+ *           validation is answered now                     → 200 NotValid
  *   owner   the login must own the card's МКОД             → 403
- *           a card that failed validation is answered now: 200 NotValid
  *   pg      mip_patient_upload, one round trip, atomic     → 503/500
  *   forget  a change of the person's cards drops their cached look-ups
  *           and token sessions (identity_forget_person)
@@ -68,16 +70,57 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
     upload_reply(r);
 }
 
+/* application/json, with parameters (charset) or without, any case. */
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    ct += strspn(ct, " \t");
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+/* Parses and validates the body into u->check (the tree freed before
+ * returning). Returns false when the request was answered (413/400). */
+static bool upload_parse(struct req *r, struct upload *u)
+{
+    size_t len;
+    const char *body = req_body(r, &len);
+    if (len > PATIENTS_MAX_BODY) {
+        req_fail(r, E_BODY_TOO_LARGE);
+        return false;
+    }
+    char err[160];
+    yajl_val root = json_parse(body, len, JSON_MAX_DEPTH, err, sizeof(err));
+    if (!root) {
+        req_fail1(r, E_BODY_JSON, err);
+        return false;
+    }
+    if (!YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        req_fail1(r, E_BODY_JSON, "ожидается объект Patient");
+        return false;
+    }
+    patient_validate(root, NULL, &u->check);
+    yajl_tree_free(root);
+    u->item_json = req_strdup(r, u->check.item.data ? u->check.item.data : "");
+    patient_check_free(&u->check);
+    return true;
+}
+
 static void upload_authorized(struct req *r, const struct misauth_login *who)
 {
     struct upload *u = r->state;
-    if (u->check.mcod[0] && !misauth_owns(who, u->check.mcod)) {
-        misauth_forbid(r, who, u->check.mcod);
+    if (!upload_parse(r, u))
         return;
-    }
     if (!u->check.card_valid) {
         patient_result_make(&u->check, NULL, 0, &u->res);
         upload_reply(r);
+        return;
+    }
+    if (!misauth_owns(who, u->check.mcod)) {
+        misauth_forbid(r, who, u->check.mcod);
         return;
     }
     const char *mcods[MISAUTH_MAX_LPUS];
@@ -94,17 +137,6 @@ static void upload_authorized(struct req *r, const struct misauth_login *who)
         req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
 }
 
-/* application/json, with parameters (charset) or without, any case. */
-static bool is_json_type(const char *ct)
-{
-    if (!ct)
-        return false;
-    ct += strspn(ct, " \t");
-    size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 &&
-           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
-}
-
 void api_patients_upload(struct req *r)
 {
     struct upload *u = req_alloc(r, sizeof(*u));
@@ -113,26 +145,6 @@ void api_patients_upload(struct req *r)
         req_fail(r, E_CONTENT_TYPE);
         return;
     }
-    size_t len;
-    const char *body = req_body(r, &len);
-    if (len > PATIENTS_MAX_BODY) {
-        req_fail(r, E_BODY_TOO_LARGE);
-        return;
-    }
-    char err[160];
-    yajl_val root = json_parse(body, len, JSON_MAX_DEPTH, err, sizeof(err));
-    if (!root) {
-        req_fail1(r, E_BODY_JSON, err);
-        return;
-    }
-    if (!YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        req_fail1(r, E_BODY_JSON, "ожидается объект Patient");
-        return;
-    }
-    patient_validate(root, NULL, &u->check);
-    yajl_tree_free(root);
-    u->item_json = req_strdup(r, u->check.item.data ? u->check.item.data : "");
-    patient_check_free(&u->check);
+    /* Nothing of the body is read before the login is known. */
     misauth_require(r, upload_authorized);
 }

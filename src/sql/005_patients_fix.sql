@@ -1,0 +1,243 @@
+-- 005: review fixes to mip_patient_upload (003, which deployments may
+-- already have applied, so it is replaced here rather than edited there):
+-- an ЕНП (polis_key of an ЕНП card) or a passport (doc_type 14, series and
+-- number) already on a card of another person is an Error naming the field,
+-- whether the person was matched by Guid, SNILS, ЕНП or names, or is new;
+-- before, the ЕНП was checked only when no person had been found yet, and
+-- the passport not at all. Uploads sharing a passport now wait for each
+-- other like those sharing a SNILS or ЕНП. The answer is otherwise 003's.
+
+-- Stores one validated item (the JSON src/patient.c builds). allowed: the
+-- МКОДs the login may write for (NULL: any, the importer). Returns the
+-- seed's answer plus "Changed": whether the person's identity or cards
+-- changed, so that the gateway drops the caches that went stale.
+--
+-- Person: the card's own when the Guid is known; else the one with the
+-- SNILS, else the one with the ЕНП on any card, else the one with the same
+-- folded names and birthday (and no other SNILS); else a new one.
+-- Card: the Guid's when known (it must be in the same LPU and of the same
+-- person); else the person's card in that LPU (so that re-sending without a
+-- Guid changes nothing); else a new card, with the Guid given or a new one.
+-- A known person that already has a card in the LPU under another guid is
+-- an Error: one card per person per LPU, and a card's guid never changes.
+-- Whoever the person turned out to be (by Guid, SNILS, ЕНП or names, or a
+-- new one), an ЕНП or a passport already on a card of another person is an
+-- Error too, as is a SNILS of another person: nothing is written.
+CREATE OR REPLACE FUNCTION mip_patient_upload(item jsonb, allowed text[]) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_mcod     text := item->>'mcod';
+    v_guid     uuid := (item->>'guid')::uuid;
+    -- char(11) like persons.snils: compared as text, the index would not serve
+    v_snils    char(11) := item->>'snils';
+    v_pkey     text := item->>'polis_key';
+    v_enp      boolean := coalesce((item->>'is_enp')::boolean, false);
+    v_att      jsonb := item->'attachment';
+    v_att_guid uuid := (item->'attachment'->>'guid')::uuid;
+    -- a passport as the gateway normalized it (digits), NULL for other documents
+    v_pass     boolean := item->>'doc_type' = '14' AND item->>'doc_series' IS NOT NULL
+                          AND item->>'doc_number' IS NOT NULL;
+    v_lpu      uuid;
+    v_person   uuid;
+    v_card     medical_cards%ROWTYPE;
+    v_old      persons%ROWTYPE;
+    v_has_card boolean := false;
+    v_changed  boolean := false;
+    v_why      text;
+    v_att_st   text := 'None';
+    v_msgs     jsonb := '[]';
+BEGIN
+    IF allowed IS NOT NULL AND NOT (v_mcod = ANY (allowed)) THEN
+        RETURN mip_patient_answer('NotValid', 'None', NULL, NULL, NULL,
+            jsonb_build_array(format('Mcod: нет права передавать данные ЛПУ %s', v_mcod)), false);
+    END IF;
+    SELECT guid INTO v_lpu FROM lpus WHERE mcod = v_mcod;
+    IF v_lpu IS NULL THEN
+        RETURN mip_patient_answer('NotValid', 'None', NULL, NULL, NULL,
+            jsonb_build_array(format('Mcod: ЛПУ с МКОД %s не найдено', v_mcod)), false);
+    END IF;
+
+    -- Uploads that may concern one person or one card wait for each other,
+    -- the locks taken in one order so that they cannot deadlock.
+    PERFORM pg_advisory_xact_lock(k)
+       FROM (SELECT DISTINCT hashtextextended(x, 3003) AS k
+               FROM unnest(ARRAY['s:' || v_snils,
+                                 CASE WHEN v_enp THEN 'p:' || v_pkey END,
+                                 CASE WHEN v_pass THEN 'd:' || (item->>'doc_series') || '|'
+                                                      || (item->>'doc_number') END,
+                                 'n:' || (item->>'family_key') || '|' || (item->>'name_key') || '|'
+                                      || (item->>'patronymic_key') || '|' || (item->>'birthday'),
+                                 'c:' || v_guid,
+                                 'a:' || v_att_guid]) AS x
+              WHERE x IS NOT NULL
+              ORDER BY 1) AS s;
+
+    -- Checks first: nothing is written until the card is known to be fine.
+    IF v_guid IS NOT NULL THEN
+        SELECT * INTO v_card FROM medical_cards WHERE guid = v_guid FOR UPDATE;
+        v_has_card := FOUND;
+    END IF;
+    IF v_has_card THEN
+        IF v_card.lpu_guid <> v_lpu THEN
+            RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+                jsonb_build_array(format('Guid: карта %s принадлежит другому ЛПУ, не %s', v_guid, v_mcod)),
+                false);
+        END IF;
+        SELECT * INTO v_old FROM persons WHERE guid = v_card.person_guid FOR UPDATE;
+        v_why := mip_person_conflict(v_old, item);
+        IF v_why IS NOT NULL THEN
+            RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+                jsonb_build_array(format('Guid: карта %s принадлежит другому пациенту (%s)', v_guid, v_why)),
+                false);
+        END IF;
+    ELSE
+        IF v_snils IS NOT NULL THEN
+            SELECT * INTO v_old FROM persons WHERE snils = v_snils FOR UPDATE;
+            IF FOUND THEN
+                v_why := mip_person_conflict(v_old, item);
+                IF v_why IS NOT NULL THEN
+                    RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+                        jsonb_build_array(format('Snils: СНИЛС принадлежит другому пациенту (%s)', v_why)),
+                        false);
+                END IF;
+            END IF;
+        END IF;
+        IF v_old.guid IS NULL AND v_enp THEN
+            SELECT p.* INTO v_old FROM persons p
+             WHERE p.guid IN (SELECT person_guid FROM medical_cards WHERE polis_key = v_pkey)
+             ORDER BY p.created_at, p.guid LIMIT 1 FOR UPDATE;
+            IF FOUND THEN
+                v_why := mip_person_conflict(v_old, item);
+                IF v_why IS NOT NULL THEN
+                    RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+                        jsonb_build_array(format('Polis.Number: ЕНП принадлежит другому пациенту (%s)', v_why)),
+                        false);
+                END IF;
+            END IF;
+        END IF;
+        IF v_old.guid IS NULL THEN
+            SELECT * INTO v_old FROM persons
+             WHERE family_key = item->>'family_key' AND name_key = item->>'name_key'
+               AND patronymic_key = item->>'patronymic_key' AND birthday = (item->>'birthday')::date
+               AND (v_snils IS NULL OR snils IS NULL)
+             ORDER BY created_at, guid LIMIT 1 FOR UPDATE;
+        END IF;
+        IF v_old.guid IS NOT NULL THEN
+            SELECT * INTO v_card FROM medical_cards
+             WHERE person_guid = v_old.guid AND lpu_guid = v_lpu FOR UPDATE;
+            IF FOUND THEN
+                IF v_guid IS NOT NULL THEN
+                    RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+                        jsonb_build_array(format('Guid: у пациента уже есть карта %s в ЛПУ %s',
+                                                 v_card.guid, v_mcod)), false);
+                END IF;
+                v_has_card := true;
+            END IF;
+        END IF;
+    END IF;
+    v_person := v_old.guid;
+    IF v_snils IS NOT NULL AND EXISTS (SELECT 1 FROM persons WHERE snils = v_snils
+                                          AND guid IS DISTINCT FROM v_person) THEN
+        RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+            jsonb_build_array('Snils: СНИЛС принадлежит другому пациенту'), false);
+    END IF;
+    -- The ЕНП and the passport identify one person: on a card of another
+    -- (or of anyone, for a new person) they are not this one's.
+    IF v_enp AND EXISTS (SELECT 1 FROM medical_cards WHERE polis_key = v_pkey
+                            AND person_guid IS DISTINCT FROM v_person) THEN
+        RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+            jsonb_build_array('Polis.Number: ЕНП принадлежит другому пациенту'), false);
+    END IF;
+    IF v_pass AND EXISTS (SELECT 1 FROM medical_cards
+                           WHERE doc_series = item->>'doc_series' AND doc_number = item->>'doc_number'
+                             AND doc_type = '14' AND person_guid IS DISTINCT FROM v_person) THEN
+        RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+            jsonb_build_array('IdentityDocument.Number: паспорт принадлежит другому пациенту'), false);
+    END IF;
+
+    -- The person.
+    IF v_person IS NULL THEN
+        v_person := gen_random_uuid();
+        INSERT INTO persons (guid, family, name, patronymic, family_key, name_key, patronymic_key,
+                             birthday, gender, snils)
+        VALUES (v_person, item->>'family', item->>'name', item->>'patronymic', item->>'family_key',
+                item->>'name_key', item->>'patronymic_key', (item->>'birthday')::date,
+                (item->>'gender')::smallint, v_snils);
+        v_changed := true;
+    ELSE
+        v_changed := v_old.snils IS DISTINCT FROM coalesce(v_snils, v_old.snils)
+                     OR v_old.birthday <> (item->>'birthday')::date
+                     OR v_old.family_key <> item->>'family_key' OR v_old.name_key <> item->>'name_key'
+                     OR v_old.patronymic_key <> item->>'patronymic_key';
+        UPDATE persons SET family = item->>'family', name = item->>'name',
+               patronymic = item->>'patronymic', family_key = item->>'family_key',
+               name_key = item->>'name_key', patronymic_key = item->>'patronymic_key',
+               birthday = (item->>'birthday')::date,
+               gender = coalesce((item->>'gender')::smallint, gender),
+               snils = coalesce(v_snils, snils), updated_at = now()
+         WHERE guid = v_person;
+    END IF;
+
+    -- The card.
+    IF v_has_card THEN
+        v_changed := v_changed OR v_card.polis_key <> v_pkey
+                     OR v_card.doc_series IS DISTINCT FROM item->>'doc_series'
+                     OR v_card.doc_number IS DISTINCT FROM item->>'doc_number';
+        v_guid := v_card.guid;
+        UPDATE medical_cards SET polis_type = item->>'polis_type',
+               polis_series = item->>'polis_series', polis_number = item->>'polis_number',
+               polis_key = v_pkey, polis_start = (item->>'polis_start')::date,
+               polis_end = (item->>'polis_end')::date, polis_smo = item->>'polis_smo',
+               doc_type = item->>'doc_type', doc_series = item->>'doc_series',
+               doc_number = item->>'doc_number', doc_date = (item->>'doc_date')::date,
+               doc_issued_by = item->>'doc_issued_by', phone = item->>'phone',
+               email = item->>'email', blood_type = item->>'blood_type',
+               rh = (item->>'rh')::boolean, black_label = (item->>'black_label')::boolean,
+               attrs = item->'attrs', updated_at = now()
+         WHERE guid = v_guid;
+    ELSE
+        v_guid := coalesce(v_guid, gen_random_uuid());
+        INSERT INTO medical_cards (guid, person_guid, lpu_guid, polis_type, polis_series,
+                                   polis_number, polis_key, polis_start, polis_end, polis_smo,
+                                   doc_type, doc_series, doc_number, doc_date, doc_issued_by,
+                                   phone, email, blood_type, rh, black_label, attrs)
+        VALUES (v_guid, v_person, v_lpu, item->>'polis_type', item->>'polis_series',
+                item->>'polis_number', v_pkey, (item->>'polis_start')::date,
+                (item->>'polis_end')::date, item->>'polis_smo', item->>'doc_type',
+                item->>'doc_series', item->>'doc_number', (item->>'doc_date')::date,
+                item->>'doc_issued_by', item->>'phone', item->>'email', item->>'blood_type',
+                (item->>'rh')::boolean, (item->>'black_label')::boolean, item->'attrs');
+        v_changed := true;
+    END IF;
+
+    -- The attachment: the card is stored whatever becomes of it.
+    IF jsonb_typeof(v_att) = 'object' THEN
+        IF v_att_guid IS NOT NULL AND EXISTS (SELECT 1 FROM attachments
+                                                 WHERE guid = v_att_guid AND card_guid <> v_guid) THEN
+            v_att_st := 'Error';
+            v_att_guid := NULL;
+            v_msgs := v_msgs || jsonb_build_array('Attachment.Guid: прикрепление принадлежит другой карте');
+        ELSE
+            INSERT INTO attachments AS a (guid, card_guid, lpu_guid, attach_date, attach_type, area)
+            VALUES (coalesce(v_att_guid, (SELECT guid FROM attachments WHERE card_guid = v_guid),
+                             gen_random_uuid()),
+                    v_guid, v_lpu, (v_att->>'date')::date, coalesce((v_att->>'type')::smallint, 1),
+                    v_att->>'area')
+            ON CONFLICT (card_guid) DO UPDATE SET guid = EXCLUDED.guid, lpu_guid = EXCLUDED.lpu_guid,
+               attach_date = EXCLUDED.attach_date, attach_type = EXCLUDED.attach_type,
+               area = EXCLUDED.area, updated_at = now()
+            RETURNING a.guid INTO v_att_guid;
+            v_att_st := 'Uploaded';
+        END IF;
+    ELSE
+        v_att_guid := NULL;
+    END IF;
+
+    RETURN mip_patient_answer('Uploaded', v_att_st, v_person, v_guid, v_att_guid, v_msgs, v_changed);
+EXCEPTION WHEN unique_violation THEN
+    -- A race the locks above do not cover (a card guid's person changing at
+    -- once, say): nothing was written; the MIS may send it again.
+    RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+        jsonb_build_array('Guid: карта изменена одновременно другой загрузкой; повторите'), false);
+END
+$$;
