@@ -7,9 +7,9 @@
  *   auth    misauth_require: HTTP Basic                    → 401 (misauth)
  *   body    size, JSON (synchronously in the auth callback) → 413/400
  *   valid   validation (src/patient.c); the tree is freed here, only the
- *           arena's copy of the normalized item goes on; a card that failed
- *           validation is answered now                     → 200 NotValid
- *   owner   the login must own the card's МКОД             → 403
+ *           arena's copy of the normalized item goes on
+ *   owner   a well-formed МКОД the login does not own      → 403
+ *           a card that failed validation                  → 200 NotValid
  *   pg      mip_patient_upload, one round trip, atomic     → 503/500
  *   forget  a change of the person's cards drops their cached look-ups
  *           and token sessions (identity_forget_person)
@@ -114,13 +114,15 @@ static void upload_authorized(struct req *r, const struct misauth_login *who)
     struct upload *u = r->state;
     if (!upload_parse(r, u))
         return;
+    /* A card for a foreign LPU is refused as such, whatever else is wrong
+     * with it: a login learns nothing of another LPU's rules. */
+    if (u->check.mcod[0] && !misauth_owns(who, u->check.mcod)) {
+        misauth_forbid(r, who, u->check.mcod);
+        return;
+    }
     if (!u->check.card_valid) {
         patient_result_make(&u->check, NULL, 0, &u->res);
         upload_reply(r);
-        return;
-    }
-    if (!misauth_owns(who, u->check.mcod)) {
-        misauth_forbid(r, who, u->check.mcod);
         return;
     }
     const char *mcods[MISAUTH_MAX_LPUS];
