@@ -176,8 +176,8 @@ static const struct setting settings[] = {
     /* [schedule] */
     S_INT("schedule", "horizon_days", schedule_horizon_days, "21", 1, 366,
           "how many days ahead, today included, cells are shown and may be booked"),
-    S_INT("schedule", "cache_ttl_ms", schedule_cache_ttl_ms, "1000", 0, 60000,
-          "a resource's cells are served from the worker's memory this long, in ms; 0 = off"),
+    S_INT("schedule", "cache_ttl_ms", schedule_cache_ttl_ms, "5000", 0, 60000,
+          "a resource's cells are served from the worker's memory this long, in ms: a change in PostgreSQL shows within it; 0 = off"),
 
     /* [log] */
     S_STR("log", "file", T_STRING, log_file, "", NULL,

@@ -697,9 +697,11 @@ static enum store_status fill_start(struct worker *w, const char *lpu, const cha
     return STORE_OK;
 }
 
-/* A check of a cached entry's version: when the window is unchanged, the
- * entry gets the booked flags read now and a new lifetime, without shipping
- * and rebuilding its cells; else a fill replaces it. */
+/* A check of a cached entry's version: when the resource's version counter
+ * (bumped by triggers on every change of its cells or its row) is the one
+ * the fill read with the cells, the entry gets the booked flags read now and
+ * a new lifetime, without shipping and rebuilding its cells; else a fill
+ * replaces it. */
 struct schedule_check {
     struct worker *w;
     char lpu[GUID_LEN + 1], resource[GUID_LEN + 1];

@@ -7,10 +7,13 @@
  * each cell pre-serialized up to its status: a request only picks the cells
  * of its range and appends a status computed from the cached booked flag and
  * the current time, so that Expired is never stale. An entry lives
- * cfg->schedule_cache_ttl_ms (0: every request reads PostgreSQL), so a
- * booking made behind the gateway's back shows within that time, and at
- * once when the booking code calls schedule_cache_drop(). An entry's age
- * counts from its query's start. Concurrent misses of one key wait for one
+ * cfg->schedule_cache_ttl_ms (0: every request reads PostgreSQL), so any
+ * change committed in PostgreSQL shows in every answer that begins that
+ * long after it; schedule_cache_drop() drops a resource at once in one
+ * worker, but has no caller yet (the booking work will call it). An entry's
+ * age counts from its query's start; a check extends it only while the
+ * resource's version counter (schedule_versions, bumped by triggers) is the
+ * one its fill read with the cells. Concurrent misses of one key wait for one
  * fill; an entry used in the last quarter of its life is refilled in the
  * background while it still serves, so a busy resource never makes a
  * request wait for PostgreSQL. Entries and bytes are bounded (least
@@ -112,7 +115,7 @@ struct schedule_entry {
     int64_t today;       /* the day the window began on when filled */
     uint64_t gen;        /* which put this is, for a check answering late */
     bool checking;       /* a check of its version is under way */
-    char version[96];    /* SCHEDULE_VERSION of stmts.c when filled */
+    char version[24];    /* SCHEDULE_VERSION of stmts.c when filled: a bigint */
     int age_min, age_max, gender;
     uint32_t res_off, res_len;  /* the resource's JSON object in json */
     struct schedule_cell *cells;
@@ -155,8 +158,8 @@ void schedule_cache_put(struct schedule_cache *c, struct schedule_entry *e, int6
 
 /* Drops every entry of a resource (its GUID in lower case, as ids_guid
  * writes it), so the next request reads PostgreSQL; a fill under way is
- * answered to its waiters but not kept. The booking path calls it after a
- * booking or a cancellation. Only this worker's cache: another worker's
+ * answered to its waiters but not kept. Nothing calls it yet: the booking
+ * work will, after a booking or a cancellation. Only this worker's cache: another worker's
  * entry lives out its TTL. */
 void schedule_cache_drop(struct worker *w, const char *resource_guid);
 void schedule_cache_drop_resource(struct schedule_cache *c, const char *resource_guid);

@@ -13,19 +13,17 @@
     " FROM persons p "
 #define IDENT_ORDER " ORDER BY p.updated_at DESC, p.guid LIMIT 16"
 
-/* The version of a resource's schedule window ($1 LPU, $2 resource, $3..$4
- * epoch seconds): the row versions (xmin) of the LPU and the resource, and
- * the count and newest row version of its cells in the window. Any insert,
- * update or delete of those rows changes it (a new row version has a newer
- * xmin; a delete lowers the count); bookings are not in it. NULL without
- * the LPU. */
+/* The version of a resource's schedule ($1 LPU, $2 resource): its counter
+ * in schedule_versions (005_schedule_version.sql), which triggers bump on
+ * every change of its cells or its row, in the writing transaction; 0 when
+ * it has never had a cell. Bookings are not in it. NULL unless the LPU and
+ * the resource are active and the resource is the LPU's, so that a check of
+ * a resource gone since its fill always misses. */
 #define SCHEDULE_VERSION \
-    "(SELECT l.xmin::text || ':' || coalesce((SELECT r2.xmin::text FROM resources r2" \
-    "   WHERE r2.guid = $2::uuid AND r2.lpu_guid = l.guid AND r2.is_active), '-') || ':' ||" \
-    " (SELECT count(*) || ':' || coalesce(max(c2.xmin::text::bigint), 0) FROM cells c2" \
-    "   WHERE c2.resource_guid = $2::uuid AND c2.begin_at >= to_timestamp($3::float8)" \
-    "   AND c2.begin_at < to_timestamp($4::float8))" \
-    " FROM lpus l WHERE l.guid = $1::uuid AND l.is_active)"
+    "(SELECT coalesce(v.version, 0)::text FROM lpus l" \
+    "   JOIN resources r2 ON r2.guid = $2::uuid AND r2.lpu_guid = l.guid AND r2.is_active" \
+    "   LEFT JOIN schedule_versions v ON v.resource_guid = r2.guid" \
+    " WHERE l.guid = $1::uuid AND l.is_active)"
 
 const struct pg_stmt pg_stmts[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0},

@@ -4,7 +4,7 @@
  * Runs under tests/e2e.sh (see check_e2e.c for the environment). Each test
  * makes its own resource and cells directly in PostgreSQL in the demo LPU
  * 470102, so that no test sees another's cells or cache entries; the gateway
- * runs with the default [schedule] settings (horizon 21 days, cache 1000 ms)
+ * runs with the default [schedule] settings (horizon 21 days, cache 5000 ms)
  * and time zone Europe/Moscow. */
 #include <check.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 
 #define TZ "Europe/Moscow"
 #define HORIZON 21
-#define TTL_MS 1000
+#define TTL_MS 5000
 
 #define LPU_470102 "c3c977af-c3b4-4517-9d57-50a6844ec660"
 #define LPU_330501 "5409f503-f01a-4f2f-a57a-91979fb19f42"
@@ -35,6 +35,9 @@
 #define MSG_4101(f) "Параметр " f " имеет неверный формат"
 #define MSG_4107 "Параметр dateTo не может быть раньше параметра dateFrom"
 #define MSG_5008 "Токен некорректен"
+#define MSG_NO_EMK                                                                                \
+    "Ваша электронная медицинская карта отсутствует. Обратитесь в регистратуру медицинского "     \
+    "учреждения."
 
 /* ------------------------------------------------------------------ */
 /* Fixtures in PostgreSQL */
@@ -160,7 +163,7 @@ static const char *status_of(yajl_val v, const char *cell)
     return NULL;
 }
 
-/* Polls (every 100 ms, at most 3 s) until the cell shows `want`; returns
+/* Polls (every 100 ms, at most the TTL and 2 s) until the cell shows `want`; returns
  * the milliseconds it took. */
 static double poll_status(const char *res, const char *from, const char *to, const char *cell,
                           const char *want)
@@ -175,7 +178,8 @@ static double poll_status(const char *res, const char *from, const char *to, con
         yajl_tree_free(v);
         if (strcmp(seen, want) == 0)
             return mono_ms() - t0;
-        ck_assert_msg(mono_ms() - t0 < 3000, "cell still %s, not %s, after 3 s", seen, want);
+        ck_assert_msg(mono_ms() - t0 < TTL_MS + 2000, "cell still %s, not %s, after %.0f ms", seen,
+                      want, mono_ms() - t0);
         sleep_ms(100);
     }
 }
@@ -430,7 +434,8 @@ START_TEST(test_errors)
             break;
         ck_assert_int_eq(r->status, 200);
         http_free(r);
-        ck_assert_msg(mono_ms() - t0 < 3000, "inactive resource still shown after 3 s");
+        ck_assert_msg(mono_ms() - t0 < TTL_MS + 2000, "inactive resource still shown after %.0f ms",
+                      mono_ms() - t0);
         sleep_ms(100);
     }
     assert_error(r, 404, "4142", msg, "inactive resource");
@@ -475,6 +480,102 @@ START_TEST(test_full_horizon)
 }
 END_TEST
 
+/* A cell's end time changed directly in PostgreSQL shows within the cache's
+ * lifetime: the change bumps the resource's version (a trigger), so the
+ * background check of a busy entry refills it rather than extending it. */
+START_TEST(test_cell_update_shows)
+{
+    char *res = make_resource(LPU_470102, "", "", "");
+    char *cell = make_cell(res, "2 days 09:00", "{Registry,Internet}", "1");
+    char *from = day(2), *to = day(2);
+    const char *p[] = {res};
+    char *v0 = pg_value("SELECT coalesce((SELECT version FROM schedule_versions"
+                        " WHERE resource_guid = $1::uuid), 0)::text", 1, p);
+    ck_assert_ptr_nonnull(v0);
+
+    yajl_val v = get_ok(LPU_470102, res, from, to, NULL);
+    char *end0 = strdup(jstr(cell_at(v, 0), "end"));
+    yajl_tree_free(v);
+    char *want = xasprintf("%sT10:15:00+03:00", from);
+    ck_assert_str_ne(end0, want);
+
+    const char *pc[] = {cell};
+    PQclear(pg_exec("UPDATE cells SET end_at = begin_at + interval '75 minutes', updated_at = now()"
+                    " WHERE guid = $1::uuid", 1, pc));
+    char *v1 = pg_value("SELECT version::text FROM schedule_versions WHERE resource_guid = $1::uuid",
+                        1, p);
+    ck_assert_ptr_nonnull(v1);
+    ck_assert_msg(strtoll(v1, NULL, 10) > strtoll(v0, NULL, 10), "version %s after %s", v1, v0);
+
+    /* Asked all along (every 50 ms), so that the entry is checked, not
+     * merely left to expire. */
+    double t0 = mono_ms();
+    for (;;) {
+        v = get_ok(LPU_470102, res, from, to, NULL);
+        ck_assert_uint_eq(ncells(v), 1);
+        bool seen = strcmp(jstr(cell_at(v, 0), "end"), want) == 0;
+        yajl_tree_free(v);
+        if (seen)
+            break;
+        ck_assert_msg(mono_ms() - t0 < TTL_MS + 1000, "old end still shown after %.0f ms",
+                      mono_ms() - t0);
+        sleep_ms(50);
+    }
+    /* A resource's own change bumps it too. */
+    PQclear(pg_exec("UPDATE resources SET room = '206' WHERE guid = $1::uuid", 1, p));
+    char *v2 = pg_value("SELECT version::text FROM schedule_versions WHERE resource_guid = $1::uuid",
+                        1, p);
+    ck_assert_msg(strtoll(v2, NULL, 10) > strtoll(v1, NULL, 10), "version %s after %s", v2, v1);
+
+    free(res), free(cell), free(from), free(to), free(v0), free(v1), free(v2), free(end0), free(want);
+}
+END_TEST
+
+/* The Luhn check digit that completes 15 digits into a valid ЕНП. */
+static char luhn_digit(const char *d15)
+{
+    int sum = 0;
+    for (int i = 14, dbl = 1; i >= 0; i--, dbl = !dbl) {
+        int x = d15[i] - '0';
+        if (dbl && (x *= 2) > 9)
+            x -= 9;
+        sum += x;
+    }
+    return (char)('0' + (10 - sum % 10) % 10);
+}
+
+/* A token whose person is gone from PostgreSQL since it was issued answers
+ * the token-based endpoints' 404/4001 ("no EMK"), not the token issue's. */
+START_TEST(test_person_gone)
+{
+    char enp[17];
+    snprintf(enp, 16, "77%013lld", (long long)(mono_ms() * 1000) % 10000000000000LL);
+    enp[15] = luhn_digit(enp);
+    enp[16] = '\0';
+    const char *pp[] = {enp, LPU_470102};
+    char *person = pg_value("WITH p AS (INSERT INTO persons (guid, family, name, family_key,"
+                            " name_key, birthday, gender) VALUES (gen_random_uuid(), 'Ушедший',"
+                            " 'Тест', 'УШЕДШИЙ', 'ТЕСТ', '1990-01-02', 1) RETURNING guid)"
+                            " INSERT INTO medical_cards (guid, person_guid, lpu_guid, polis_number,"
+                            " polis_key) SELECT gen_random_uuid(), p.guid, $2::uuid, $1,"
+                            " replace(c.polis_key, c.polis_number, $1) FROM p, medical_cards c"
+                            " WHERE c.guid = '" IVANOV_MKAB "' RETURNING person_guid::text",
+                            2, pp);
+    ck_assert_ptr_nonnull(person);
+    char *token = cod_token(COD, enp, "1990-01-02");
+    const char *pd[] = {person};
+    PQclear(pg_exec("DELETE FROM medical_cards WHERE person_guid = $1::uuid", 1, pd));
+    PQclear(pg_exec("DELETE FROM persons WHERE guid = $1::uuid", 1, pd));
+
+    char *res = make_resource(LPU_470102, "", "", "");
+    char *from = day(1), *to = day(1);
+    struct http_resp *r = get_sched(LPU_470102, res, from, to, token);
+    assert_error(r, 404, "4001", MSG_NO_EMK, "person gone");
+    http_free(r);
+    free(person), free(token), free(res), free(from), free(to);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
     Suite *s = suite_create("e2e_schedule");
@@ -486,6 +587,8 @@ static Suite *schedule_suite(void)
     tcase_add_test(tc, test_bad_token);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_full_horizon);
+    tcase_add_test(tc, test_cell_update_shows);
+    tcase_add_test(tc, test_person_gone);
     suite_add_tcase(s, tc);
     return s;
 }

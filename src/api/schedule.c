@@ -117,8 +117,9 @@ static void sched_on_person(PGresult *res, enum store_status st, void *arg)
         return;
     }
     if (PQntuples(res) != 1) {
-        /* The token's person is gone from PostgreSQL since it was issued. */
-        req_fail(r, E_NO_CARDS);
+        /* The token's person is gone from PostgreSQL since it was issued:
+         * the answer of the seeds' token-based endpoints (404/4001). */
+        req_fail(r, E_NO_EMK);
         return;
     }
     s->birth_ymd = atoi(PQgetvalue(res, 0, 0));
