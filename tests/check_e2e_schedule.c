@@ -549,7 +549,7 @@ static char luhn_digit(const char *d15)
 START_TEST(test_person_gone)
 {
     char enp[17];
-    snprintf(enp, 16, "77%013lld", (long long)(mono_ms() * 1000) % 10000000000000LL);
+    snprintf(enp, sizeof(enp), "77%013llu", (unsigned long long)(mono_ms() * 1000) % 10000000000000ULL);
     enp[15] = luhn_digit(enp);
     enp[16] = '\0';
     const char *pp[] = {enp, LPU_470102};
