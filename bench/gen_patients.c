@@ -558,6 +558,9 @@ int main(int argc, char **argv) {
 
             v = rng_next();
             for (int k = 3; k >= 0; k--, v /= 10) doc_series[k] = (char)('0' + v % 10);
+            /* Series never start with 0: bench/upload_patients' do. */
+            if (doc_series[0] == '0')
+                doc_series[0] = '1';
             for (int k = 5; k >= 0; k--, v /= 10) doc_number[k] = (char)('0' + v % 10);
             doc_series[4] = doc_number[6] = '\0';
             memcpy(phone, "79", 2);

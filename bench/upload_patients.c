@@ -66,7 +66,10 @@ static void b64(const char *in, char *out)
 }
 
 /* Patient i: names from its number in Cyrillic letters, ЕНП 9 + 14 digits
- * of i + Luhn, SNILS 2xxxxxxxx from i + its check number. */
+ * of i + Luhn, SNILS 2xxxxxxxx from i + its check number, passport series
+ * "00 NN" and number from i: none of them meets bench/gen_patients' data
+ * (ЕНП 99…, SNILS 98…, passport series not starting with 0), which the
+ * tokens scenario loads first, so every upload is a new person. */
 static int make_patient(const struct run *rn, long i, char *out, size_t cap)
 {
     static const char *const letters[] = {"а", "б", "в", "г", "д", "е", "ж", "з", "и", "к",
@@ -93,12 +96,12 @@ static int make_patient(const struct run *rn, long i, char *out, size_t cap)
         "{\"family\":\"%s\",\"name\":\"Иван\",\"patronymic\":\"Петрович\",\"birthday\":\"19%02ld-%02ld-%02ld\","
         "\"polis\":{\"type\":{\"code\":\"3\",\"name\":\"ОМС\"},\"series\":\"\",\"number\":\"%s\","
         "\"start\":\"2013-04-08\",\"end\":null,\"smo\":\"1024000000000\"},"
-        "\"identityDocument\":{\"type\":{\"code\":\"14\",\"name\":\"Паспорт\"},\"series\":\"%02ld %02ld\","
+        "\"identityDocument\":{\"type\":{\"code\":\"14\",\"name\":\"Паспорт\"},\"series\":\"00 %02ld\","
         "\"number\":\"%06ld\",\"date\":\"2013-04-08\",\"issuedBy\":\"УФМС\"},"
         "\"mcod\":\"%s\",\"phone\":\"7999%07ld\",\"email\":null,\"gender\":\"%ld\","
         "\"snils\":\"%.3s-%.3s-%.3s %02u\",\"regAddress\":\"г. Орехово-Зуево\",\"isWorker\":true,"
         "\"bloodType\":\"%ld\",\"rh\":true,\"blackLabel\":false%s}",
-        fam, 30 + i % 70, 1 + i % 12, 1 + i % 28, enp, i % 100, (i / 100) % 100, i % 1000000,
+        fam, 30 + i % 70, 1 + i % 12, 1 + i % 28, enp, (i / 1000000) % 100, i % 1000000,
         rn->mcods[i % rn->nmcods], i % 10000000, 1 + i % 2, d, d + 3, d + 6, (unsigned)c % 100, 1 + i % 4, att);
 }
 
