@@ -19,7 +19,6 @@
 #include <sys/random.h>
 
 #include "config.h"
-#include "log.h"
 #include "pg.h"
 #include "util.h"
 #include "worker.h"
@@ -38,8 +37,7 @@ struct hash_job {
     const char *password;            /* the request's, wiped when the job is done */
     size_t password_len;
     bool ok;
-    struct event_base *base;         /* where the answer goes */
-    event_callback_fn done;
+    struct event *done;              /* on the worker's loop, made before queueing */
     void *arg;
 };
 
@@ -71,11 +69,10 @@ static void *hash_thread(void *unused)
         pthread_mutex_unlock(&pool.lock);
 
         j->ok = argon2id_verify(j->encoded, j->password, j->password_len) == ARGON2_OK;
-        /* Thread-safe with evthread_use_pthreads: the worker's loop runs
-         * done on its own thread on its next turn. */
-        static const struct timeval now = {0, 0};
-        if (event_base_once(j->base, -1, EV_TIMEOUT, j->done, j, &now) != 0)
-            log_error("misauth: cannot hand a verification back to its worker");
+        /* Thread-safe with evthread_use_pthreads, and it cannot fail: the
+         * event was made on the worker's thread before the job was queued.
+         * The worker's loop runs it on its next turn. */
+        event_active(j->done, EV_TIMEOUT, 1);
     }
 }
 
@@ -264,6 +261,8 @@ static void misauth_on_hash(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct misauth_ctx *m = ((struct hash_job *)arg)->arg;
+    event_free(m->job.done);
+    m->job.done = NULL;
     explicit_bzero(m->password, m->job.password_len);
     if (!m->job.ok || !m->known) {
         unauthorized(m->r);
@@ -311,10 +310,11 @@ static void misauth_on_pg(PGresult *res, enum store_status st, void *arg)
     util_strlcpy(m->job.encoded, hash, sizeof(m->job.encoded));
     m->job.password = m->password;
     m->job.password_len = strlen(m->password);
-    m->job.base = r->w->base;
-    m->job.done = misauth_on_hash;
     m->job.arg = m;
-    if (!hash_submit(&m->job)) {
+    m->job.done = event_new(r->w->base, -1, 0, misauth_on_hash, &m->job);
+    if (!m->job.done || !hash_submit(&m->job)) {
+        if (m->job.done)
+            event_free(m->job.done);
         explicit_bzero(m->password, m->job.password_len);
         req_fail(r, E_OVERLOADED);
     }
