@@ -4,7 +4,8 @@
  *   parse    Authorization: Basic base64(login:password)   → 401 at once
  *   cache    SHA-256 of the header in this worker's table   → a hit calls back
  *   pg       the login's hash, state and LPUs               → 503 when down
- *   hash     argon2id_verify on a hashing thread            → 503 when the queue is full
+ *   hash     argon2id_verify on a hashing thread            → 503 when the queue is full;
+ *            requests with the same header meanwhile wait for this one
  *   done     back on the worker's loop: remember, call back, or 401
  * An unknown login is verified against a dummy hash of the same cost, so
  * that the answer's timing does not tell which logins exist. */
@@ -201,7 +202,67 @@ struct misauth_ctx {
     struct misauth_login who;
     bool known;                      /* the login exists and is enabled */
     struct hash_job job;
+    struct misauth_ctx *waiters;     /* the leader's: same header, waiting for its answer */
+    struct misauth_ctx *next;        /* in the leader's list */
 };
+
+/* What one verification came to; every request waiting on it gets the same. */
+enum verdict {
+    VERDICT_OK,            /* enabled login, password matched */
+    VERDICT_REFUSED,       /* 401 */
+    VERDICT_OVERLOADED,    /* 503/5031: the queue or the PostgreSQL pool is full */
+    VERDICT_UNAVAILABLE,   /* 503/5030 */
+};
+
+/* Verifications under way in this worker, by header: a busy MIS sends many
+ * requests at once with one credential, and when its cached verification
+ * expires they would all miss together and queue one hash each (and shed
+ * with 503 past mis.hash_queue_max). The first leads; the rest wait for its
+ * verdict. */
+#define MISAUTH_INFLIGHT_SLOTS 64
+static _Thread_local struct misauth_ctx *inflight[MISAUTH_INFLIGHT_SLOTS];
+
+static struct misauth_ctx **inflight_find(const unsigned char key[32])
+{
+    for (int i = 0; i < MISAUTH_INFLIGHT_SLOTS; i++) {
+        if (inflight[i] && memcmp(inflight[i]->key, key, 32) == 0)
+            return &inflight[i];
+    }
+    return NULL;
+}
+
+static void unauthorized(struct req *r);
+
+/* Answers everyone waiting on the leader, then the leader. Each answer frees
+ * its request (and the context in it), so what is needed is copied first. */
+static void verdict_apply(struct misauth_ctx *lead, enum verdict v)
+{
+    struct misauth_ctx **slot = inflight_find(lead->key);
+    if (slot && *slot == lead)
+        *slot = NULL;
+    if (v == VERDICT_OK) {
+        int ttl = lead->r->w->cfg->mis_auth_cache_ttl_s;
+        if (ttl > 0)
+            cache_put(lead->key, &lead->who, util_mono_us(), ttl);
+    }
+    struct misauth_ctx *w = lead->waiters;
+    lead->waiters = NULL;
+    while (w || lead) {
+        struct misauth_ctx *m = w ? w : lead;
+        if (w) {
+            w = w->next;
+            m->who = lead->who;
+        } else {
+            lead = NULL;
+        }
+        switch (v) {
+        case VERDICT_OK: m->cb(m->r, &m->who); break;
+        case VERDICT_REFUSED: unauthorized(m->r); break;
+        case VERDICT_OVERLOADED: req_fail(m->r, E_OVERLOADED); break;
+        case VERDICT_UNAVAILABLE: req_fail(m->r, E_STORE_UNAVAILABLE); break;
+        }
+    }
+}
 
 static void unauthorized(struct req *r)
 {
@@ -264,14 +325,7 @@ static void misauth_on_hash(evutil_socket_t fd, short what, void *arg)
     event_free(m->job.done);
     m->job.done = NULL;
     explicit_bzero(m->password, m->job.password_len);
-    if (!m->job.ok || !m->known) {
-        unauthorized(m->r);
-        return;
-    }
-    int ttl = m->r->w->cfg->mis_auth_cache_ttl_s;
-    if (ttl > 0)
-        cache_put(m->key, &m->who, util_mono_us(), ttl);
-    m->cb(m->r, &m->who);
+    verdict_apply(m, m->job.ok && m->known ? VERDICT_OK : VERDICT_REFUSED);
 }
 
 /* Splits "470102,470103" into who->mcods. */
@@ -296,7 +350,7 @@ static void misauth_on_pg(PGresult *res, enum store_status st, void *arg)
     struct req *r = m->r;
     if (st != STORE_OK) {
         explicit_bzero(m->password, strlen(m->password));
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        verdict_apply(m, st == STORE_BUSY ? VERDICT_OVERLOADED : VERDICT_UNAVAILABLE);
         return;
     }
     /* Columns: password_hash, is_disabled, mcods ("a,b"). */
@@ -316,7 +370,7 @@ static void misauth_on_pg(PGresult *res, enum store_status st, void *arg)
         if (m->job.done)
             event_free(m->job.done);
         explicit_bzero(m->password, m->job.password_len);
-        req_fail(r, E_OVERLOADED);
+        verdict_apply(m, VERDICT_OVERLOADED);
     }
 }
 
@@ -336,6 +390,12 @@ void misauth_require(struct req *r, misauth_cb cb)
     if (hit) {
         m->who = hit->who;
         cb(r, &m->who);
+        return;
+    }
+    struct misauth_ctx **lead = inflight_find(m->key);
+    if (lead) {
+        m->next = (*lead)->waiters;
+        (*lead)->waiters = m;
         return;
     }
 
@@ -368,6 +428,15 @@ void misauth_require(struct req *r, misauth_cb cb)
     if (st != STORE_OK) {
         explicit_bzero(m->password, pwlen);
         req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        return;
+    }
+    /* Leads the verification of this header (unless every slot is taken:
+     * then it only goes alone). */
+    for (int i = 0; i < MISAUTH_INFLIGHT_SLOTS; i++) {
+        if (!inflight[i]) {
+            inflight[i] = m;
+            break;
+        }
     }
 }
 

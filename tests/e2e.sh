@@ -136,7 +136,7 @@ echo "e2e: gateway on $url (state in $state)"
 # their own with low limits.
 MIPGW_HTTP_LISTEN=127.0.0.1 MIPGW_HTTP_PORT=$port MIPGW_HTTP_WORKERS=2 \
     MIPGW_RATELIMIT_TOKEN_PER_ADDR=1000000 MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=1000000 \
-    MIPGW_MIS_AUTH_CACHE_TTL_S=2 \
+    MIPGW_MIS_AUTH_CACHE_TTL_S=2 MIPGW_MIS_HASH_QUEUE_MAX=4 \
     MIPGW_LOG_FILE=$state/mipgw.log \
     "$gw" serve >"$state/mipgw.stderr" 2>&1 </dev/null &
 gw_pid=$!
