@@ -1,7 +1,6 @@
 /* patient.h - the Patient model of seed 003 (POST /patients): validation of
  * one uploaded object into the normalized item that the SQL function
- * mip_patient_upload (src/sql/003_patients.sql, replaced by
- * 005_patients_fix.sql) stores in one call, and the synchronous entry the
+ * mip_patient_upload (src/sql/003_patients.sql) stores in one call, and the synchronous entry the
  * importer uses, so that the demo data set and the HTTP upload go through
  * the same checks and the same SQL.
  *

@@ -14,7 +14,7 @@
 #define IDENT_ORDER " ORDER BY p.updated_at DESC, p.guid LIMIT 16"
 
 /* The version of a resource's schedule ($1 LPU, $2 resource): its counter
- * in schedule_versions (006_schedule_version.sql), which triggers bump on
+ * in schedule_versions (005_schedule_version.sql), which triggers bump on
  * every change of its cells or its row, in the writing transaction; 0 when
  * it has never had a cell. Bookings are not in it. NULL unless the LPU and
  * the resource are active and the resource is the LPU's, so that a check of

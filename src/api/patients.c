@@ -54,12 +54,24 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct upload *u = r->state;
-    if (st != STORE_OK) {
+    /* A unique index refusing the write is a race the function's locks do
+     * not cover (a card's person changing under another upload at once):
+     * nothing was written, and the MIS may send the card again. Answered
+     * here rather than caught in the function, which would cost every call
+     * a subtransaction. */
+    static const char raced[] =
+        "{\"MkabStatus\":\"Error\",\"AttachmentStatus\":\"None\",\"PersonGuid\":null,"
+        "\"MkabGuid\":null,\"AttachmentGuid\":null,\"ValidationMessage\":"
+        "[\"Guid: карта изменена одновременно другой загрузкой; повторите\"],\"Changed\":false}";
+    bool race = st == STORE_ERROR && strcmp(pg_sqlstate(res), "23505") == 0;
+    if (st != STORE_OK && !race) {
         req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL : E_STORE_UNAVAILABLE);
         return;
     }
-    if (PQntuples(res) != 1 ||
-        !patient_result_make(&u->check, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &u->res)) {
+    if (race ? !patient_result_make(&u->check, raced, sizeof(raced) - 1, &u->res)
+             : PQntuples(res) != 1 ||
+                   !patient_result_make(&u->check, PQgetvalue(res, 0, 0),
+                                        (size_t)PQgetlength(res, 0, 0), &u->res)) {
         req_fail(r, E_INTERNAL);
         return;
     }

@@ -53,6 +53,9 @@ $$;
 -- Guid changes nothing); else a new card, with the Guid given or a new one.
 -- A known person that already has a card in the LPU under another guid is
 -- an Error: one card per person per LPU, and a card's guid never changes.
+-- Whoever the person turned out to be (by Guid, SNILS, ЕНП or names, or a
+-- new one), an ЕНП or a passport already on a card of another person is an
+-- Error too, as is a SNILS of another person: nothing is written.
 CREATE FUNCTION mip_patient_upload(item jsonb, allowed text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -64,6 +67,9 @@ DECLARE
     v_enp      boolean := coalesce((item->>'is_enp')::boolean, false);
     v_att      jsonb := item->'attachment';
     v_att_guid uuid := (item->'attachment'->>'guid')::uuid;
+    -- a passport as the gateway normalized it (digits), NULL for other documents
+    v_pass     boolean := item->>'doc_type' = '14' AND item->>'doc_series' IS NOT NULL
+                          AND item->>'doc_number' IS NOT NULL;
     v_lpu      uuid;
     v_person   uuid;
     v_card     medical_cards%ROWTYPE;
@@ -90,6 +96,8 @@ BEGIN
        FROM (SELECT DISTINCT hashtextextended(x, 3003) AS k
                FROM unnest(ARRAY['s:' || v_snils,
                                  CASE WHEN v_enp THEN 'p:' || v_pkey END,
+                                 CASE WHEN v_pass THEN 'd:' || (item->>'doc_series') || '|'
+                                                      || (item->>'doc_number') END,
                                  'n:' || (item->>'family_key') || '|' || (item->>'name_key') || '|'
                                       || (item->>'patronymic_key') || '|' || (item->>'birthday'),
                                  'c:' || v_guid,
@@ -161,10 +169,28 @@ BEGIN
         END IF;
     END IF;
     v_person := v_old.guid;
-    IF v_snils IS NOT NULL AND EXISTS (SELECT 1 FROM persons WHERE snils = v_snils
+    -- Found by the card's Guid, the person was not looked up by SNILS or
+    -- ЕНП: whether another person has them is checked here. (Otherwise the
+    -- look-ups above already answered it: a SNILS or an ЕНП that is on
+    -- someone is how that someone was found.)
+    IF v_has_card AND v_guid IS NOT NULL AND v_card.guid = v_guid
+       AND v_snils IS NOT NULL AND EXISTS (SELECT 1 FROM persons WHERE snils = v_snils
                                           AND guid IS DISTINCT FROM v_person) THEN
         RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
             jsonb_build_array('Snils: СНИЛС принадлежит другому пациенту'), false);
+    END IF;
+    -- The ЕНП and the passport identify one person: on a card of another
+    -- (or of anyone, for a new person) they are not this one's.
+    IF v_enp AND EXISTS (SELECT 1 FROM medical_cards WHERE polis_key = v_pkey
+                            AND person_guid IS DISTINCT FROM v_person) THEN
+        RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+            jsonb_build_array('Polis.Number: ЕНП принадлежит другому пациенту'), false);
+    END IF;
+    IF v_pass AND EXISTS (SELECT 1 FROM medical_cards
+                           WHERE doc_series = item->>'doc_series' AND doc_number = item->>'doc_number'
+                             AND doc_type = '14' AND person_guid IS DISTINCT FROM v_person) THEN
+        RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
+            jsonb_build_array('IdentityDocument.Number: паспорт принадлежит другому пациенту'), false);
     END IF;
 
     -- The person.
@@ -246,10 +272,5 @@ BEGIN
     END IF;
 
     RETURN mip_patient_answer('Uploaded', v_att_st, v_person, v_guid, v_att_guid, v_msgs, v_changed);
-EXCEPTION WHEN unique_violation THEN
-    -- A race the locks above do not cover (a card guid's person changing at
-    -- once, say): nothing was written; the MIS may send it again.
-    RETURN mip_patient_answer('Error', 'None', NULL, NULL, NULL,
-        jsonb_build_array('Guid: карта изменена одновременно другой загрузкой; повторите'), false);
 END
 $$;
