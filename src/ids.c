@@ -11,6 +11,7 @@
  * ctype.h is avoided on purpose: its answers depend on the locale and it is
  * undefined for negative chars, while these rules are about ASCII digits. */
 #include "ids.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -435,6 +436,17 @@ enum id_check ids_mcod(const char *s) {
     while (n <= MCOD_MAX_DIGITS && is_digit((unsigned char)s[n])) n++;
     if (n < MCOD_MIN_DIGITS || n > MCOD_MAX_DIGITS || s[n] != '\0') return ID_FORMAT;
     return ID_OK;
+}
+
+bool ids_mcod_array(const char *const *mcods, int n, struct buf *out) {
+    buf_puts(out, "{");
+    for (int i = 0; i < n; i++) {
+        if (ids_mcod(mcods[i]) != ID_OK) return false;
+        if (i) buf_puts(out, ",");
+        buf_puts(out, mcods[i]);
+    }
+    buf_puts(out, "}");
+    return true;
 }
 
 enum id_check ids_phone_ru(const char *s, char out[12]) {

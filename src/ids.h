@@ -49,6 +49,12 @@ enum id_check ids_time_hhmm(const char *s, int *h, int *min);
 /* МКОД of an LPU: 6 or 7 digits, leading zeros kept (mip-api.md: the sizes
  * seen; logins, patients and LPUs all take it by this one rule). */
 enum id_check ids_mcod(const char *s);
+struct buf;
+/* The PostgreSQL text[] literal "{470102,330501}" of n МКОДs, appended to
+ * out: the one place a login's LPUs become an SQL parameter. False, with
+ * out unusable, when any of them is not a МКОД (digits only, so nothing in
+ * the literal needs quoting). */
+bool ids_mcod_array(const char *const *mcods, int n, struct buf *out);
 
 /* Russian phone: 11 digits starting with 7 or 8, optional leading '+',
  * separators " ()-" ignored. Normalized to "7XXXXXXXXXX". */

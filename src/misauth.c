@@ -20,6 +20,7 @@
 #include <sys/random.h>
 
 #include "config.h"
+#include "ids.h"
 #include "pg.h"
 #include "util.h"
 #include "worker.h"
@@ -303,7 +304,7 @@ static int b64_decode(const char *in, size_t n, char *out, size_t cap)
     return (int)o;
 }
 
-static bool login_valid(const char *s)
+bool misauth_login_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > MISAUTH_LOGIN_MAX)
@@ -414,7 +415,7 @@ void misauth_require(struct req *r, misauth_cb cb)
     plain[n] = '\0';
     *colon = '\0';
     size_t pwlen = strlen(colon + 1);
-    if (!login_valid(plain) || pwlen == 0 || pwlen > MISAUTH_PASSWORD_MAX) {
+    if (!misauth_login_valid(plain) || pwlen == 0 || pwlen > MISAUTH_PASSWORD_MAX) {
         explicit_bzero(plain, (size_t)n);
         unauthorized(r);
         return;
@@ -438,6 +439,14 @@ void misauth_require(struct req *r, misauth_cb cb)
             break;
         }
     }
+}
+
+bool misauth_mcods_literal(const struct misauth_login *who, struct buf *out)
+{
+    const char *mcods[MISAUTH_MAX_LPUS];
+    for (int i = 0; i < who->nmcods; i++)
+        mcods[i] = who->mcods[i];
+    return ids_mcod_array(mcods, who->nmcods, out);
 }
 
 bool misauth_owns(const struct misauth_login *who, const char *mcod)

@@ -34,6 +34,13 @@ typedef void (*misauth_cb)(struct req *r, const struct misauth_login *who);
 
 void misauth_require(struct req *r, misauth_cb cb);
 
+/* A login: 1-64 of A-Z a-z 0-9 . _ @ - (mis_users' CHECK says the same). */
+bool misauth_login_valid(const char *s);
+
+/* The login's МКОДs as the text[] literal the SQL functions take as
+ * "allowed" (ids_mcod_array), appended to out. */
+bool misauth_mcods_literal(const struct misauth_login *who, struct buf *out);
+
 /* True when the login may write for the LPU with this МКОД. */
 bool misauth_owns(const struct misauth_login *who, const char *mcod);
 

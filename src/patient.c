@@ -260,12 +260,6 @@ static enum field get_name(struct patient_msgs *m, yajl_val obj, const char *key
     return F_OK;
 }
 
-static bool is_mcod(const char *s)
-{
-    size_t n = strspn(s, "0123456789");
-    return (n == 6 || n == 7) && s[n] == '\0';
-}
-
 /* The basic shape of an address: local@domain.tld, no spaces. */
 static bool email_shape(const char *s)
 {
@@ -399,7 +393,7 @@ static bool check_attachment(struct patient_msgs *m, yajl_val att, const char *c
         ids_guid(s, n->att_guid) != ID_OK)
         patient_msg(m, "Attachment.Guid: неверный формат GUID");
     if (get_str(m, att, "mcod", "Attachment.Mcod", false, &s) == F_OK) {
-        if (!is_mcod(s))
+        if (ids_mcod(s) != ID_OK)
             patient_msg(m, "Attachment.Mcod: МКОД - 6 или 7 цифр");
         else if (card_mcod[0] && strcmp(s, card_mcod) != 0)
             patient_msg(m, "Attachment.Mcod: прикрепление возможно только к ЛПУ карты (%s)", card_mcod);
@@ -538,7 +532,7 @@ void patient_validate(yajl_val v, const char *today, struct patient_check *c)
     check_polis(m, v, today, n);
     check_document(m, v, today, n);
     if (get_str(m, v, "mcod", "Mcod", true, &s) == F_OK) {
-        if (is_mcod(s))
+        if (ids_mcod(s) == ID_OK)
             util_strlcpy(c->mcod, s, sizeof(c->mcod));
         else
             patient_msg(m, "Mcod: МКОД - 6 или 7 цифр");
@@ -582,19 +576,6 @@ void patient_validate(yajl_val v, const char *today, struct patient_check *c)
 void patient_check_free(struct patient_check *c)
 {
     buf_free(&c->item);
-}
-
-void patient_allowed_literal(const char *const *mcods, int n, struct buf *out)
-{
-    buf_puts(out, "{");
-    for (int i = 0; i < n; i++) {
-        if (!is_mcod(mcods[i]))  /* digits only: nothing to quote */
-            continue;
-        if (out->len > 1)
-            buf_puts(out, ",");
-        buf_puts(out, mcods[i]);
-    }
-    buf_puts(out, "}");
 }
 
 static void copy_guid(yajl_val v, char out[GUID_LEN + 1])
@@ -672,8 +653,11 @@ int patient_import(PGconn *conn, yajl_val item, const char *const *allowed, int 
     }
     struct buf lit;
     buf_init(&lit);
-    if (allowed)
-        patient_allowed_literal(allowed, nallowed, &lit);
+    if (allowed && !ids_mcod_array(allowed, nallowed, &lit)) {
+        buf_free(&lit);
+        buf_printf(msg, "an allowed LPU is not a МКОД");
+        goto out;
+    }
     const char *params[] = {c.item.data, allowed ? lit.data : NULL};
     const struct pg_stmt *st = &pg_stmts[STMT_PATIENT_UPLOAD];
     PGresult *pr = PQexecParams(conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0);

@@ -56,10 +56,6 @@ const char *patient_status_name(enum patient_status s);
 /* Adds a message (printf-style), dropped when the list is full. */
 void patient_msg(struct patient_msgs *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The Postgres array literal of МКОДs ("{470102,470103}") for the SQL
- * function's allowed parameter; NULL list: every LPU (the importer). */
-void patient_allowed_literal(const char *const *mcods, int n, struct buf *out);
-
 /* What one upload came to: the seed's answer. */
 struct patient_result {
     enum patient_status mkab;

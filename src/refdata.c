@@ -718,26 +718,6 @@ void refdata_batch_gen(const struct refdata_batch *b, yajl_gen g)
     yajl_gen_array_close(g);
 }
 
-bool refdata_mcods_literal(const char (*mcods)[8], int n, char *out, size_t cap)
-{
-    size_t len = 0;
-    if (cap < 3)
-        return false;
-    out[len++] = '{';
-    for (int i = 0; i < n; i++) {
-        size_t m = strlen(mcods[i]);
-        if (m == 0 || ids_mcod(mcods[i]) != ID_OK || len + m + 2 >= cap)
-            return false;
-        if (i)
-            out[len++] = ',';
-        memcpy(out + len, mcods[i], m);
-        len += m;
-    }
-    out[len++] = '}';
-    out[len] = '\0';
-    return true;
-}
-
 /* --- a pool for the importer --- */
 
 struct refdata_pool {

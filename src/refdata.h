@@ -85,10 +85,6 @@ int refdata_batch_apply(struct refdata_batch *b, const char *answer, char *forbi
  * in the order of the items. */
 void refdata_batch_gen(const struct refdata_batch *b, yajl_gen g);
 
-/* The МКОДs as a PostgreSQL array literal ("{470102,470103}"), into out
- * (cap bytes). Returns false when they do not fit or one is not digits. */
-bool refdata_mcods_literal(const char (*mcods)[8], int n, char *out, size_t cap);
-
 /* ISO 8601 date-time with its offset: YYYY-MM-DDThh:mm[:ss[.fff]] and Z,
  * ±hh:mm or ±hhmm; seconds' fractions are dropped. *epoch: UTC seconds. */
 bool refdata_parse_datetime(const char *s, int64_t *epoch);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "ids.h"
@@ -230,6 +231,31 @@ const char *req_body(struct req *r, size_t *len)
     struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
     *len = evbuffer_get_length(in);
     return *len ? (const char *)evbuffer_pullup(in, -1) : "";
+}
+
+bool req_is_json(struct req *r)
+{
+    static const char want[] = "application/json";
+    const char *ct = req_header(r, "Content-Type");
+    if (!ct)
+        return false;
+    ct += strspn(ct, " \t");
+    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+        return false;
+    ct += sizeof(want) - 1;
+    ct += strspn(ct, " \t");
+    return *ct == '\0' || *ct == ';';
+}
+
+yajl_val req_json_body(struct req *r)
+{
+    size_t len;
+    const char *body = req_body(r, &len);
+    char err[160];
+    yajl_val root = json_parse(body, len, JSON_MAX_DEPTH, err, sizeof(err));
+    if (!root)
+        req_fail1(r, E_BODY_JSON, err);
+    return root;
 }
 
 static const char *req_reason(int status)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "errors.h"
 #include "util.h"
@@ -71,6 +72,13 @@ enum req_query_status req_parse_query(struct req *r, const char **bad_name);
 const char *req_query(struct req *r, const char *name);
 /* The request body as a contiguous buffer (arena-owned) and its length. */
 const char *req_body(struct req *r, size_t *len);
+/* True when Content-Type is application/json, in any case, with or
+ * without parameters (RFC 9110: OWS ";" parameters). */
+bool req_is_json(struct req *r);
+/* The body parsed as JSON (json_parse's limits), which the caller frees
+ * with yajl_tree_free; NULL when it is not JSON, answered then with
+ * 400/4110 and the reason. */
+yajl_val req_json_body(struct req *r);
 
 /* Answers with a JSON body. msg_code goes to the access log ("-" if NULL). */
 void req_reply_json(struct req *r, int status, const char *msg_code, const char *body, size_t len);

@@ -15,14 +15,6 @@
 
 #define USERS_HASH_MAX 256
 
-static bool login_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > MISAUTH_LOGIN_MAX)
-        return false;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
-}
-
 /* Runs one statement; on failure fills err and returns NULL. */
 static PGresult *exec(PGconn *c, const char *sql, int n, const char *const *params, char *err,
                       size_t errlen)
@@ -44,26 +36,10 @@ static bool run(PGconn *c, const char *sql, int n, const char *const *params, ch
     return res != NULL;
 }
 
-/* "{470102,470103}": every element was checked to be digits. */
-static void mcod_array(const char *const *mcods, int n, char *out, size_t cap)
-{
-    size_t o = 0;
-    out[o++] = '{';
-    for (int i = 0; i < n && o + MISAUTH_MCOD_MAX + 2 < cap; i++) {
-        if (i)
-            out[o++] = ',';
-        size_t k = strlen(mcods[i]);
-        memcpy(out + o, mcods[i], k);
-        o += k;
-    }
-    out[o++] = '}';
-    out[o] = '\0';
-}
-
 int users_upsert(PGconn *c, const struct config *cfg, const char *login, const char *password,
                  const char *const *mcods, int nmcods, char *err, size_t errlen)
 {
-    if (!login_ok(login)) {
+    if (!misauth_login_valid(login)) {
         snprintf(err, errlen, "login must be 1-%d of A-Z a-z 0-9 . _ @ -", MISAUTH_LOGIN_MAX);
         return -1;
     }
@@ -81,14 +57,17 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
             return -1;
         }
     }
-    char arr[MISAUTH_MAX_LPUS * (MISAUTH_MCOD_MAX + 1) + 3];
-    mcod_array(mcods, nmcods, arr, sizeof(arr));
+    struct buf arr;
+    buf_init(&arr);
+    ids_mcod_array(mcods, nmcods, &arr);  /* each one checked above */
     char hash[USERS_HASH_MAX];
     const char *p1[] = {login};
     PGresult *res = NULL;
 
-    if (!run(c, "BEGIN", 0, NULL, err, errlen))
+    if (!run(c, "BEGIN", 0, NULL, err, errlen)) {
+        buf_free(&arr);
         return -1;
+    }
     res = exec(c, "SELECT password_hash FROM mis_users WHERE login = $1 FOR UPDATE", 1, p1, err, errlen);
     if (!res)
         goto err;
@@ -101,7 +80,7 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
         goto err;
     }
     const char *p3[] = {login, hash};
-    const char *p2[] = {login, arr};
+    const char *p2[] = {login, arr.data};
     if (!run(c,
              "INSERT INTO mis_users (login, password_hash) VALUES ($1, $2)"
              " ON CONFLICT (login) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()"
@@ -116,9 +95,11 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
         !run(c, "COMMIT", 0, NULL, err, errlen))
         goto err;
     explicit_bzero(hash, sizeof(hash));
+    buf_free(&arr);
     return 0;
 err:
     explicit_bzero(hash, sizeof(hash));
+    buf_free(&arr);
     PQclear(PQexec(c, "ROLLBACK"));
     return -1;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "util.h"
 
 /* For hot loops: a passing ck_assert records a mark point (I/O to the
  * runner), which over many thousands of checks takes minutes. This one
@@ -538,6 +539,30 @@ START_TEST(mcod)
 }
 END_TEST
 
+/* The one text[] literal of МКОДs (a login's LPUs for the SQL functions):
+ * the cases that check_refdata and check_patient had for their own copies. */
+START_TEST(mcod_array)
+{
+    const char *m[] = {"470102", "470103", "330501"};
+    struct buf b;
+    buf_init(&b);
+    ck_assert(ids_mcod_array(m, 3, &b));
+    ck_assert_str_eq(b.data, "{470102,470103,330501}");
+    buf_free(&b);
+    buf_init(&b);
+    ck_assert(ids_mcod_array(m, 0, &b));
+    ck_assert_str_eq(b.data, "{}");
+    buf_free(&b);
+    /* Anything that is not a МКОД is refused, never spliced in or skipped. */
+    const char *bad[][2] = {{"470102", "47'0"}, {"470102", "bad}"}, {"470102", ""}, {"470102", "4701"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        buf_init(&b);
+        ck_assert(!ids_mcod_array(bad[i], 2, &b));
+        buf_free(&b);
+    }
+}
+END_TEST
+
 /* ---- Phones ---- */
 
 START_TEST(phone_ru)
@@ -915,6 +940,7 @@ static Suite *ids_suite(void) {
 
     tc = tcase_create("mcod");
     tcase_add_test(tc, mcod);
+    tcase_add_test(tc, mcod_array);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("phone_ru");

@@ -396,20 +396,6 @@ START_TEST(test_result_not_valid)
 }
 END_TEST
 
-START_TEST(test_allowed_literal)
-{
-    const char *m[] = {"470102", "bad}", "330501"};
-    struct buf b;
-    buf_init(&b);
-    patient_allowed_literal(m, 3, &b);
-    ck_assert_str_eq(b.data, "{470102,330501}");
-    buf_free(&b);
-    buf_init(&b);
-    patient_allowed_literal(m, 0, &b);
-    ck_assert_str_eq(b.data, "{}");
-    buf_free(&b);
-}
-END_TEST
 
 /* Every patient of the demo data set passes. */
 START_TEST(test_demo_patients_valid)
@@ -452,7 +438,6 @@ static Suite *patient_suite(void)
                         (int)(sizeof(bad_attachments) / sizeof(bad_attachments[0])));
     tcase_add_test(tc, test_result_make);
     tcase_add_test(tc, test_result_not_valid);
-    tcase_add_test(tc, test_allowed_literal);
     tcase_add_test(tc, test_demo_patients_valid);
     suite_add_tcase(s, tc);
     return s;

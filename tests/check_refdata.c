@@ -120,19 +120,6 @@ START_TEST(cell_guid_deterministic)
 }
 END_TEST
 
-START_TEST(mcods_literal)
-{
-    char m[3][8] = {"470102", "470103", "330501"};
-    char out[64];
-    ck_assert(refdata_mcods_literal((const char (*)[8])m, 3, out, sizeof(out)));
-    ck_assert_str_eq(out, "{470102,470103,330501}");
-    ck_assert(refdata_mcods_literal((const char (*)[8])m, 0, out, sizeof(out)));
-    ck_assert_str_eq(out, "{}");
-    ck_assert(!refdata_mcods_literal((const char (*)[8])m, 3, out, 10));
-    char bad[1][8] = {"47'0"};
-    ck_assert(!refdata_mcods_literal((const char (*)[8])bad, 1, out, sizeof(out)));
-}
-END_TEST
 
 /* --- LPUs --- */
 
@@ -427,7 +414,6 @@ static Suite *refdata_suite(void)
     tcase_add_test(t, datetime_offsets);
     tcase_add_test(t, datetime_refused);
     tcase_add_test(t, cell_guid_deterministic);
-    tcase_add_test(t, mcods_literal);
     tcase_add_test(t, lpu_valid);
     tcase_add_test(t, lpu_messages);
     tcase_add_test(t, resource_valid);

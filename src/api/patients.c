@@ -17,7 +17,6 @@
  *                AttachmentGuid, ValidationMessage} */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/api.h"
 #include "identity.h"
@@ -82,33 +81,19 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
     upload_reply(r);
 }
 
-/* application/json, with parameters (charset) or without, any case. */
-static bool is_json_type(const char *ct)
-{
-    if (!ct)
-        return false;
-    ct += strspn(ct, " \t");
-    size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 &&
-           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
-}
-
 /* Parses and validates the body into u->check (the tree freed before
  * returning). Returns false when the request was answered (413/400). */
 static bool upload_parse(struct req *r, struct upload *u)
 {
     size_t len;
-    const char *body = req_body(r, &len);
+    req_body(r, &len);
     if (len > PATIENTS_MAX_BODY) {
         req_fail(r, E_BODY_TOO_LARGE);
         return false;
     }
-    char err[160];
-    yajl_val root = json_parse(body, len, JSON_MAX_DEPTH, err, sizeof(err));
-    if (!root) {
-        req_fail1(r, E_BODY_JSON, err);
+    yajl_val root = req_json_body(r);
+    if (!root)
         return false;
-    }
     if (!YAJL_IS_OBJECT(root)) {
         yajl_tree_free(root);
         req_fail1(r, E_BODY_JSON, "ожидается объект Patient");
@@ -137,14 +122,15 @@ static void upload_authorized(struct req *r, const struct misauth_login *who)
         upload_reply(r);
         return;
     }
-    const char *mcods[MISAUTH_MAX_LPUS];
-    for (int i = 0; i < who->nmcods; i++)
-        mcods[i] = who->mcods[i];
     struct buf lit;
     buf_init(&lit);
-    patient_allowed_literal(mcods, who->nmcods, &lit);
-    u->allowed = req_strdup(r, lit.data);
+    bool ok = misauth_mcods_literal(who, &lit);
+    u->allowed = ok ? req_strdup(r, lit.data) : NULL;
     buf_free(&lit);
+    if (!ok) {
+        req_fail(r, E_INTERNAL);  /* mis_user_lpus' CHECK keeps this from happening */
+        return;
+    }
     const char *values[] = {u->item_json, u->allowed};
     enum store_status st = pg_query(r->w->pg, STMT_PATIENT_UPLOAD, values, upload_on_pg, r);
     if (st != STORE_OK)
@@ -155,7 +141,7 @@ void api_patients_upload(struct req *r)
 {
     struct upload *u = req_alloc(r, sizeof(*u));
     r->state = u;
-    if (!is_json_type(req_header(r, "Content-Type"))) {
+    if (!req_is_json(r)) {
         req_fail(r, E_CONTENT_TYPE);
         return;
     }

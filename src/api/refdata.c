@@ -16,7 +16,6 @@
  *   reply    200 [{"Guid","Status","ValidationMessage"}] in item order */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/api.h"
 #include "json.h"
@@ -28,7 +27,6 @@
 
 struct upload {
     struct refdata_batch b;
-    char mcods[MISAUTH_MAX_LPUS * MISAUTH_MCOD_MAX + 3];
     const struct misauth_login *who; /* arena-owned, for the rest of the request */
 };
 
@@ -79,14 +77,9 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
  * on a body that is not a JSON array or holds too many items. */
 static bool upload_read(struct req *r, struct upload *u)
 {
-    size_t len;
-    const char *body = req_body(r, &len);
-    char perr[160];
-    yajl_val root = json_parse(body ? body : "", body ? len : 0, JSON_MAX_DEPTH, perr, sizeof(perr));
-    if (!root) {
-        req_fail1(r, E_BODY_JSON, perr);
+    yajl_val root = req_json_body(r);
+    if (!root)
         return false;
-    }
     if (!YAJL_IS_ARRAY(root)) {
         yajl_tree_free(root);
         req_fail1(r, E_BODY_JSON, "ожидается массив элементов [...]");
@@ -129,29 +122,19 @@ static void upload_authed(struct req *r, const struct misauth_login *who)
         return;
     }
     u->who = who;
-    if (!refdata_mcods_literal(who->mcods, who->nmcods, u->mcods, sizeof(u->mcods))) {
-        req_fail(r, E_INTERNAL);
+    struct buf lit;
+    buf_init(&lit);
+    bool ok = misauth_mcods_literal(who, &lit);
+    const char *allowed = ok ? req_strdup(r, lit.data) : NULL;
+    buf_free(&lit);
+    if (!ok) {
+        req_fail(r, E_INTERNAL);  /* mis_user_lpus' CHECK keeps this from happening */
         return;
     }
-    const char *values[] = {u->b.json, u->mcods};
+    const char *values[] = {u->b.json, allowed};
     enum store_status st = pg_query(r->w->pg, refdata_stmt(u->b.kind), values, upload_on_pg, r);
     if (st != STORE_OK)
         req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
-}
-
-static bool is_json_type(const char *ct)
-{
-    static const char want[] = "application/json";
-    if (!ct)
-        return false;
-    while (*ct == ' ')
-        ct++;
-    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
-        return false;
-    ct += sizeof(want) - 1;
-    while (*ct == ' ')
-        ct++;
-    return *ct == '\0' || *ct == ';';
 }
 
 /* The first step: nothing of the body is read before the credential is
@@ -161,7 +144,7 @@ static void upload(struct req *r, enum refdata_kind kind)
     struct upload *u = req_alloc(r, sizeof(*u));
     r->state = u;
     u->b.kind = kind;
-    if (!is_json_type(req_header(r, "Content-Type"))) {
+    if (!req_is_json(r)) {
         req_fail(r, E_CONTENT_TYPE);
         return;
     }
