@@ -33,6 +33,7 @@ struct issue {
     struct ident_query q;
     struct ident_result found;
     struct token_claims claims; /* jti chosen before the Redis step */
+    char k_ident[80], k_tok[48];  /* its Redis keys: ident:{key}, tok:{jti} */
 };
 
 static void issue_pg(struct req *r);
@@ -161,15 +162,15 @@ static void issue_redis(struct req *r)
     pthread_once(&issue_script_once, issue_script_init);
     util_guid(is->claims.jti);
 
-    char k_addr[96], k_id[96], k_ident[80], k_tok[48], tail[96];
+    char k_addr[96], k_id[96], tail[96];
     snprintf(k_addr, sizeof(k_addr), "rl:tok-addr:%s", r->client_addr);
     snprintf(k_id, sizeof(k_id), "rl:tok-id:%s", is->q.subject);
-    snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
-    snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
+    snprintf(is->k_ident, sizeof(is->k_ident), "ident:%s", is->q.key);
+    snprintf(is->k_tok, sizeof(is->k_tok), "tok:%s", is->claims.jti);
     /* The session value is auth_session_encode's: "1|person|source|type|cards";
      * the script splices the cached "person;cards" into it. */
     snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
-    const char *argv[] = {k_addr, k_id, k_ident, k_tok, k->window, k->lim_addr, k->lim_id,
+    const char *argv[] = {k_addr, k_id, is->k_ident, is->k_tok, k->window, k->lim_addr, k->lim_id,
                           k->ttl[t], "1|", tail, k->idx_ttl};
     if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 11, argv) != STORE_OK)
         issue_pg(r);
@@ -216,8 +217,7 @@ static void issue_store(struct req *r)
     struct issue *is = r->state;
     const struct config *cfg = r->w->cfg;
     struct redis *rd = r->w->redis;
-    char k_ident[80], val[IDENT_CARDS_MAX + 64], ttl[16];
-    snprintf(k_ident, sizeof(k_ident), "ident:%s", is->q.key);
+    char val[IDENT_CARDS_MAX + 64], ttl[16];
     identity_encode(&is->found, val, sizeof(val));
     enum store_status st;
 
@@ -225,11 +225,10 @@ static void issue_store(struct req *r)
         snprintf(ttl, sizeof(ttl), "%d",
                  cfg->tokens_ident_cache_ttl_s < IDENT_MISS_TTL_S ? cfg->tokens_ident_cache_ttl_s
                                                                 : IDENT_MISS_TTL_S);
-        st = redis_commandv(rd, issue_on_stored, r, 5, (const char *[]){"SET", k_ident, val, "EX", ttl});
+        st = redis_commandv(rd, issue_on_stored, r, 5, (const char *[]){"SET", is->k_ident, val, "EX", ttl});
     } else {
         pthread_once(&store_script_once, store_script_init);
-        char k_tok[48], k_idx[48], k_guard[48], tok_ttl[16], idx_ttl[16];
-        snprintf(k_tok, sizeof(k_tok), "tok:%s", is->claims.jti);
+        char k_idx[48], k_guard[48], tok_ttl[16], idx_ttl[16];
         snprintf(k_idx, sizeof(k_idx), "pidx:%s", is->found.person);
         snprintf(k_guard, sizeof(k_guard), "pfgt:%s", is->found.person);
         snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
@@ -243,7 +242,7 @@ static void issue_store(struct req *r)
             util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
             auth_session_encode(&s, &v);
         }
-        const char *argv[] = {k_ident, k_tok, k_idx, k_guard, val, ttl, v.data ? v.data : "",
+        const char *argv[] = {is->k_ident, is->k_tok, k_idx, k_guard, val, ttl, v.data ? v.data : "",
                               tok_ttl, idx_ttl};
         st = redis_eval(rd, &store_script, issue_on_stored, r, 4, 9, argv);
         buf_free(&v);
