@@ -12,10 +12,13 @@
 -- booking (BENCH_SCENARIO "booking" or "warmup-booking"): every request
 -- books a cell no request has booked, for a patient who has no booking of
 -- that speciality: request g of the run (counted across threads, thread t
--- taking g = t-1, t-1+T, ...) books resource g mod R, slot floor(g/R), for
--- patient floor(g/R) mod P. The warm-up counts g from 0 and the measured run
--- from BENCH_BOOKING_BASE (default 100000), so neither books the other's
--- cells; every answer should be 200.
+-- taking g = t-1, t-1+T, ...) books for patient g mod P the slot of the same
+-- number of resource floor(g/P) (P must not exceed the slots). Requests in
+-- flight together are different patients, as on a real portal (one patient
+-- booking 64 cells at once would queue on its own card's row). The warm-up
+-- counts g from 0 and the measured run from BENCH_BOOKING_BASE (default
+-- 40 resources' worth), so neither books the other's cells; every answer
+-- should be 200.
 --
 -- booked: every request asks for a cell of BOOKED for a patient other than
 -- its holder: every answer should be 4009, and (after the warm-up has put
@@ -56,7 +59,7 @@ function init(args)
       math.randomseed(7907 * thread_id + 11)
    else
       local base = bench_scenario:match("^warmup") and 0
-                   or tonumber(os.getenv("BENCH_BOOKING_BASE") or "100000")
+                   or tonumber(os.getenv("BENCH_BOOKING_BASE") or tostring(40 * #tokens))
       g = base + thread_id - 1
    end
 end
@@ -80,12 +83,12 @@ function request()
       local p = (b[4] + math.random(#tokens - 1)) % #tokens
       return entry(tokens[p + 1], b[1], b[2], b[3])
    end
-   local r = g % #resources
-   local s = math.floor(g / #resources)
+   local p = g % #tokens
+   local r = math.floor(g / #tokens)
    g = g + nthreads
-   if s >= #slots then
-      error("booking.lua: out of free cells; load more slots")
+   if r >= #resources or #tokens > #slots then
+      error("booking.lua: out of free cells; load more resources or slots")
    end
-   local day, time = slots[s + 1]:match("^(%S+) (%S+)$")
-   return entry(tokens[s % #tokens + 1], resources[r + 1], day, time)
+   local day, time = slots[p + 1]:match("^(%S+) (%S+)$")
+   return entry(tokens[p + 1], resources[r + 1], day, time)
 end

@@ -667,13 +667,17 @@ done:
 /* ---- the memo of verified tokens ---- */
 
 struct token_memo_entry {
-    char *token;             /* malloc'd; NULL: empty */
-    size_t len;
     struct token_claims claims;
+    size_t len;
+    char token[];            /* len bytes and a NUL */
 };
 
+/* Two ways per set: two tokens that meet in one set (at a few thousand
+ * patients a worker, many do) both stay; a third replaces the one used
+ * less recently. */
 struct token_memo {
-    struct token_memo_entry slot[TOKEN_MEMO_SLOTS];
+    struct token_memo_entry *way[TOKEN_MEMO_SLOTS / 2][2];
+    unsigned char recent[TOKEN_MEMO_SLOTS / 2];  /* the way used last */
 };
 
 struct token_memo *token_memo_new(void)
@@ -685,20 +689,22 @@ void token_memo_free(struct token_memo *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < TOKEN_MEMO_SLOTS; i++)
-        free(m->slot[i].token);
+    for (size_t i = 0; i < TOKEN_MEMO_SLOTS / 2; i++) {
+        free(m->way[i][0]);
+        free(m->way[i][1]);
+    }
     free(m);
 }
 
-/* The slot of a token: FNV-1a over its last characters, the signature's,
+/* The set of a token: FNV-1a over its last characters, the signature's,
  * which differ between any two tokens that were signed. */
-static size_t memo_slot(const char *token, size_t len)
+static size_t memo_set(const char *token, size_t len)
 {
     uint64_t h = 1469598103934665603ULL;
     size_t from = len > 32 ? len - 32 : 0;
     for (size_t i = from; i < len; i++)
         h = (h ^ (unsigned char)token[i]) * 1099511628211ULL;
-    return (size_t)(h % TOKEN_MEMO_SLOTS);
+    return (size_t)(h % (TOKEN_MEMO_SLOTS / 2));
 }
 
 enum token_verdict token_verify_memo(struct token_memo *m, const struct token_keys *keys,
@@ -713,22 +719,23 @@ enum token_verdict token_verify_memo(struct token_memo *m, const struct token_ke
     size_t len = strnlen(token, TOKEN_MAX_LEN + 1);
     if (len == 0 || len > TOKEN_MAX_LEN)
         return token_verify_header(keys, authorization, accept, now, out);
-    struct token_memo_entry *e = &m->slot[memo_slot(token, len)];
-    if (e->token != NULL && e->len == len && memcmp(e->token, token, len) == 0) {
+    size_t set = memo_set(token, len);
+    for (int w = 0; w < 2; w++) {
+        struct token_memo_entry *e = m->way[set][w];
+        if (e == NULL || e->len != len || memcmp(e->token, token, len) != 0)
+            continue;
+        m->recent[set] = (unsigned char)w;
         /* As token_verify_header orders them: the type, then the expiry. */
-        if ((e->claims.type & accept) == 0) {
-            if (out != NULL)
+        enum token_verdict v = (e->claims.type & accept) == 0 ? TOKEN_MALFORMED
+                               : e->claims.exp <= now         ? TOKEN_EXPIRED
+                                                              : TOKEN_VALID;
+        if (out != NULL) {
+            if (v == TOKEN_VALID)
+                *out = e->claims;
+            else
                 memset(out, 0, sizeof(*out));
-            return TOKEN_MALFORMED;
         }
-        if (e->claims.exp <= now) {
-            if (out != NULL)
-                memset(out, 0, sizeof(*out));
-            return TOKEN_EXPIRED;
-        }
-        if (out != NULL)
-            *out = e->claims;
-        return TOKEN_VALID;
+        return v;
     }
     struct token_claims c;
     enum token_verdict v = token_verify_header(keys, authorization, accept, now, &c);
@@ -736,13 +743,15 @@ enum token_verdict token_verify_memo(struct token_memo *m, const struct token_ke
         *out = c;
     if (v != TOKEN_VALID)
         return v;
-    char *copy = malloc(len + 1);
-    if (copy != NULL) {
-        memcpy(copy, token, len + 1);
-        free(e->token);
-        e->token = copy;
-        e->len = len;
+    struct token_memo_entry *e = malloc(sizeof(*e) + len + 1);
+    if (e != NULL) {
         e->claims = c;
+        e->len = len;
+        memcpy(e->token, token, len + 1);
+        int w = m->way[set][0] == NULL ? 0 : m->way[set][1] == NULL ? 1 : !m->recent[set];
+        free(m->way[set][w]);
+        m->way[set][w] = e;
+        m->recent[set] = (unsigned char)w;
     }
     return v;
 }

@@ -68,11 +68,11 @@ enum token_verdict token_verify_header(const struct token_keys *keys, const char
 /* A memo of tokens that verified, for one thread (a worker's): a portal's
  * patient presents the same token on every request of a visit, and
  * verifying it (two JSON parses, libjwt's own decoding, HMAC) is most of
- * the cost of a request that only reads. Direct-mapped on the signature,
+ * the cost of a request that only reads. Sets of two on the signature,
  * TOKEN_MEMO_SLOTS entries; a hit is the whole token compared byte for byte,
  * so a token altered in any byte is verified anew. Type and expiry are
  * checked on every hit. Memory: the slots and a copy of each token. */
-#define TOKEN_MEMO_SLOTS 4096
+#define TOKEN_MEMO_SLOTS 8192
 struct token_memo;
 struct token_memo *token_memo_new(void);
 void token_memo_free(struct token_memo *m);

@@ -7,11 +7,12 @@
 # A bench LPU (МКОД 9800001) with BOOKING_PATIENTS patients (a card each)
 # and BOOKING_RESOURCES resources, each of its own speciality, so that one
 # patient may book each once (rule 4008), with cells every 10 minutes
-# 08:00-20:00 from tomorrow to the horizon; booked has BOOKED_RESOURCES more
+# 08:00-20:00 from tomorrow to the horizon (1,512 a resource: no fewer than
+# the patients, see bench/booking.lua); booked has BOOKED_RESOURCES more
 # resources whose cells of the first two days are all booked, each by
 # patient (its index mod BOOKING_PATIENTS). RPGU tokens for every patient, in
 # order. pgbench's table for its one-row inserts.
-BOOKING_PATIENTS=2000
+BOOKING_PATIENTS=1500
 BOOKING_RESOURCES=200
 BOOKED_RESOURCES=10
 booking_loaded=

@@ -127,13 +127,24 @@ LANGUAGE sql STABLE AS $$
                 ELSE '{}'::jsonb END
 $$;
 
+-- The answer for a cell a booking holds: the booking itself to the patient
+-- who holds it (a retry), 4009 to anyone else.
+CREATE FUNCTION mip_book_held(b bookings, p_person uuid, q jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN b.person_guid = p_person AND b.status = 'active'
+                THEN mip_book_answer(b, q, true)
+                ELSE jsonb_build_object('e', 'cell_taken', 'holder', b.person_guid) END
+$$;
+
 -- One booking. q: person, lpu, mcod (seed 001: must be the LPU's), resource,
 -- begin (epoch seconds), referral (optional), email, phone, email_agree,
 -- source, login, tz, full, and rules {internet, self_block, children,
 -- children_age, age_limits, dispensary, referral_only, one_per_spec}, each
 -- rule on when true. Refusals: {"e": reason} with what its message needs.
 -- Few statements, each doing much: every statement of a PL/pgSQL function
--- costs a round of the executor, and a booking is the hot write.
+-- costs a round of the executor, and a booking is the hot write. No row
+-- lock on the cell: the foreign key already takes one, and concurrent
+-- bookings of one cell are settled by the unique index (ON CONFLICT).
 CREATE FUNCTION mip_book(q jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -172,23 +183,17 @@ BEGIN
         RETURN jsonb_build_object('e', 'card_closed');
     END IF;
 
-    -- The cell's row lock queues concurrent bookings of one cell here, so
-    -- that the second sees the first's booking and answers 4009 (or, for
-    -- the same patient, the booking it holds) instead of tripping the
-    -- unique index; the index stays the last word. The booking is read
-    -- after the lock is granted (a sub-select's snapshot would predate the
-    -- wait), hence its own statement.
+    -- The cell, and whether a booking holds it: 4009 (or, for the same
+    -- patient, the booking it holds) without more work. Two bookings of one
+    -- free cell at once both pass here; the insert below settles which.
     SELECT cl.guid, cl.begin_at, cl.busy_type, cl.access INTO c
-      FROM cells cl WHERE cl.resource_guid = p_resource AND cl.begin_at = p_begin FOR UPDATE;
+      FROM cells cl WHERE cl.resource_guid = p_resource AND cl.begin_at = p_begin;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('e', 'no_cell');
     END IF;
     SELECT * INTO b FROM bookings WHERE cell_guid = c.guid AND status <> 'cancelled';
     IF FOUND THEN
-        IF b.person_guid = p_person AND b.status = 'active' THEN
-            RETURN mip_book_answer(b, q, true);
-        END IF;
-        RETURN jsonb_build_object('e', 'cell_taken', 'holder', b.person_guid);
+        RETURN mip_book_held(b, p_person, q);
     END IF;
     IF c.begin_at <= now() THEN
         RETURN jsonb_build_object('e', 'cell_past');
@@ -252,7 +257,10 @@ BEGIN
     END IF;
 
     -- The booking, its history and the card's e-mail (the patient's latest)
-    -- in one statement.
+    -- in one statement. Of two bookings of one cell at once, the unique
+    -- index lets one insert; the other waits for it to commit and inserts
+    -- nothing (no error, so no subtransaction), then answers as a booked
+    -- cell does.
     WITH nb AS (
         INSERT INTO bookings (guid, cell_guid, mkab_guid, person_guid, referral_guid, ticket,
                               begin_at, spec_code, email, phone, email_agree, source, login)
@@ -260,6 +268,7 @@ BEGIN
                 to_char(nextval('booking_tickets'), 'FM000000'), c.begin_at, f.spec_code,
                 q->>'email', q->>'phone', (q->>'email_agree')::boolean,
                 coalesce(q->>'source', ''), coalesce(q->>'login', ''))
+        ON CONFLICT (cell_guid) WHERE status <> 'cancelled' DO NOTHING
         RETURNING *
     ), h AS (
         INSERT INTO booking_history (booking_guid, element, old_value, new_value, editor, client)
@@ -267,8 +276,13 @@ BEGIN
     ), e AS (
         UPDATE medical_cards SET email = q->>'email', updated_at = now()
          WHERE guid = f.card AND q->>'email' IS NOT NULL AND email IS DISTINCT FROM q->>'email'
+           AND EXISTS (SELECT FROM nb)
     )
     SELECT * INTO b FROM nb;
+    IF NOT FOUND THEN
+        SELECT * INTO b FROM bookings WHERE cell_guid = c.guid AND status <> 'cancelled';
+        RETURN mip_book_held(b, p_person, q);
+    END IF;
     RETURN mip_book_answer(b, q, false);
 END
 $$;
