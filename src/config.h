@@ -72,6 +72,21 @@ struct config {
     int schedule_horizon_days;     /* how far ahead cells are shown and booked */
     int schedule_cache_ttl_ms;     /* a resource's cells are served from memory this long */
 
+    /* [booking] rules (each on when true) and the Redis fast path */
+    bool booking_rule_internet_access;      /* 4132 */
+    bool booking_rule_self_booking_block;   /* 4007 */
+    bool booking_rule_children_lpu;         /* 4005 */
+    int booking_children_lpu_age;
+    bool booking_rule_age_limits;           /* 4029 */
+    bool booking_rule_dispensary;           /* 4007 */
+    bool booking_rule_referral_only;        /* 4133 */
+    bool booking_rule_one_per_speciality;   /* 4008 */
+    bool booking_rule_delete_old_time;      /* 4135 */
+    bool booking_rule_delete_visit_status;  /* 4136 */
+    int booking_lock_ttl_ms;       /* a cell's lock in Redis */
+    int booking_marker_ttl_s;      /* a booked cell's marker in Redis */
+    int booking_visits_max;        /* bookings in a patient's list */
+
     /* [log] */
     char log_file[512];            /* empty: standard error */
     char log_level[16];

@@ -56,6 +56,14 @@ enum err_id {
     E_MIS_FORBIDDEN_LPU,      /* 403 4121 {login} {lpu} */
     E_LPU_NOT_FOUND,          /* 404 4141 {lpu} */
     E_RESOURCE_NOT_FOUND,     /* 404 4142 {resource} {lpu} */
+    E_VISIT_NOT_FOUND,        /* 404 4143 {visitId} */
+    E_LPU_MISMATCH,           /* 400 4108 {field} {field} */
+    E_CELL_NONE,              /* 400 4130 {date} {time} */
+    E_CELL_PAST,              /* 400 4131 {date} {time} */
+    E_CELL_CLOSED,            /* 400 4132 */
+    E_REFERRAL_REQUIRED,      /* 400 4133 */
+    E_CANCEL_PAST,            /* 400 4135 DeleteOldTime */
+    E_CANCEL_VISITED,         /* 400 4136 DeleteVisitStatus */
     /* the project's own: the service (50xx) */
     E_INTERNAL,               /* 500 5000 */
     E_STORE_UNAVAILABLE,      /* 503 5030 */

@@ -25,6 +25,10 @@ static const struct route routes[] = {
     {"patients_upload", POST, "/patients", api_patients_upload},
     {"schedule", GET, "/api/v2/lpu/{lpuGuid}/doctor/{resourceGuid}/schedule/{dateFrom}/{dateTo}",
      api_schedule},
+    {"booking_entry", POST, "/api/v2/iemk/doctors/entry", api_booking_entry},
+    {"booking_direction", POST, "/api/v2/directions/visit/{lpuGuid}", api_booking_direction},
+    {"booking_cancel", DELETE, "/api/v2/iemk/doctors/visit/{visitId}", api_booking_cancel},
+    {"booking_visits", GET, "/api/v2/iemk/doctors/visits", api_booking_visits},
 };
 
 #define NROUTES ((int)ARRAY_LEN(routes))

@@ -27,6 +27,10 @@ enum stmt_id {
     STMT_SCHEDULE_FILL,
     STMT_SCHEDULE_CHECK,
     STMT_SCHEDULE_PERSON,
+    /* booking (006_booking.sql): $1 the request as jsonb */
+    STMT_BOOK,
+    STMT_CANCEL,
+    STMT_VISITS,
     STMT__COUNT
 };
 

@@ -29,4 +29,10 @@ void api_mis_dispensary(struct req *r);
 /* api/patients.c: POST /patients, a patient's card from an MIS (seed 003) */
 void api_patients_upload(struct req *r);
 
+/* api/booking.c: booking, cancellation and a patient's bookings (seeds 001, 002) */
+void api_booking_entry(struct req *r);
+void api_booking_direction(struct req *r);
+void api_booking_cancel(struct req *r);
+void api_booking_visits(struct req *r);
+
 #endif

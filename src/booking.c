@@ -1,0 +1,420 @@
+/* booking.c - see booking.h. */
+#include "booking.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+#include "pg.h"
+#include "redis.h"
+#include "schedule.h"
+#include "worker.h"
+
+/* --- pure pieces --- */
+
+bool booking_split_pair(const char *s, char a[GUID_LEN + 1], char b[GUID_LEN + 1])
+{
+    char half[GUID_LEN + 1];
+    if (!s || strlen(s) != BOOKING_PAIR_LEN)
+        return false;
+    memcpy(half, s, GUID_LEN);
+    half[GUID_LEN] = '\0';
+    return ids_guid(half, a) == ID_OK && ids_guid(s + GUID_LEN, b) == ID_OK;
+}
+
+int64_t booking_local_epoch(int y, int m, int d, int minutes)
+{
+    /* mktime with the wall-clock fields, so that a day with a DST change
+     * still maps 09:00 to 09:00. */
+    struct tm tm = {0};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = m - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = minutes / 60;
+    tm.tm_min = minutes % 60;
+    tm.tm_isdst = -1;
+    return (int64_t)mktime(&tm);
+}
+
+bool booking_cards_have_lpu(const char *cards, const char *lpu)
+{
+    size_t n = strlen(lpu);
+    for (const char *p = cards; p && *p;) {
+        if (strncmp(p, lpu, n) == 0 && p[n] == ':')
+            return true;
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
+void booking_lock_key(const char *resource, int64_t begin_s, char *out, size_t cap)
+{
+    snprintf(out, cap, "cell:lock:%s:%lld", resource, (long long)begin_s);
+}
+
+void booking_marker_key(const char *resource, int64_t begin_s, char *out, size_t cap)
+{
+    snprintf(out, cap, "cell:booked:%s:%lld", resource, (long long)begin_s);
+}
+
+/* --- Redis: the fast path --- */
+
+/* KEYS marker, lock; ARGV person, lock value, lock ttl (ms).
+ * 0: taken by someone else; 1: locked for us; 2: the patient's own (a
+ * booking it holds, or its own booking of the cell under way): on to
+ * PostgreSQL, without the lock, for the answer it holds. */
+static struct redis_script try_script = {
+    "local holder = redis.call('GET', KEYS[1])\n"
+    "if holder then if holder == ARGV[1] then return 2 end return 0 end\n"
+    "if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end\n"
+    "local v = redis.call('GET', KEYS[2])\n"
+    "if v and string.sub(v, 1, 36) == ARGV[1] then return 2 end\n"
+    "return 0\n",
+    ""};
+
+/* KEYS marker, lock; ARGV holder ("" none), lock value ("" none), marker
+ * ttl (ms). Compare-and-delete: a lock that expired and was taken by
+ * another booking is not ours to delete. */
+static struct redis_script done_script = {
+    "if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end\n"
+    "if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end\n"
+    "return 1\n",
+    ""};
+
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+
+static void booking_scripts_init(void)
+{
+    redis_script_init(&try_script);
+    redis_script_init(&done_script);
+}
+
+static void on_done_reply(const redisReply *reply, enum store_status st, void *arg)
+{
+    (void)reply;
+    (void)arg;
+    /* The lock expires by itself; a missing marker only costs the next
+     * attempt a trip to PostgreSQL. */
+    if (st != STORE_OK)
+        log_debug("booking: marker/unlock not written (%s)", store_status_name(st));
+}
+
+/* After PostgreSQL answered: the marker (holder "" none) and the unlock,
+ * not waited for. */
+static void booking_redis_done(struct req *r, struct booking_req *b, const char *holder)
+{
+    if (!b->locked && !holder)
+        return;
+    int64_t now = util_wall_us() / 1000000;
+    int64_t ttl_ms = (int64_t)r->w->cfg->booking_marker_ttl_s * 1000;
+    /* Past its begin a cell is refused before Redis is asked. */
+    int64_t until_begin_ms = (b->begin_s - now + 60) * 1000;
+    if (until_begin_ms < ttl_ms)
+        ttl_ms = until_begin_ms > 1000 ? until_begin_ms : 1000;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    const char *argv[] = {b->marker_key, b->lock_key, holder ? holder : "",
+                          b->locked ? b->lock_value : "", ttl};
+    redis_eval(r->w->redis, &done_script, on_done_reply, NULL, 2, 5, argv);
+    b->locked = false;
+}
+
+/* --- PostgreSQL: the write --- */
+
+struct refusal {
+    const char *reason;
+    enum err_id entry, direction;
+};
+
+/* mip_book's refusals and the answer each gets per endpoint. */
+static const struct refusal refusals[] = {
+    {"no_lpu", E_LPU_NOT_FOUND, E_LPU_NOT_FOUND},
+    {"lpu_mismatch", E_LPU_MISMATCH, E_LPU_MISMATCH},
+    {"no_resource", E_RESOURCE_NOT_FOUND, E_RESOURCE_NOT_FOUND},
+    {"no_card", E_NO_MKAB_IN_LPU, E_NO_EMK},
+    {"card_closed", E_NO_MKAB_IN_LPU, E_EMK_CLOSED},
+    {"no_cell", E_CELL_NONE, E_CELL_NONE},
+    {"cell_taken", E_CELL_TAKEN, E_CELL_TAKEN},
+    {"cell_past", E_CELL_PAST, E_CELL_PAST},
+    {"cell_closed", E_CELL_CLOSED, E_CELL_CLOSED},
+    {"self_block", E_SELF_BOOKING_BLOCKED, E_SELF_BOOKING_BLOCKED},
+    {"children", E_CHILDREN_LPU, E_CHILDREN_LPU},
+    {"age_limits", E_AGE_GROUP, E_AGE_GROUP},
+    {"dispensary", E_NOT_ON_DISPENSARY, E_NOT_ON_DISPENSARY},
+    {"referral", E_DIRECTION_UNKNOWN, E_DIRECTION_UNKNOWN},
+    {"referral_required", E_REFERRAL_REQUIRED, E_REFERRAL_REQUIRED},
+    {"one_per_spec", E_ONE_PER_SPECIALITY, E_ONE_PER_SPECIALITY},
+};
+
+/* Answers a refusal with its message's placeholders filled. */
+static void booking_refuse(struct req *r, struct booking_req *b, enum err_id id, yajl_val ans)
+{
+    switch (id) {
+    case E_LPU_NOT_FOUND:
+        req_fail1(r, id, b->mcod ? b->mcod : b->lpu);
+        return;
+    case E_LPU_MISMATCH: {
+        const char *args[] = {"lpu_code", "doctor_id"};
+        req_reply_error(r, id, args, 2);
+        return;
+    }
+    case E_RESOURCE_NOT_FOUND:
+    case E_NO_MKAB_IN_LPU: {
+        const char *args[2] = {id == E_NO_MKAB_IN_LPU ? b->person : b->resource,
+                               b->mcod ? b->mcod : b->lpu};
+        req_reply_error(r, id, args, 2);
+        return;
+    }
+    case E_CELL_NONE:
+    case E_CELL_PAST: {
+        const char *args[] = {b->day, b->time};
+        req_reply_error(r, id, args, 2);
+        return;
+    }
+    case E_ONE_PER_SPECIALITY: {
+        const char *args[] = {json_str(json_get(ans, "fio")), json_str(json_get(ans, "time"))};
+        req_reply_error(r, id, args, 2);
+        return;
+    }
+    default:
+        req_fail(r, id);
+        return;
+    }
+}
+
+static void booking_on_pg(PGresult *res, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct booking_req *b = r->state;
+    if (st == STORE_ERROR && strcmp(pg_sqlstate(res), "23505") == 0) {
+        /* The unique indexes, when a booking raced past the row lock (a
+         * cell whose row changed under it): the cell, or the referral. */
+        const char *c = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        bool referral = c && strcmp(c, "bookings_one_per_referral") == 0;
+        booking_redis_done(r, b, NULL);
+        req_fail(r, referral ? E_DIRECTION_UNKNOWN : E_CELL_TAKEN);
+        return;
+    }
+    if (st != STORE_OK || PQntuples(res) != 1) {
+        booking_redis_done(r, b, NULL);
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL
+                                                                         : E_STORE_UNAVAILABLE);
+        return;
+    }
+    char err[64];
+    yajl_val ans = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 4, err,
+                              sizeof(err));
+    const char *reason = json_str(json_get(ans, "e"));
+    if (reason) {
+        enum err_id id = E_INTERNAL;
+        for (size_t i = 0; i < ARRAY_LEN(refusals); i++) {
+            if (strcmp(reason, refusals[i].reason) == 0)
+                id = b->kind == BOOKING_ENTRY ? refusals[i].entry : refusals[i].direction;
+        }
+        /* A taken cell Redis did not know of is known to it from now on. */
+        booking_redis_done(r, b, id == E_CELL_TAKEN ? json_str(json_get(ans, "holder")) : NULL);
+        booking_refuse(r, b, id, ans);
+        yajl_tree_free(ans);
+        return;
+    }
+    const char *booking = json_str(json_get(ans, "booking"));
+    const char *ticket = json_str(json_get(ans, "ticket"));
+    if (!booking || !ticket) {
+        yajl_tree_free(ans);
+        booking_redis_done(r, b, NULL);
+        req_fail(r, E_INTERNAL);
+        return;
+    }
+    struct booking_result out = {
+        .booking = req_strdup(r, booking),
+        .ticket = req_strdup(r, ticket),
+        .existing = YAJL_IS_TRUE(json_get(ans, "existing")),
+    };
+    yajl_tree_free(ans);
+    if (!PQgetisnull(res, 0, 1)) {
+        out.visit = req_strdup(r, PQgetvalue(res, 0, 1));
+        out.visit_len = (size_t)PQgetlength(res, 0, 1);
+    }
+    booking_redis_done(r, b, b->person);
+    schedule_cache_drop(r->w, b->resource);
+    b->cb(r, &out);
+}
+
+/* mip_book's argument: the booking and the rules of the configuration. */
+static void booking_query(struct req *r, struct booking_req *b, struct buf *out)
+{
+    const struct config *cfg = r->w->cfg;
+    yajl_gen g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_kv_str(g, "person", b->person);
+    json_gen_kv_str(g, "lpu", b->lpu);
+    if (b->mcod)
+        json_gen_kv_str(g, "mcod", b->mcod);
+    json_gen_kv_str(g, "resource", b->resource);
+    json_gen_kv_int(g, "begin", b->begin_s);
+    if (b->referral[0])
+        json_gen_kv_str(g, "referral", b->referral);
+    if (b->email)
+        json_gen_kv_str(g, "email", b->email);
+    if (b->phone)
+        json_gen_kv_str(g, "phone", b->phone);
+    if (b->email_agree >= 0)
+        json_gen_kv_bool(g, "email_agree", b->email_agree == 1);
+    json_gen_kv_str(g, "source", b->source);
+    json_gen_kv_str(g, "login", b->source);
+    json_gen_kv_str(g, "tz", cfg->time_zone);
+    json_gen_kv_bool(g, "full", b->kind == BOOKING_DIRECTION);
+    json_gen_str(g, "rules");
+    yajl_gen_map_open(g);
+    json_gen_kv_bool(g, "internet", cfg->booking_rule_internet_access);
+    json_gen_kv_bool(g, "self_block", cfg->booking_rule_self_booking_block);
+    json_gen_kv_bool(g, "children", cfg->booking_rule_children_lpu);
+    json_gen_kv_int(g, "children_age", cfg->booking_children_lpu_age);
+    json_gen_kv_bool(g, "age_limits", cfg->booking_rule_age_limits);
+    json_gen_kv_bool(g, "dispensary", cfg->booking_rule_dispensary);
+    json_gen_kv_bool(g, "referral_only", cfg->booking_rule_referral_only);
+    json_gen_kv_bool(g, "one_per_spec", cfg->booking_rule_one_per_speciality);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    json_gen_finish(g, out);
+}
+
+static void booking_write(struct req *r, struct booking_req *b)
+{
+    struct buf q;
+    buf_init(&q);
+    booking_query(r, b, &q);
+    const char *values[] = {q.data};
+    enum store_status st = pg_query(r->w->pg, STMT_BOOK, values, booking_on_pg, r);
+    buf_free(&q);
+    if (st != STORE_OK) {
+        booking_redis_done(r, b, NULL);
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+    }
+}
+
+static void booking_on_try(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct booking_req *b = r->state;
+    if (st == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer == 0) {
+            req_fail(r, E_CELL_TAKEN);
+            return;
+        }
+        b->locked = reply->integer == 1;
+    }
+    /* Anything else (down, late, an error reply): PostgreSQL decides alone. */
+    booking_write(r, b);
+}
+
+void booking_book(struct req *r, struct booking_req *b, booking_cb cb)
+{
+    pthread_once(&scripts_once, booking_scripts_init);
+    b->cb = cb;
+    r->state = b;
+    booking_lock_key(b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
+    booking_marker_key(b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
+    unsigned char rnd[16];
+    util_random(rnd, sizeof(rnd));
+    char hex[33];
+    util_hex(rnd, sizeof(rnd), hex);
+    snprintf(b->lock_value, sizeof(b->lock_value), "%s:%s", b->person, hex);
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->booking_lock_ttl_ms);
+    const char *argv[] = {b->marker_key, b->lock_key, b->person, b->lock_value, ttl};
+    if (redis_eval(r->w->redis, &try_script, booking_on_try, r, 2, 5, argv) != STORE_OK)
+        booking_write(r, b);
+}
+
+/* --- cancellation --- */
+
+struct cancel_op {
+    cancel_cb cb;
+    const char *visit_id;
+    char resource[GUID_LEN + 1];
+};
+
+static void cancel_on_redis(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct cancel_op *c = r->state;
+    (void)reply;
+    if (st != STORE_OK)
+        log_warn("booking: a cancelled cell's marker was not deleted (%s); it expires within "
+                 "booking.marker_ttl_s", store_status_name(st));
+    c->cb(r);
+}
+
+static void cancel_on_pg(PGresult *res, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct cancel_op *c = r->state;
+    if (st != STORE_OK || PQntuples(res) != 1) {
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL
+                                                                         : E_STORE_UNAVAILABLE);
+        return;
+    }
+    char err[64];
+    yajl_val ans = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 4, err,
+                              sizeof(err));
+    const char *reason = json_str(json_get(ans, "e"));
+    const char *resource = json_str(json_get(ans, "resource"));
+    yajl_val begin = json_get(ans, "begin");
+    if (reason || !resource || !begin || !YAJL_IS_INTEGER(begin)) {
+        enum err_id id = !reason                        ? E_INTERNAL
+                         : strcmp(reason, "visited") == 0 ? E_CANCEL_VISITED
+                         : strcmp(reason, "past") == 0    ? E_CANCEL_PAST
+                                                          : E_VISIT_NOT_FOUND;
+        yajl_tree_free(ans);
+        req_fail1(r, id, c->visit_id);
+        return;
+    }
+    char key[96];
+    util_strlcpy(c->resource, resource, sizeof(c->resource));
+    booking_marker_key(c->resource, YAJL_GET_INTEGER(begin), key, sizeof(key));
+    yajl_tree_free(ans);
+    schedule_cache_drop(r->w, c->resource);
+    const char *argv[] = {"DEL", key};
+    if (redis_commandv(r->w->redis, cancel_on_redis, r, 2, argv) != STORE_OK)
+        cancel_on_redis(NULL, STORE_DOWN, r);
+}
+
+void booking_cancel(struct req *r, const char *person, const char *lpu, const char *booking,
+                    const char *visit_id, const char *source, cancel_cb cb)
+{
+    const struct config *cfg = r->w->cfg;
+    struct cancel_op *c = req_alloc(r, sizeof(*c));
+    c->cb = cb;
+    c->visit_id = req_strdup(r, visit_id);
+    r->state = c;
+    yajl_gen g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_kv_str(g, "person", person);
+    json_gen_kv_str(g, "lpu", lpu);
+    json_gen_kv_str(g, "booking", booking);
+    json_gen_kv_str(g, "source", source);
+    json_gen_kv_str(g, "login", source);
+    json_gen_str(g, "rules");
+    yajl_gen_map_open(g);
+    json_gen_kv_bool(g, "delete_old_time", cfg->booking_rule_delete_old_time);
+    json_gen_kv_bool(g, "delete_visit_status", cfg->booking_rule_delete_visit_status);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    struct buf q;
+    buf_init(&q);
+    json_gen_finish(g, &q);
+    const char *values[] = {q.data};
+    enum store_status st = pg_query(r->w->pg, STMT_CANCEL, values, cancel_on_pg, r);
+    buf_free(&q);
+    if (st != STORE_OK)
+        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+}

@@ -1,0 +1,95 @@
+/* booking.h - booking a cell and cancelling a booking: the steps both
+ * booking endpoints (api/booking.c) share.
+ *
+ * A booking runs, over one request:
+ *   lock    Redis, one script: a booked marker of another patient, or the
+ *           cell's lock held by another booking → 4009 at once, without
+ *           PostgreSQL; else the lock is taken (SET NX PX, a random value
+ *           that names the patient). Redis away or slow: on to PostgreSQL
+ *           alone, which is correct by itself.
+ *   write   PostgreSQL: mip_book (006_booking.sql), one transaction that
+ *           checks every rule against the data and inserts the booking and
+ *           its history; a unique index makes a second booking of a cell
+ *           impossible whatever Redis said (→ 4009).
+ *   unlock  Redis, one script, not waited for: the booked marker set (also
+ *           after a 4009 that Redis did not know of), the lock deleted only
+ *           if it still holds our value. A gateway that dies before this
+ *           leaves the lock to expire (booking.lock_ttl_ms).
+ *   done    the caller's callback, only after the commit: a 200 means the
+ *           booking is durable. Refusals are answered here.
+ * The same patient booking the same cell again (a client that lost the
+ * first answer) gets the booking it holds, not 4009.
+ *
+ * A cancellation commits in PostgreSQL first, then deletes the marker
+ * (waited for, so that the cell is free in Redis before the answer), then
+ * drops this worker's cached schedule of the resource. */
+#ifndef MIPGW_BOOKING_H
+#define MIPGW_BOOKING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "req.h"
+#include "util.h"
+
+struct config;
+
+/* Seed 001's doctor_id and the visit id: two GUIDs glued, 72 characters. */
+#define BOOKING_PAIR_LEN (2 * GUID_LEN)
+
+/* Splits a 72-character pair into two lower-case GUIDs. */
+bool booking_split_pair(const char *s, char a[GUID_LEN + 1], char b[GUID_LEN + 1]);
+/* Epoch seconds of a local (TZ) day and minute of the day. */
+int64_t booking_local_epoch(int y, int m, int d, int minutes);
+/* Whether a session's "lpu:mkab,..." list holds a card in lpu. */
+bool booking_cards_have_lpu(const char *cards, const char *lpu);
+/* The Redis keys of a cell: "cell:lock:<resource>:<begin>" and
+ * "cell:booked:<resource>:<begin>" (begin in epoch seconds). */
+void booking_lock_key(const char *resource, int64_t begin_s, char *out, size_t cap);
+void booking_marker_key(const char *resource, int64_t begin_s, char *out, size_t cap);
+
+enum booking_kind {
+    BOOKING_ENTRY,      /* seed 001: RPGU token, lpu_code */
+    BOOKING_DIRECTION,  /* seed 002: COD token, a referral, TicketVisitWithLpu */
+};
+
+struct booking_result {
+    const char *booking;     /* GUID */
+    const char *ticket;
+    bool existing;           /* the patient held it already: a retry */
+    const char *visit;       /* TicketVisitWithLpu JSON (BOOKING_DIRECTION), or NULL */
+    size_t visit_len;
+};
+
+typedef void (*booking_cb)(struct req *r, const struct booking_result *res);
+
+/* What to book. The handler fills it in the arena and makes it r->state. */
+struct booking_req {
+    enum booking_kind kind;
+    char person[GUID_LEN + 1];
+    char lpu[GUID_LEN + 1];
+    char resource[GUID_LEN + 1];
+    char referral[GUID_LEN + 1];  /* "" none */
+    const char *mcod;             /* seed 001's lpu_code; NULL: not checked */
+    int64_t begin_s;
+    char day[11], time[6];        /* as asked, for messages */
+    const char *email, *phone;    /* NULL: not given */
+    int email_agree;              /* 0/1, -1 not given */
+    const char *source;           /* the token's client application */
+    /* the steps' own */
+    booking_cb cb;
+    char lock_key[96], marker_key[96];
+    char lock_value[GUID_LEN + 1 + 32 + 1];
+    bool locked;
+};
+
+void booking_book(struct req *r, struct booking_req *b, booking_cb cb);
+
+typedef void (*cancel_cb)(struct req *r);
+
+/* Cancels the person's booking (lpu, booking) and answers refusals; the
+ * callback answers success. r->state is the function's own. */
+void booking_cancel(struct req *r, const char *person, const char *lpu, const char *booking,
+                    const char *visit_id, const char *source, cancel_cb cb);
+
+#endif
