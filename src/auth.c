@@ -122,7 +122,7 @@ void auth_require(struct req *r, unsigned accept, auth_cb cb)
     st->cb = cb;
     const char *h = req_header(r, "Authorization");
     int64_t now = util_wall_us() / 1000000;
-    switch (token_verify_header(&r->w->keys, h, accept, now, &st->claims)) {
+    switch (token_verify_memo(r->w->token_memo, &r->w->keys, h, accept, now, &st->claims)) {
     case TOKEN_VALID:
         break;
     case TOKEN_MISSING:

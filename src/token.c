@@ -663,3 +663,86 @@ done:
     yajl_tree_free(payload);
     return verdict;
 }
+
+/* ---- the memo of verified tokens ---- */
+
+struct token_memo_entry {
+    char *token;             /* malloc'd; NULL: empty */
+    size_t len;
+    struct token_claims claims;
+};
+
+struct token_memo {
+    struct token_memo_entry slot[TOKEN_MEMO_SLOTS];
+};
+
+struct token_memo *token_memo_new(void)
+{
+    return calloc(1, sizeof(struct token_memo));
+}
+
+void token_memo_free(struct token_memo *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < TOKEN_MEMO_SLOTS; i++)
+        free(m->slot[i].token);
+    free(m);
+}
+
+/* The slot of a token: FNV-1a over its last characters, the signature's,
+ * which differ between any two tokens that were signed. */
+static size_t memo_slot(const char *token, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    size_t from = len > 32 ? len - 32 : 0;
+    for (size_t i = from; i < len; i++)
+        h = (h ^ (unsigned char)token[i]) * 1099511628211ULL;
+    return (size_t)(h % TOKEN_MEMO_SLOTS);
+}
+
+enum token_verdict token_verify_memo(struct token_memo *m, const struct token_keys *keys,
+                                     const char *authorization, unsigned accept, int64_t now,
+                                     struct token_claims *out)
+{
+    if (m == NULL || authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return token_verify_header(keys, authorization, accept, now, out);
+    const char *token = authorization + 7;
+    while (*token == ' ')
+        token++;
+    size_t len = strnlen(token, TOKEN_MAX_LEN + 1);
+    if (len == 0 || len > TOKEN_MAX_LEN)
+        return token_verify_header(keys, authorization, accept, now, out);
+    struct token_memo_entry *e = &m->slot[memo_slot(token, len)];
+    if (e->token != NULL && e->len == len && memcmp(e->token, token, len) == 0) {
+        /* As token_verify_header orders them: the type, then the expiry. */
+        if ((e->claims.type & accept) == 0) {
+            if (out != NULL)
+                memset(out, 0, sizeof(*out));
+            return TOKEN_MALFORMED;
+        }
+        if (e->claims.exp <= now) {
+            if (out != NULL)
+                memset(out, 0, sizeof(*out));
+            return TOKEN_EXPIRED;
+        }
+        if (out != NULL)
+            *out = e->claims;
+        return TOKEN_VALID;
+    }
+    struct token_claims c;
+    enum token_verdict v = token_verify_header(keys, authorization, accept, now, &c);
+    if (out != NULL)
+        *out = c;
+    if (v != TOKEN_VALID)
+        return v;
+    char *copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, token, len + 1);
+        free(e->token);
+        e->token = copy;
+        e->len = len;
+        e->claims = c;
+    }
+    return v;
+}

@@ -65,6 +65,22 @@ char *token_sign(const struct token_keys *keys, const struct token_claims *c);
 enum token_verdict token_verify_header(const struct token_keys *keys, const char *authorization,
                                        unsigned accept, int64_t now, struct token_claims *out);
 
+/* A memo of tokens that verified, for one thread (a worker's): a portal's
+ * patient presents the same token on every request of a visit, and
+ * verifying it (two JSON parses, libjwt's own decoding, HMAC) is most of
+ * the cost of a request that only reads. Direct-mapped on the signature,
+ * TOKEN_MEMO_SLOTS entries; a hit is the whole token compared byte for byte,
+ * so a token altered in any byte is verified anew. Type and expiry are
+ * checked on every hit. Memory: the slots and a copy of each token. */
+#define TOKEN_MEMO_SLOTS 4096
+struct token_memo;
+struct token_memo *token_memo_new(void);
+void token_memo_free(struct token_memo *m);
+/* token_verify_header through the memo (NULL: none). */
+enum token_verdict token_verify_memo(struct token_memo *m, const struct token_keys *keys,
+                                     const char *authorization, unsigned accept, int64_t now,
+                                     struct token_claims *out);
+
 const char *token_type_name(enum token_type t);
 
 #endif

@@ -239,6 +239,11 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         snprintf(err, errlen, "cannot allocate the schedule cache");
         return -1;
     }
+    w->token_memo = token_memo_new();
+    if (!w->token_memo) {
+        snprintf(err, errlen, "cannot allocate the token memo");
+        return -1;
+    }
     return 0;
 }
 
@@ -281,6 +286,7 @@ void worker_free(struct worker *w)
     pg_pool_free(w->pg);
     /* After the pool: its shutdown answers the schedule's fills under way. */
     schedule_cache_free(w->schedule);
+    token_memo_free(w->token_memo);
     if (w->bound)
         evhttp_del_accept_socket(w->http, w->bound);
     evhttp_free(w->http);

@@ -51,6 +51,7 @@ struct worker {
     uint64_t req_seq;             /* for request ids */
     char id_prefix[9];
     struct schedule_cache *schedule;  /* the schedule view's cells (schedule.h) */
+    struct token_memo *token_memo;    /* tokens that verified (token.h) */
 };
 
 /* Creates the listener socket and the worker's reactor; no thread yet.

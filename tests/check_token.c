@@ -835,6 +835,83 @@ START_TEST(every_single_flip_refused)
 }
 END_TEST
 
+/* ---- the memo of verified tokens ---- */
+
+START_TEST(memo_hits_agree)
+{
+    /* A token verified once answers from the memo as the verifier would:
+     * the same claims, the type mask and the expiry checked every time. */
+    struct token_keys k = keys_both();
+    struct token_memo *m = token_memo_new();
+    struct token_claims c = seed(TOKEN_RPGU), out, want;
+    char *b = signed_bearer(&k, &c);
+    ck_assert_int_eq(token_verify_header(&k, b, ALL, NOW, &want), TOKEN_VALID);
+    for (int i = 0; i < 3; i++) {
+        memset(&out, 0x5a, sizeof(out));
+        ck_assert_int_eq(token_verify_memo(m, &k, b, ALL, NOW, &out), TOKEN_VALID);
+        ck_assert_mem_eq(&out, &want, sizeof(out));
+    }
+    ck_assert_int_eq(token_verify_memo(m, &k, b, TOKEN_COD, NOW, &out), TOKEN_MALFORMED);
+    ck_assert_int_eq(token_verify_memo(m, &k, b, ALL, NOW + HOUR, &out), TOKEN_EXPIRED);
+    ck_assert_int_eq(token_verify_memo(m, &k, b, TOKEN_RPGU, NOW + HOUR - 1, NULL), TOKEN_VALID);
+    /* Refusals are not remembered: a missing header stays missing. */
+    ck_assert_int_eq(token_verify_memo(m, &k, NULL, ALL, NOW, &out), TOKEN_MISSING);
+    ck_assert_int_eq(token_verify_memo(m, &k, "Bearer ", ALL, NOW, &out), TOKEN_MISSING);
+    token_memo_free(m);
+    free(b);
+}
+END_TEST
+
+START_TEST(memo_every_single_flip_refused)
+{
+    /* With the genuine token in the memo, any one character changed is
+     * verified anew and refused: a hit is the whole token, not its slot. */
+    struct token_keys k = keys_both();
+    struct token_memo *m = token_memo_new();
+    struct token_claims c = seed(TOKEN_RPGU);
+    char *b = signed_bearer(&k, &c);
+    static const char repl[] = "AQgw_-9.";
+    for (size_t i = 7; b[i] != '\0'; i++) {
+        char orig = b[i];
+        for (const char *r = repl; *r; r++) {
+            if (*r == orig)
+                continue;
+            ck_assert_int_eq(token_verify_memo(m, &k, b, ALL, NOW, NULL), TOKEN_VALID);
+            b[i] = *r;
+            enum token_verdict v = token_verify_memo(m, &k, b, ALL, NOW, NULL);
+            ck_assert_msg(v == TOKEN_MALFORMED || v == TOKEN_BAD_SIGNATURE, "pos %zu: %d", i, v);
+            b[i] = orig;
+        }
+    }
+    token_memo_free(m);
+    free(b);
+}
+END_TEST
+
+START_TEST(memo_many_tokens)
+{
+    /* More tokens than slots: each still verifies, with its own claims. */
+    struct token_keys k = keys_both();
+    struct token_memo *m = token_memo_new();
+    enum { N = TOKEN_MEMO_SLOTS + 500 };
+    char **b = calloc(N, sizeof(*b));
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            struct token_claims c = seed(TOKEN_COD), out;
+            snprintf(c.jti, sizeof(c.jti), "00000000-0000-4000-8000-%012d", i);
+            if (!b[i])
+                b[i] = signed_bearer(&k, &c);
+            ck_assert_int_eq(token_verify_memo(m, &k, b[i], ALL, NOW, &out), TOKEN_VALID);
+            ck_assert_str_eq(out.jti, c.jti);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        free(b[i]);
+    free(b);
+    token_memo_free(m);
+}
+END_TEST
+
 /* ---- type, expiry, claims ---- */
 
 START_TEST(type_mask)
@@ -1225,6 +1302,9 @@ static Suite *token_suite(void)
     tcase_add_test(tc, tampered_signature);
     tcase_add_test(tc, tampered_payload);
     tcase_add_test(tc, every_single_flip_refused);
+    tcase_add_test(tc, memo_hits_agree);
+    tcase_add_test(tc, memo_every_single_flip_refused);
+    tcase_add_test(tc, memo_many_tokens);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 

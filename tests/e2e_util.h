@@ -37,7 +37,7 @@ bool jkeys_exactly(yajl_val obj, const char *const *keys, size_t n);
 bool is_guid(const char *s);
 
 /* The МИП standard body, exactly {"Code","Message_code","Message"} with
- * Code the HTTP status, and this code and message. */
+ * Code the HTTP status, and this code and message (NULL: any message). */
 void assert_error_at(const struct http_resp *r, int status, const char *code, const char *msg,
                      const char *what, int line);
 #define assert_error(r, status, code, msg, what) assert_error_at(r, status, code, msg, what, __LINE__)

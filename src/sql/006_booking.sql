@@ -132,6 +132,8 @@ $$;
 -- source, login, tz, full, and rules {internet, self_block, children,
 -- children_age, age_limits, dispensary, referral_only, one_per_spec}, each
 -- rule on when true. Refusals: {"e": reason} with what its message needs.
+-- Few statements, each doing much: every statement of a PL/pgSQL function
+-- costs a round of the executor, and a booking is the hot write.
 CREATE FUNCTION mip_book(q jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -142,38 +144,42 @@ DECLARE
     p_referral uuid := q->>'referral';
     rules      jsonb := q->'rules';
     tz         text := q->>'tz';
-    l   lpus;
-    r   resources;
-    m   medical_cards;
-    c   cells;
-    p   persons;
+    f   record;   -- the LPU, the resource, the card and the person at once
+    c   record;   -- the cell, locked, and the booking that holds it
     b   bookings;
     ref referrals;
     cell_day date;
     age int;
 BEGIN
-    SELECT * INTO l FROM lpus WHERE guid = p_lpu AND is_active;
+    SELECT l.mcod, l.is_children, r.guid AS res, r.spec_code, r.age_min, r.age_max,
+           r.gender AS res_gender, r.dispensary_only, r.referral_only,
+           m.guid AS card, m.is_closed, m.black_label, p.birthday, p.gender
+      INTO f
+      FROM lpus l
+      LEFT JOIN resources r ON r.guid = p_resource AND r.lpu_guid = l.guid AND r.is_active
+      LEFT JOIN medical_cards m ON m.person_guid = p_person AND m.lpu_guid = l.guid
+      LEFT JOIN persons p ON p.guid = p_person
+     WHERE l.guid = p_lpu AND l.is_active;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('e', 'no_lpu');
-    ELSIF q ? 'mcod' AND l.mcod <> q->>'mcod' THEN
+    ELSIF q ? 'mcod' AND f.mcod <> q->>'mcod' THEN
         RETURN jsonb_build_object('e', 'lpu_mismatch');
-    END IF;
-    SELECT * INTO r FROM resources WHERE guid = p_resource AND lpu_guid = p_lpu AND is_active;
-    IF NOT FOUND THEN
+    ELSIF f.res IS NULL THEN
         RETURN jsonb_build_object('e', 'no_resource');
-    END IF;
-    SELECT * INTO m FROM medical_cards WHERE person_guid = p_person AND lpu_guid = p_lpu;
-    IF NOT FOUND THEN
+    ELSIF f.card IS NULL THEN
         RETURN jsonb_build_object('e', 'no_card');
-    ELSIF m.is_closed THEN
+    ELSIF f.is_closed THEN
         RETURN jsonb_build_object('e', 'card_closed');
     END IF;
 
     -- The cell's row lock queues concurrent bookings of one cell here, so
     -- that the second sees the first's booking and answers 4009 (or, for
     -- the same patient, the booking it holds) instead of tripping the
-    -- unique index; the index stays the last word.
-    SELECT * INTO c FROM cells WHERE resource_guid = p_resource AND begin_at = p_begin FOR UPDATE;
+    -- unique index; the index stays the last word. The booking is read
+    -- after the lock is granted (a sub-select's snapshot would predate the
+    -- wait), hence its own statement.
+    SELECT cl.guid, cl.begin_at, cl.busy_type, cl.access INTO c
+      FROM cells cl WHERE cl.resource_guid = p_resource AND cl.begin_at = p_begin FOR UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('e', 'no_cell');
     END IF;
@@ -191,24 +197,23 @@ BEGIN
         RETURN jsonb_build_object('e', 'cell_closed');
     END IF;
 
-    IF (rules->>'self_block')::boolean AND m.black_label THEN
+    IF (rules->>'self_block')::boolean AND f.black_label THEN
         RETURN jsonb_build_object('e', 'self_block');
     END IF;
-    SELECT * INTO p FROM persons WHERE guid = p_person;
     cell_day := (c.begin_at AT TIME ZONE tz)::date;
-    age := extract(year FROM age(cell_day, p.birthday))::int;
-    IF (rules->>'children')::boolean AND l.is_children
+    age := extract(year FROM age(cell_day, f.birthday))::int;
+    IF (rules->>'children')::boolean AND f.is_children
        AND age >= (rules->>'children_age')::int THEN
         RETURN jsonb_build_object('e', 'children');
     END IF;
     IF (rules->>'age_limits')::boolean
-       AND (age < coalesce(r.age_min, 0) OR age > coalesce(r.age_max, 1000)
-            OR (r.gender IS NOT NULL AND r.gender IS DISTINCT FROM p.gender)) THEN
+       AND (age < coalesce(f.age_min, 0) OR age > coalesce(f.age_max, 1000)
+            OR (f.res_gender IS NOT NULL AND f.res_gender IS DISTINCT FROM f.gender)) THEN
         RETURN jsonb_build_object('e', 'age_limits');
     END IF;
-    IF (rules->>'dispensary')::boolean AND r.dispensary_only
+    IF (rules->>'dispensary')::boolean AND f.dispensary_only
        AND NOT EXISTS (SELECT 1 FROM dispensary
-                        WHERE resource_guid = r.guid AND person_guid = p_person) THEN
+                        WHERE resource_guid = p_resource AND person_guid = p_person) THEN
         RETURN jsonb_build_object('e', 'dispensary');
     END IF;
 
@@ -218,22 +223,24 @@ BEGIN
         SELECT * INTO ref FROM referrals WHERE guid = p_referral;
         IF NOT FOUND OR ref.person_guid <> p_person OR ref.lpu_to_guid <> p_lpu
            OR (ref.resource_guid IS NOT NULL AND ref.resource_guid <> p_resource)
-           OR (ref.resource_guid IS NULL AND ref.spec_code <> r.spec_code)
+           OR (ref.resource_guid IS NULL AND ref.spec_code <> f.spec_code)
            OR cell_day < ref.issued_on OR cell_day > ref.valid_until
            OR EXISTS (SELECT 1 FROM bookings WHERE referral_guid = p_referral
                                                AND status <> 'cancelled') THEN
             RETURN jsonb_build_object('e', 'referral');
         END IF;
-    ELSIF (rules->>'referral_only')::boolean AND r.referral_only THEN
+    ELSIF (rules->>'referral_only')::boolean AND f.referral_only THEN
         RETURN jsonb_build_object('e', 'referral_required');
     END IF;
 
     IF (rules->>'one_per_spec')::boolean THEN
         -- Two bookings of one person and speciality at once must not both
-        -- pass the look-up below: they queue on this lock until commit.
-        PERFORM pg_advisory_xact_lock(hashtextextended('book:' || p_person || ':' || r.spec_code, 0));
+        -- pass the look-up below: they queue on this lock until commit (and
+        -- the look-up is a statement of its own, for a snapshot taken after
+        -- the wait).
+        PERFORM pg_advisory_xact_lock(hashtextextended('book:' || p_person || ':' || f.spec_code, 0));
         SELECT * INTO b FROM bookings
-         WHERE person_guid = p_person AND spec_code = r.spec_code AND status = 'active'
+         WHERE person_guid = p_person AND spec_code = f.spec_code AND status = 'active'
            AND begin_at > now()
          ORDER BY begin_at LIMIT 1;
         IF FOUND THEN
@@ -244,20 +251,24 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO bookings (guid, cell_guid, mkab_guid, person_guid, referral_guid, ticket,
-                          begin_at, spec_code, email, phone, email_agree, source, login)
-    VALUES (gen_random_uuid(), c.guid, m.guid, p_person, p_referral,
-            to_char(nextval('booking_tickets'), 'FM000000'), c.begin_at, r.spec_code,
-            q->>'email', q->>'phone', (q->>'email_agree')::boolean,
-            coalesce(q->>'source', ''), coalesce(q->>'login', ''))
-    RETURNING * INTO b;
-    INSERT INTO booking_history (booking_guid, element, old_value, new_value, editor, client)
-    VALUES (b.guid, 'status', '', 'active', b.login, b.source);
-    -- The e-mail given with a booking is the patient's latest: kept on the card.
-    IF q->>'email' IS NOT NULL THEN
+    -- The booking, its history and the card's e-mail (the patient's latest)
+    -- in one statement.
+    WITH nb AS (
+        INSERT INTO bookings (guid, cell_guid, mkab_guid, person_guid, referral_guid, ticket,
+                              begin_at, spec_code, email, phone, email_agree, source, login)
+        VALUES (gen_random_uuid(), c.guid, f.card, p_person, p_referral,
+                to_char(nextval('booking_tickets'), 'FM000000'), c.begin_at, f.spec_code,
+                q->>'email', q->>'phone', (q->>'email_agree')::boolean,
+                coalesce(q->>'source', ''), coalesce(q->>'login', ''))
+        RETURNING *
+    ), h AS (
+        INSERT INTO booking_history (booking_guid, element, old_value, new_value, editor, client)
+        SELECT guid, 'status', '', 'active', login, source FROM nb
+    ), e AS (
         UPDATE medical_cards SET email = q->>'email', updated_at = now()
-         WHERE guid = m.guid AND email IS DISTINCT FROM q->>'email';
-    END IF;
+         WHERE guid = f.card AND q->>'email' IS NOT NULL AND email IS DISTINCT FROM q->>'email'
+    )
+    SELECT * INTO b FROM nb;
     RETURN mip_book_answer(b, q, false);
 END
 $$;

@@ -1,0 +1,91 @@
+-- booking.lua - wrk script of the "booking" and "booked" scenarios:
+-- POST /api/v2/iemk/doctors/entry with RPGU tokens.
+--
+--   wrk ... -s bench/booking.lua URL -- TOKENS RESOURCES SLOTS BOOKED
+--
+-- TOKENS: one RPGU token per line, of patients who all have a card in the
+-- bench LPU. RESOURCES: one doctor_id (LPU GUID + resource GUID) per line,
+-- each resource of its own speciality. SLOTS: "YYYY-MM-DD HH:MM" per line,
+-- the cells every resource has. BOOKED: "DOCTOR_ID DAY TIME HOLDER" per
+-- line, cells booked by the patient on line HOLDER (0-based) of TOKENS.
+--
+-- booking (BENCH_SCENARIO "booking" or "warmup-booking"): every request
+-- books a cell no request has booked, for a patient who has no booking of
+-- that speciality: request g of the run (counted across threads, thread t
+-- taking g = t-1, t-1+T, ...) books resource g mod R, slot floor(g/R), for
+-- patient floor(g/R) mod P. The warm-up counts g from 0 and the measured run
+-- from BENCH_BOOKING_BASE (default 100000), so neither books the other's
+-- cells; every answer should be 200.
+--
+-- booked: every request asks for a cell of BOOKED for a patient other than
+-- its holder: every answer should be 4009, and (after the warm-up has put
+-- each cell's marker in Redis) none should need PostgreSQL.
+bench_scenario = os.getenv("BENCH_SCENARIO") or "booking"
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
+
+local tokens, resources, slots, booked = {}, {}, {}, {}
+local mode, nthreads, g
+
+local function lines(path)
+   local t = {}
+   for l in assert(io.open(path, "r")):lines() do
+      if l ~= "" then t[#t + 1] = l end
+   end
+   return t
+end
+
+local function entry(token, doctor, day, time)
+   return wrk.format("POST", "/api/v2/iemk/doctors/entry",
+      {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"},
+      '{"lpu_code":"9800001","doctor_id":"' .. doctor .. '","day":"' .. day ..
+      '","time":"' .. time .. '"}')
+end
+
+function init(args)
+   if not args[4] then
+      error("booking.lua: wrk ... -- TOKENS RESOURCES SLOTS BOOKED")
+   end
+   tokens, resources, slots = lines(args[1]), lines(args[2]), lines(args[3])
+   mode = bench_scenario:match("booked") and "booked" or "booking"
+   nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")
+   if mode == "booked" then
+      for _, l in ipairs(lines(args[4])) do
+         local doctor, day, time, holder = l:match("^(%S+) (%S+) (%S+) (%d+)$")
+         booked[#booked + 1] = {doctor, day, time, tonumber(holder)}
+      end
+      math.randomseed(7907 * thread_id + 11)
+   else
+      local base = bench_scenario:match("^warmup") and 0
+                   or tonumber(os.getenv("BENCH_BOOKING_BASE") or "100000")
+      g = base + thread_id - 1
+   end
+end
+
+-- booked: an answer counts as wrong (report.lua's non2xx) unless it is
+-- 400 with Message_code 4009.
+local count_2xx = response
+function response(status, headers, body)
+   if mode == "booked" then
+      if status ~= 400 or not body:find('"4009"', 1, true) then
+         non2xx = non2xx + 1
+      end
+      return
+   end
+   count_2xx(status, headers, body)
+end
+
+function request()
+   if mode == "booked" then
+      local b = booked[math.random(#booked)]
+      local p = (b[4] + math.random(#tokens - 1)) % #tokens
+      return entry(tokens[p + 1], b[1], b[2], b[3])
+   end
+   local r = g % #resources
+   local s = math.floor(g / #resources)
+   g = g + nthreads
+   if s >= #slots then
+      error("booking.lua: out of free cells; load more slots")
+   end
+   local day, time = slots[s + 1]:match("^(%S+) (%S+)$")
+   return entry(tokens[s % #tokens + 1], resources[r + 1], day, time)
+end

@@ -1,0 +1,829 @@
+/* check_e2e_booking.c - booking over HTTP (issue 4):
+ *   POST   /api/v2/iemk/doctors/entry              (seed 001, RPGU token)
+ *   POST   /api/v2/directions/visit/{lpuGuid}      (seed 002, COD token, a referral)
+ *   DELETE /api/v2/iemk/doctors/visit/{visitId}    (cancellation)
+ *   GET    /api/v2/iemk/doctors/visits             (a patient's bookings)
+ *
+ * Runs under tests/e2e.sh (see check_e2e.c for the environment) against the
+ * demo data: every rule is shown on the demo's own patients and resources,
+ * the few cases the demo has no data for (a cell closed to Internet
+ * booking, a booking in the past, a visit that took place) on rows made here
+ * in PostgreSQL. Each test starts with no active booking and no cell key in
+ * Redis, and uses cells no other test uses (its own offsets into a
+ * resource's future cells), so that tests do not see each other. The gateway
+ * runs with the default [booking] rules, horizon 21 days, Europe/Moscow. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "config.h"
+#include "e2e_util.h"
+#include "httpc.h"
+#include "token.h"
+#include "util.h"
+
+#define TZ "Europe/Moscow"
+
+#define LPU_470102 "c3c977af-c3b4-4517-9d57-50a6844ec660" /* ГП №1 */
+#define LPU_470103 "0fdaacdd-569f-495f-8665-3d38407d3034" /* ДП №2, children's */
+#define LPU_330501 "5409f503-f01a-4f2f-a57a-91979fb19f42" /* Областная больница */
+#define RES_THERAPIST "19ebd6d6-2bbf-45c1-a8fb-2c7747f3beb3"   /* Смирнов, 27 */
+#define RES_THERAPIST2 "a03d307d-6721-4f17-8bef-5261fde7cc69"  /* Кузнецова, 27 */
+#define RES_CARDIO_DISP "3ddb15aa-16f4-48af-88e5-1a3ec706cab6" /* Орлов, dispensary only */
+#define RES_MAMMO "765ebf61-55df-4a54-9303-a9d9be8f8f87"       /* women of 40 and over */
+#define RES_ENT_KIDS "56ce2c8d-4c61-4351-ae00-236d94ad41d7"    /* Гусев, ДП №2 */
+#define RES_CARDIO_REF "6b6ad8e3-5a6d-45c5-bce4-ce7dcc58d8e3"  /* Волков, referral only */
+#define RES_EYES "72dd572d-a203-4734-8028-c918e0726b89"        /* Зайцева, 18-65 */
+#define REF_FEDOROV "f375509f-1924-4f38-8aa0-c33ced0a43f9"     /* to Волков */
+#define REF_IVANOV "1627f242-c6db-4936-8a14-a92b01d47302"      /* to Зайцева */
+
+#define ENTRY "/api/v2/iemk/doctors/entry"
+#define VISITS "/api/v2/iemk/doctors/visits"
+#define RPGU "/auth/rpgu/token"
+#define COD "/auth/cod/token"
+
+#define MSG_4009 "Это время уже занято. Выберите другое свободное время приема."
+#define MSG_4031 "Направление с таким номером не существует, либо принадлежит другому пациенту"
+#define MSG_4029                                                                                  \
+    "Запись недоступна для данной возрастной группы. Сотрудниками МО было установлено "           \
+    "ограничение по возрасту при записи на прием."
+#define MSG_4007_SELF                                                                             \
+    "Вам запрещена самостоятельная запись на прием через интернет или инфомат. Для записи на "   \
+    "прием обратитесь в регистратуру медицинского учреждения лично или по телефону."
+#define MSG_4007_DISP "Вы не состоите на диспансерном учете у данного специалиста. Запись невозможна."
+#define MSG_4005                                                                                  \
+    "Вы пытаетесь записаться в детское учреждение. Запись пациентов старше 18 лет запрещена."
+#define MSG_NO_EMK                                                                                \
+    "Ваша электронная медицинская карта отсутствует. Обратитесь в регистратуру медицинского "     \
+    "учреждения."
+#define MSG_EMK_CLOSED                                                                            \
+    "Ваша электронная медицинская карта закрыта. Обратитесь в регистратуру медицинского "         \
+    "учреждения."
+
+/* The demo's patients: token query parameters. */
+struct patient {
+    const char *k1, *v1, *birthday;
+};
+static const struct patient IVANOV = {"n_pol", "5000000000000041", "1985-03-14"};
+static const struct patient PETROVA = {"n_pol", "7700000000000016", "1975-11-02"};
+static const struct patient SMIRNOVA = {"n_pol", "5000000000000066", "1992-01-30"};
+static const struct patient KOZLOV = {"snils", "45678901238", "1990-07-07"};
+static const struct patient FEDOROV = {"n_pol", "5000000000000074", "1960-02-10"};
+#define IVANOV_MKAB "9b58e84c-1362-4824-9df3-97e0767c41ff"
+
+/* Иванов's person GUID (the import makes it; the demo names his card). */
+static const char *ivanov_person(void)
+{
+    static char guid[37];
+    if (!guid[0]) {
+        char *g = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = '" IVANOV_MKAB "'",
+                           0, NULL);
+        ck_assert_ptr_nonnull(g);
+        snprintf(guid, sizeof(guid), "%s", g);
+        free(g);
+    }
+    return guid;
+}
+
+/* ------------------------------------------------------------------ */
+/* helpers */
+
+static char *token_of(const char *path, const struct patient *p)
+{
+    char *q = qpath(path, p->k1, p->v1, "birthday", p->birthday, NULL);
+    struct http_resp *r = http_get(q, NULL);
+    ck_assert_msg(r->status == 200, "%s: %d %s", q, r->status, show(r));
+    yajl_val v = jbody(r, q);
+    char *t = strdup(jstr(v, "token"));
+    yajl_tree_free(v);
+    http_free(r);
+    free(q);
+    return t;
+}
+
+/* The n-th future cell (3 hours ahead or later) of a resource: its local
+ * day and time. */
+struct when {
+    char day[11], time[6];
+    char cell[37];
+};
+static struct when cell_at(const char *resource, int n)
+{
+    char off[16];
+    snprintf(off, sizeof(off), "%d", n);
+    const char *v[] = {resource, off};
+    PGresult *res = pg_exec("SELECT to_char(begin_at AT TIME ZONE '" TZ "', 'YYYY-MM-DD'),"
+                            " to_char(begin_at AT TIME ZONE '" TZ "', 'HH24:MI'), guid::text"
+                            " FROM cells WHERE resource_guid = $1::uuid"
+                            " AND begin_at > now() + interval '3 hours'"
+                            " ORDER BY begin_at OFFSET $2::int LIMIT 1",
+                            2, v);
+    ck_assert_int_eq(PQntuples(res), 1);
+    struct when w;
+    snprintf(w.day, sizeof(w.day), "%s", PQgetvalue(res, 0, 0));
+    snprintf(w.time, sizeof(w.time), "%s", PQgetvalue(res, 0, 1));
+    snprintf(w.cell, sizeof(w.cell), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return w;
+}
+
+static struct http_resp *send_json(const char *method, const char *path, const char *token,
+                                   const char *body)
+{
+    char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+    const char *h[] = {"Content-Type: application/json", auth, NULL};
+    struct http_resp *r = http_request(method, path, h, body);
+    free(auth);
+    return r;
+}
+
+/* Seed 001's body for a resource of an LPU; extra is more JSON members
+ * (",\"email\":..."), or "". */
+static char *entry_body(const char *mcod, const char *lpu, const char *res, const struct when *w,
+                        const char *extra)
+{
+    return xasprintf("{\"lpu_code\":\"%s\",\"doctor_id\":\"%s%s\",\"day\":\"%s\",\"time\":\"%s\"%s}",
+                     mcod, lpu, res, w->day, w->time, extra);
+}
+
+static struct http_resp *entry(const char *token, const char *mcod, const char *lpu,
+                               const char *res, const struct when *w, const char *extra)
+{
+    char *b = entry_body(mcod, lpu, res, w, extra);
+    struct http_resp *r = send_json("POST", ENTRY, token, b);
+    free(b);
+    return r;
+}
+
+/* A 200 entry answer's Entry_id (the caller frees). */
+static char *entry_ok(struct http_resp *r, const char *lpu)
+{
+    ck_assert_msg(r->status == 200, "entry: %d %s", r->status, show(r));
+    yajl_val v = jbody(r, "entry");
+    static const char *const keys[] = {"Entry_id", "Ticket"};
+    ck_assert_msg(jkeys_exactly(v, keys, 2), "entry keys: %s", show(r));
+    const char *id = jstr(v, "Entry_id");
+    ck_assert_uint_eq(strlen(id), 72);
+    ck_assert_msg(strncmp(id, lpu, 36) == 0 && is_guid(id + 36), "Entry_id %s", id);
+    ck_assert_msg(jstr(v, "Ticket") && jstr(v, "Ticket")[0], "Ticket empty");
+    char *out = strdup(id);
+    yajl_tree_free(v);
+    http_free(r);
+    return out;
+}
+
+static void expect(struct http_resp *r, int status, const char *code, const char *msg,
+                   const char *what, int line)
+{
+    assert_error_at(r, status, code, msg, what, line);
+    http_free(r);
+}
+#define EXPECT(r, status, code, msg) expect(r, status, code, msg, #r, __LINE__)
+
+static char *direction_body(const char *lpu, const char *res, const char *ref, const struct when *w)
+{
+    return xasprintf("{\"date\":\"%s\",\"directionGuid\":\"%s\",\"lpuGuid\":\"%s\","
+                     "\"resourceGuid\":\"%s\",\"time\":\"%s\"}",
+                     w->day, ref, lpu, res, w->time);
+}
+
+static struct http_resp *direction(const char *token, const char *lpu, const char *res,
+                                   const char *ref, const struct when *w)
+{
+    char *b = direction_body(lpu, res, ref, w);
+    char *path = xasprintf("/api/v2/directions/visit/%s", lpu);
+    struct http_resp *r = send_json("POST", path, token, b);
+    free(b), free(path);
+    return r;
+}
+
+static struct http_resp *cancel(const char *token, const char *visit)
+{
+    char *path = xasprintf("/api/v2/iemk/doctors/visit/%s", visit);
+    char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+    const char *h[] = {auth, NULL};
+    struct http_resp *r = http_request("DELETE", path, auth ? h : NULL, NULL);
+    free(auth), free(path);
+    return r;
+}
+
+static long active_bookings(const char *cell)
+{
+    const char *v[] = {cell};
+    char *n = pg_value("SELECT count(*) FROM bookings WHERE cell_guid = $1::uuid"
+                       " AND status = 'active'", 1, v);
+    long c = atol(n);
+    free(n);
+    return c;
+}
+
+static int redis_cli(const char *args)
+{
+    char *cmd = xasprintf("redis-cli -p %s %s >/dev/null 2>&1", env("MIPGW_TEST_REDIS_PORT"), args);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+static int ctl(const char *what)
+{
+    char *cmd = xasprintf("%s %s", env("MIPGW_TEST_CTL"), what);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* Every test starts with no active booking and no cell key in Redis. */
+static void clean(void)
+{
+    PQclear(pg_exec("UPDATE bookings SET status = 'cancelled' WHERE status <> 'cancelled'", 0, NULL));
+    redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:*')) do redis.call('DEL', k) end\" 0");
+}
+
+static void stores_back(void)
+{
+    ctl("redis-start");
+    ctl("pg-start");
+}
+
+/* A token signed with the demo key the gateway runs with, for a person,
+ * living from iat to exp: an expired one, or one Redis never saw. */
+static char *sign_own(const char *person, long long iat, long long exp, enum token_type type)
+{
+    struct token_keys keys = {
+        .own = (const unsigned char *)config_demo_key,
+        .own_len = strlen(config_demo_key),
+    };
+    struct token_claims c;
+    memset(&c, 0, sizeof(c));
+    c.type = type;
+    util_guid(c.jti);
+    snprintf(c.person_guid, sizeof(c.person_guid), "%s", person);
+    snprintf(c.auth_source, sizeof(c.auth_source), "%s", "Internet");
+    c.iat = iat;
+    c.exp = exp;
+    char *tok = token_sign(&keys, &c);
+    ck_assert_ptr_nonnull(tok);
+    return tok;
+}
+
+static char *direction_body(const char *lpu, const char *res, const char *ref, const struct when *w);
+
+/* ------------------------------------------------------------------ */
+/* seed 001 */
+
+START_TEST(test_entry_books_once)
+{
+    char *tok = token_of(RPGU, &IVANOV);
+    struct when w = cell_at(RES_THERAPIST, 0);
+    char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w,
+                              ",\"email\":\"ivanov@example.org\",\"phone\":\"+7 (999) 555-42-42\","
+                              "\"email_confirm_agree\":1"),
+                        LPU_470102);
+    ck_assert_int_eq(active_bookings(w.cell), 1);
+    /* What came with it is stored: on the booking, and the e-mail on the card. */
+    const char *v[] = {id + 36};
+    char *row = pg_value("SELECT b.email || '|' || b.phone || '|' || b.email_agree || '|' ||"
+                         " b.source || '|' || m.email || '|' || p.guid"
+                         " FROM bookings b JOIN medical_cards m ON m.guid = b.mkab_guid"
+                         " JOIN persons p ON p.guid = b.person_guid WHERE b.guid = $1::uuid",
+                         1, v);
+    char *want = xasprintf("ivanov@example.org|79995554242|true|Internet|ivanov@example.org|%s",
+                           ivanov_person());
+    ck_assert_str_eq(row, want);
+    free(row), free(want);
+
+    /* A retry (the client lost the answer) is the same booking, not 4009. */
+    char *again = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    ck_assert_str_eq(again, id);
+    ck_assert_int_eq(active_bookings(w.cell), 1);
+
+    /* Another patient: 4009, from Redis's marker, and again with the marker
+     * gone (PostgreSQL alone), which then puts the marker back. */
+    char *other = token_of(RPGU, &PETROVA);
+    EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    ck_assert_int_eq(redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:booked:*'))"
+                               " do redis.call('DEL', k) end\" 0"), 0);
+    EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    ck_assert_int_eq(active_bookings(w.cell), 1);
+
+    /* The seed's own example spells the day as a date-time. */
+    struct when w2 = cell_at(RES_THERAPIST, 1);
+    char *dt = xasprintf("%sT00:00:00.000Z", w2.day);
+    char *b = xasprintf("{\"lpu_code\":\"470102\",\"doctor_id\":\"%s%s\",\"day\":\"%s\","
+                        "\"time\":\"%s\"}", LPU_470102, RES_THERAPIST2, dt, w2.time);
+    /* (Петрова: Иванов holds a therapy booking already.) */
+    struct http_resp *r = send_json("POST", ENTRY, other, b);
+    free(entry_ok(r, LPU_470102));
+    free(b), free(dt);
+    free(tok), free(other), free(id), free(again);
+}
+END_TEST
+
+START_TEST(test_entry_rules)
+{
+    char *ivanov = token_of(RPGU, &IVANOV);
+    char *petrova = token_of(RPGU, &PETROVA);
+    char *smirnova = token_of(RPGU, &SMIRNOVA);
+    char *kozlov = token_of(RPGU, &KOZLOV);
+    char *fedorov = token_of(RPGU, &FEDOROV);
+
+    /* 4000: no card in the LPU (Иванов's only card is in 470102). */
+    struct when w = cell_at(RES_EYES, 2);
+    char *msg = xasprintf("Не найден МКАБ: %s в лпу: 330501", ivanov_person());
+    EXPECT(entry(ivanov, "330501", LPU_330501, RES_EYES, &w, ""), 400, "4000", msg);
+    free(msg);
+
+    /* 4005: an adult at a children's LPU (Смирнова, 1992, card in ДП №2). */
+    w = cell_at(RES_ENT_KIDS, 2);
+    EXPECT(entry(smirnova, "470103", LPU_470103, RES_ENT_KIDS, &w, ""), 400, "4005", MSG_4005);
+
+    /* 4007: self-booking blocked on the card (Козлов's blackLabel). */
+    w = cell_at(RES_THERAPIST, 2);
+    EXPECT(entry(kozlov, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4007", MSG_4007_SELF);
+
+    /* 4007, second message: dispensary-only, not on the list; Петрова is. */
+    w = cell_at(RES_CARDIO_DISP, 2);
+    EXPECT(entry(ivanov, "470102", LPU_470102, RES_CARDIO_DISP, &w, ""), 400, "4007", MSG_4007_DISP);
+    free(entry_ok(entry(petrova, "470102", LPU_470102, RES_CARDIO_DISP, &w, ""), LPU_470102));
+
+    /* 4029: the mammography room takes women of 40 and over. */
+    w = cell_at(RES_MAMMO, 2);
+    EXPECT(entry(ivanov, "470102", LPU_470102, RES_MAMMO, &w, ""), 400, "4029", MSG_4029);
+    free(entry_ok(entry(petrova, "470102", LPU_470102, RES_MAMMO, &w, ""), LPU_470102));
+
+    /* 4008: a second therapy booking while one is active and ahead. */
+    w = cell_at(RES_THERAPIST, 3);
+    free(entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
+    struct when w2 = cell_at(RES_THERAPIST2, 4);
+    char *m4008 = xasprintf("Вы уже записаны Смирнов А. В. на %c%c.%c%c.%.4s %s. Запрещено иметь "
+                            "более одной активной записи на прием на одну специальность.",
+                            w.day[8], w.day[9], w.day[5], w.day[6], w.day, w.time);
+    EXPECT(entry(ivanov, "470102", LPU_470102, RES_THERAPIST2, &w2, ""), 400, "4008", m4008);
+    free(m4008);
+
+    /* Referral-only resource without a referral: the project's 4133. */
+    w = cell_at(RES_CARDIO_REF, 2);
+    EXPECT(entry(fedorov, "330501", LPU_330501, RES_CARDIO_REF, &w, ""), 400, "4133",
+           "Запись к этому специалисту возможна только по направлению.");
+    /* With its referral in seed 001's pair it books. */
+    char *pair = xasprintf(",\"directionID\":\"%s\",\"directionType\":\"consultation\"", REF_FEDOROV);
+    free(entry_ok(entry(fedorov, "330501", LPU_330501, RES_CARDIO_REF, &w, pair), LPU_330501));
+    free(pair);
+    /* 4031: someone else's referral (Петрова with Федоров's). */
+    w = cell_at(RES_CARDIO_REF, 3);
+    pair = xasprintf(",\"directionID\":\"%s\",\"directionType\":\"consultation\"", REF_FEDOROV);
+    EXPECT(entry(petrova, "330501", LPU_330501, RES_CARDIO_REF, &w, pair), 400, "4031", MSG_4031);
+    free(pair);
+
+    free(ivanov), free(petrova), free(smirnova), free(kozlov), free(fedorov);
+}
+END_TEST
+
+START_TEST(test_entry_request_errors)
+{
+    char *tok = token_of(RPGU, &IVANOV);
+    struct when w = cell_at(RES_THERAPIST, 5);
+
+    /* 4033: one of directionID and directionType alone. */
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"directionID\":\"" REF_IVANOV "\""),
+           400, "4033", "directionID и directionType не могут быть указаны отдельно");
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"directionType\":\"x\""), 400,
+           "4033", "directionID и directionType не могут быть указаны отдельно");
+    /* 4036: no doctor, or no time. */
+    const char *m4036 = "Время и гвид врача или гвид ячейки расписания не должны быть пустыми";
+    char *b = xasprintf("{\"lpu_code\":\"470102\",\"day\":\"%s\",\"time\":\"%s\"}", w.day, w.time);
+    EXPECT(send_json("POST", ENTRY, tok, b), 400, "4036", m4036);
+    free(b);
+    b = xasprintf("{\"lpu_code\":\"470102\",\"doctor_id\":\"%s%s\",\"day\":\"%s\",\"time\":\"\"}",
+                  LPU_470102, RES_THERAPIST, w.day);
+    EXPECT(send_json("POST", ENTRY, tok, b), 400, "4036", m4036);
+    free(b);
+    /* 5066: beyond the horizon (21 days). */
+    PGresult *res = pg_exec("SELECT to_char((now() AT TIME ZONE '" TZ "')::date + 22, 'YYYY-MM-DD')",
+                            0, NULL);
+    struct when far = w;
+    snprintf(far.day, sizeof(far.day), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &far, ""), 400, "5066",
+           "Недопустимый период расписания. Максимальный период 21 дней");
+    /* No cell at that time (the project's 4130), a time passed (4131). */
+    struct when odd = w;
+    snprintf(odd.time, sizeof(odd.time), "%.3s07", w.time);
+    char *m = xasprintf("В расписании ресурса нет приема на %s %s", odd.day, odd.time);
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &odd, ""), 400, "4130", m);
+    free(m);
+    struct when past = {"2020-01-10", "09:00", ""};
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &past, ""), 400, "4131",
+           "Время приема 2020-01-10 09:00 уже прошло");
+    /* Shapes: each field named. */
+    EXPECT(entry(tok, "47010x", LPU_470102, RES_THERAPIST, &w, ""), 400, "4101",
+           "Параметр lpu_code имеет неверный формат");
+    EXPECT(entry(tok, "470102", LPU_470102, "not-a-guid", &w, ""), 400, "4101",
+           "Параметр doctor_id имеет неверный формат");
+    struct when bad = w;
+    snprintf(bad.day, sizeof(bad.day), "2026-13-01");
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &bad, ""), 400, "4101",
+           "Параметр day имеет неверный формат");
+    bad = w;
+    snprintf(bad.time, sizeof(bad.time), "9:00");
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &bad, ""), 400, "4101",
+           "Параметр time имеет неверный формат");
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"email\":\"nobody\""), 400, "4101",
+           "Параметр email имеет неверный формат");
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"phone\":\"12\""), 400, "4101",
+           "Параметр phone имеет неверный формат");
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"email_confirm_agree\":2"), 400,
+           "4101", "Параметр email_confirm_agree имеет неверный формат");
+    /* lpu_code of another LPU than doctor_id's: 4108; an unknown LPU: 4141. */
+    EXPECT(entry(tok, "330501", LPU_470102, RES_THERAPIST, &w, ""), 400, "4108",
+           "Параметры lpu_code и doctor_id указывают на разные ЛПУ");
+    /* A resource of another LPU. */
+    EXPECT(entry(tok, "470102", LPU_470102, RES_EYES, &w, ""), 404, "4142",
+           "Ресурс " RES_EYES " не найден в ЛПУ 470102");
+    /* Body and type. */
+    EXPECT(send_json("POST", ENTRY, tok, "{\"lpu_code\":"), 400, "4110", NULL);
+    EXPECT(send_json("POST", ENTRY, tok, "[1]"), 400, "4110", NULL);
+    const char *h[] = {NULL};
+    EXPECT(http_request("POST", ENTRY, h, "{}"), 415, "4115", NULL);
+    ck_assert_int_eq(active_bookings(w.cell), 0);
+    free(tok);
+}
+END_TEST
+
+START_TEST(test_entry_tokens)
+{
+    struct when w = cell_at(RES_THERAPIST, 6);
+    char *b = entry_body("470102", LPU_470102, RES_THERAPIST, &w, "");
+    EXPECT(send_json("POST", ENTRY, NULL, b), 403, "5010",
+           "Запрос должен содержать 'Authorization: Bearer ...'\"");
+    /* A COD token is not an RPGU token. */
+    char *cod = token_of(COD, &IVANOV);
+    EXPECT(send_json("POST", ENTRY, cod, b), 403, "5008", "Токен некорректен");
+    /* A signature that does not verify. */
+    char *rpgu = token_of(RPGU, &IVANOV);
+    size_t n = strlen(rpgu);
+    rpgu[n - 2] = rpgu[n - 2] == 'A' ? 'B' : 'A';
+    EXPECT(send_json("POST", ENTRY, rpgu, b), 403, "5009", "Подпись запроса некорректна");
+    /* Expired: 5007, on both booking endpoints. */
+    long long now = (long long)time(NULL);
+    char *old = sign_own(ivanov_person(), now - 1200, now - 600, TOKEN_RPGU);
+    EXPECT(send_json("POST", ENTRY, old, b), 403, "5007", "Время действия токена истекло");
+    free(old);
+    old = sign_own(ivanov_person(), now - 1200, now - 600, TOKEN_COD);
+    char *d = direction_body(LPU_330501, RES_EYES, REF_IVANOV, &w);
+    EXPECT(send_json("POST", "/api/v2/directions/visit/" LPU_330501, old, d), 403, "5007",
+           "Время действия токена истекло");
+    ck_assert_int_eq(active_bookings(w.cell), 0);
+    free(b), free(cod), free(rpgu), free(old), free(d);
+}
+END_TEST
+
+/* Cells the demo has no data for: closed to Internet booking. */
+START_TEST(test_entry_cell_closed)
+{
+    struct when w = cell_at(RES_THERAPIST2, 7);
+    const char *v[] = {w.cell};
+    PQclear(pg_exec("UPDATE cells SET access = '{Registry}' WHERE guid = $1::uuid", 1, v));
+    char *tok = token_of(RPGU, &IVANOV);
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), 400, "4132",
+           "Это время закрыто для записи через интернет. Выберите другое свободное время приема.");
+    PQclear(pg_exec("UPDATE cells SET access = '{Registry,Doctor,Internet,DoctorOtherLpu}'"
+                    " WHERE guid = $1::uuid", 1, v));
+    free(entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), LPU_470102));
+    free(tok);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* seed 002 */
+
+static void assert_ticket_shape(yajl_val v, const char *cell, const char *res)
+{
+    static const char *const keys[] = {
+        "lpu", "num", "room", "flat", "busyType", "ticketGuid", "timeTableGuid", "docFio",
+        "docGuid", "resType", "doctorRole", "speciality", "beginTime", "endTime",
+        "dateOfAppointment", "source", "login", "sourceName", "history"};
+    ck_assert_msg(jkeys_exactly(v, keys, sizeof(keys) / sizeof(keys[0])), "TicketVisitWithLpu keys");
+    yajl_val lpu = jget(v, "lpu");
+    ck_assert_str_eq(jstr(lpu, "guid"), LPU_330501);
+    ck_assert_str_eq(jstr(lpu, "mcod"), "330501");
+    ck_assert_str_eq(jstr(jget(lpu, "status"), "name"), "Online");
+    /* Every field the MIS uploaded comes back: the demo's INN, worktimes. */
+    ck_assert_ptr_nonnull(jstr(lpu, "inn"));
+    ck_assert_ptr_nonnull(jget(lpu, "worktimes"));
+    ck_assert_str_eq(jstr(v, "timeTableGuid"), cell);
+    ck_assert_str_eq(jstr(v, "docGuid"), res);
+    ck_assert_str_eq(jstr(v, "docFio"), "Волков С. Н.");
+    ck_assert_str_eq(jstr(v, "resType"), "Doctor");
+    ck_assert_str_eq(jstr(v, "speciality"), "Кардиология");
+    ck_assert_str_eq(jstr(v, "room"), "401");
+    ck_assert_int_eq(YAJL_GET_INTEGER(jget(v, "flat")), 4);
+    ck_assert_int_eq(YAJL_GET_INTEGER(jget(jget(v, "busyType"), "type")), 1);
+    ck_assert_int_eq(YAJL_GET_INTEGER(jget(v, "source")), 1);
+    ck_assert_str_eq(jstr(v, "sourceName"), "Internet");
+    ck_assert(is_guid(jstr(v, "ticketGuid")));
+    ck_assert_msg(strlen(jstr(v, "beginTime")) == 25 && strstr(jstr(v, "beginTime"), "+03:00"),
+                  "beginTime %s", jstr(v, "beginTime"));
+    yajl_val h = jget(v, "history");
+    ck_assert(YAJL_IS_ARRAY(h) && h->u.array.len == 1);
+    yajl_val h0 = h->u.array.values[0];
+    ck_assert_str_eq(jstr(h0, "newValue"), "active");
+    ck_assert_str_eq(jstr(h0, "editor"), "Internet");
+    ck_assert_str_eq(jstr(jget(h0, "client"), "mnem"), "Internet");
+}
+
+START_TEST(test_direction_visit)
+{
+    char *cod = token_of(COD, &FEDOROV);
+    char *rpgu = token_of(RPGU, &FEDOROV);
+    struct when w = cell_at(RES_CARDIO_REF, 3);
+    struct http_resp *r = direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
+    ck_assert_msg(r->status == 200, "visit: %d %s", r->status, show(r));
+    yajl_val v = jbody(r, "visit");
+    assert_ticket_shape(v, w.cell, RES_CARDIO_REF);
+    char *visit = xasprintf("%s%s", LPU_330501, jstr(v, "ticketGuid"));
+    yajl_tree_free(v);
+    http_free(r);
+
+    /* The referral is used up: another cell with it is 4031. */
+    struct when w2 = cell_at(RES_CARDIO_REF, 4);
+    EXPECT(direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w2), 400, "4031", MSG_4031);
+    /* Cancelled, it is free again, and so is the cell. */
+    EXPECT(cancel(rpgu, visit), 200, "2000", "Вызов отменен");
+    r = direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w2);
+    ck_assert_msg(r->status == 200, "re-booking: %d %s", r->status, show(r));
+    http_free(r);
+    /* The cancelled booking's history holds both steps, in the patient's list. */
+    char *auth = xasprintf("Authorization: Bearer %s", cod);
+    r = http_get(VISITS, auth, NULL);
+    ck_assert_msg(r->status == 200, "visits: %d %s", r->status, show(r));
+    yajl_val list = jparse_str(r->body);
+    ck_assert(YAJL_IS_ARRAY(list) && list->u.array.len >= 2);
+    bool seen = false;
+    for (size_t i = 0; i < list->u.array.len; i++) {
+        yajl_val it = list->u.array.values[i];
+        if (strcmp(jstr(it, "visitId"), visit) == 0) {
+            seen = true;
+            ck_assert_str_eq(jstr(it, "status"), "cancelled");
+            yajl_val h = jget(it, "history");
+            ck_assert_int_eq(h->u.array.len, 2);
+            ck_assert_str_eq(jstr(h->u.array.values[1], "oldValue"), "active");
+            ck_assert_str_eq(jstr(h->u.array.values[1], "newValue"), "cancelled");
+        }
+    }
+    ck_assert_msg(seen, "the cancelled visit is listed");
+    yajl_tree_free(list);
+    http_free(r);
+    free(auth), free(visit), free(cod), free(rpgu);
+}
+END_TEST
+
+/* Иванов's card is in 470102 only; some cases below need him with a card
+ * in 330501 too (made here, removed at the end). */
+static void ivanov_card_330501(bool on)
+{
+    const char *v[] = {ivanov_person()};
+    PQclear(pg_exec(on ? "INSERT INTO medical_cards (guid, person_guid, lpu_guid, polis_number,"
+                         " polis_key) VALUES (gen_random_uuid(), $1::uuid, '" LPU_330501 "',"
+                         " 'e2e-booking', 'e2e-booking')"
+                       : "DELETE FROM medical_cards WHERE person_guid = $1::uuid AND lpu_guid = '"
+                         LPU_330501 "' AND polis_number = 'e2e-booking'",
+                    1, v));
+}
+
+START_TEST(test_direction_errors)
+{
+    char *fedorov = token_of(COD, &FEDOROV);
+    char *ivanov = token_of(COD, &IVANOV);
+    char *petrova = token_of(COD, &PETROVA);
+    struct when w = cell_at(RES_CARDIO_REF, 6);
+    struct when we = cell_at(RES_EYES, 6);
+
+    /* 4001: no card in that LPU (Иванов's referral is to 330501). */
+    EXPECT(direction(ivanov, LPU_330501, RES_EYES, REF_IVANOV, &we), 404, "4001", MSG_NO_EMK);
+    /* 5096: the card is closed (Петрова's in 330501). */
+    const char *pv[] = {"1c6017ce-a82f-44cf-9459-71e2e1107bb7"};
+    PQclear(pg_exec("UPDATE medical_cards SET is_closed = true WHERE guid = $1::uuid", 1, pv));
+    struct http_resp *r = direction(petrova, LPU_330501, RES_EYES, REF_IVANOV, &we);
+    PQclear(pg_exec("UPDATE medical_cards SET is_closed = false WHERE guid = $1::uuid", 1, pv));
+    EXPECT(r, 403, "5096", MSG_EMK_CLOSED);
+
+    /* 4031: unknown; someone else's; for another resource; expired. */
+    EXPECT(direction(fedorov, LPU_330501, RES_CARDIO_REF, "00000000-0000-4000-8000-000000000001", &w),
+           400, "4031", MSG_4031);
+    EXPECT(direction(petrova, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w), 400, "4031", MSG_4031);
+    ivanov_card_330501(true);
+    EXPECT(direction(ivanov, LPU_330501, RES_CARDIO_REF, REF_IVANOV, &w), 400, "4031", MSG_4031);
+    const char *v[] = {REF_FEDOROV};
+    PQclear(pg_exec("UPDATE referrals SET valid_until = issued_on WHERE guid = $1::uuid", 1, v));
+    r = direction(fedorov, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
+    PQclear(pg_exec("UPDATE referrals SET valid_until = issued_on + 365 WHERE guid = $1::uuid", 1, v));
+    EXPECT(r, 400, "4031", MSG_4031);
+
+    /* 4029 through seed 002: Зайцева takes 18 to 65; Иванов made 76. */
+    const char *iv[] = {ivanov_person()};
+    PQclear(pg_exec("UPDATE persons SET birthday = '1950-01-01' WHERE guid = $1::uuid", 1, iv));
+    r = direction(ivanov, LPU_330501, RES_EYES, REF_IVANOV, &we);
+    PQclear(pg_exec("UPDATE persons SET birthday = '1985-03-14' WHERE guid = $1::uuid", 1, iv));
+    EXPECT(r, 400, "4029", MSG_4029);
+    /* 4009 through seed 002: Петрова took the cell first. */
+    char *rp = token_of(RPGU, &PETROVA);
+    free(entry_ok(entry(rp, "330501", LPU_330501, RES_EYES, &we, ""), LPU_330501));
+    EXPECT(direction(ivanov, LPU_330501, RES_EYES, REF_IVANOV, &we), 400, "4009", MSG_4009);
+    ivanov_card_330501(false);
+
+    /* The path's LPU and the body's differ. */
+    char *b = direction_body(LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
+    char *path = xasprintf("/api/v2/directions/visit/%s", LPU_470102);
+    EXPECT(send_json("POST", path, fedorov, b), 400, "4108",
+           "Параметры {lpuGuid} пути и lpuGuid указывают на разные ЛПУ");
+    free(path);
+    /* Tokens: an RPGU token where seed 002 wants a COD token; none. */
+    char *rpgu = token_of(RPGU, &FEDOROV);
+    path = xasprintf("/api/v2/directions/visit/%s", LPU_330501);
+    EXPECT(send_json("POST", path, rpgu, b), 403, "5008", "Токен некорректен");
+    EXPECT(send_json("POST", path, NULL, b), 403, "5010",
+           "Запрос должен содержать 'Authorization: Bearer ...'\"");
+    /* A required field missing. */
+    EXPECT(send_json("POST", path, fedorov, "{\"date\":\"2030-01-01\",\"time\":\"09:00\"}"), 400,
+           "4100", "Не указан обязательный параметр lpuGuid");
+    free(path), free(b), free(rpgu), free(rp);
+    free(fedorov), free(ivanov), free(petrova);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* cancellation */
+
+START_TEST(test_cancel)
+{
+    char *ivanov = token_of(RPGU, &IVANOV);
+    char *petrova = token_of(RPGU, &PETROVA);
+    struct when w = cell_at(RES_THERAPIST, 8);
+    char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    char *nf = xasprintf("Запись на прием %s не найдена", id);
+    /* Someone else's: not found, as an unknown one. */
+    EXPECT(cancel(petrova, id), 404, "4143", nf);
+    EXPECT(cancel(NULL, id), 403, "5010", "Запрос должен содержать 'Authorization: Bearer ...'\"");
+    EXPECT(cancel(ivanov, "abc"), 400, "4101", "Параметр visitId имеет неверный формат");
+    /* Own: 2000, the cell free for everyone at once (its Redis marker gone). */
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    ck_assert_int_eq(active_bookings(w.cell), 0);
+    free(entry_ok(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
+    /* Again: answered as the first time. */
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    ck_assert_int_eq(active_bookings(w.cell), 1);
+
+    /* DeleteVisitStatus: the visit took place. */
+    struct when w2 = cell_at(RES_THERAPIST2, 9);
+    char *id2 = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST2, &w2, ""), LPU_470102);
+    const char *v[] = {id2 + 36};
+    PQclear(pg_exec("UPDATE bookings SET status = 'visited' WHERE guid = $1::uuid", 1, v));
+    EXPECT(cancel(ivanov, id2), 400, "4136", "Прием уже состоялся: запись нельзя отменить.");
+    /* DeleteOldTime: its time has come. */
+    PQclear(pg_exec("UPDATE bookings SET status = 'active', begin_at = now() - interval '1 hour'"
+                    " WHERE guid = $1::uuid", 1, v));
+    EXPECT(cancel(ivanov, id2), 400, "4135", "Время приема наступило: запись нельзя отменить.");
+    free(ivanov), free(petrova), free(id), free(nf), free(id2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* one per speciality under concurrency */
+
+START_TEST(test_one_per_speciality_concurrent)
+{
+    /* Иванов books ten different therapy cells at once from ten
+     * processes: exactly one gets 200, the rest 4008 (or 4009 if two took
+     * the same cell, which they do not). */
+    char *tok = token_of(RPGU, &IVANOV);
+    enum { N = 10 };
+    int pipes[N][2];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(pipe(pipes[i]), 0);
+        struct when w = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 20 + i);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            struct http_resp *r = entry(tok, "470102", LPU_470102,
+                                        i % 2 ? RES_THERAPIST : RES_THERAPIST2, &w, "");
+            char code[8] = "0";
+            if (r->status == 200)
+                snprintf(code, sizeof(code), "200");
+            else if (strstr(r->body, "\"4008\""))
+                snprintf(code, sizeof(code), "4008");
+            ssize_t wr = write(pipes[i][1], code, strlen(code));
+            _exit(wr > 0 ? 0 : 1);
+        }
+        close(pipes[i][1]);
+    }
+    int ok = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        char buf[8] = {0};
+        ssize_t n = read(pipes[i][0], buf, sizeof(buf) - 1);
+        close(pipes[i][0]);
+        if (n > 0 && strcmp(buf, "200") == 0)
+            ok++;
+        else if (n > 0 && strcmp(buf, "4008") == 0)
+            refused++;
+    }
+    while (wait(NULL) > 0)
+        ;
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(refused, N - 1);
+    const char *v[] = {ivanov_person()};
+    char *n = pg_value("SELECT count(*) FROM bookings WHERE status = 'active' AND spec_code = '27'"
+                       " AND person_guid = $1::uuid", 1, v);
+    ck_assert_str_eq(n, "1");
+    free(n), free(tok);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Redis gone */
+
+START_TEST(test_redis_down)
+{
+    char *ivanov = token_of(RPGU, &IVANOV);
+    char *petrova = token_of(RPGU, &PETROVA);
+    struct when w = cell_at(RES_THERAPIST, 12);
+    ck_assert_int_eq(ctl("redis-stop"), 0);
+    /* PostgreSQL alone: one booking, the second 4009, the retry the same. */
+    char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    char *again = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    ck_assert_str_eq(id, again);
+    ck_assert_int_eq(active_bookings(w.cell), 1);
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    ck_assert_int_eq(ctl("redis-start"), 0);
+    /* Back: the cell is free (no marker was left behind). */
+    double t0 = mono_ms();
+    struct http_resp *r;
+    while ((r = entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""))->status != 200 &&
+           mono_ms() - t0 < 10000) {
+        http_free(r);
+        sleep_ms(200);
+    }
+    free(entry_ok(r, LPU_470102));
+    free(ivanov), free(petrova), free(id), free(again);
+}
+END_TEST
+
+/* 5097 (seed 002): a token whose session Redis never had, and PostgreSQL,
+ * which would rebuild it, stopped. */
+START_TEST(test_cards_unavailable)
+{
+    char *fed = token_of(COD, &FEDOROV);
+    free(fed);
+    const char *v[] = {"0eac09d1-0f69-43b9-ba36-a628ab7e977e"};
+    char *person = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1, v);
+    long long now = (long long)time(NULL);
+    char *tok = sign_own(person, now - 10, now + 600, TOKEN_COD);
+    struct when w = cell_at(RES_CARDIO_REF, 13);
+    ck_assert_int_eq(ctl("pg-stop"), 0);
+    struct http_resp *r = direction(tok, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
+    ck_assert_int_eq(ctl("pg-start"), 0);
+    EXPECT(r, 500, "5097", "Не удалось получить данные о медицинских картах пациента.");
+    free(tok), free(person);
+}
+END_TEST
+
+static Suite *booking_suite(void)
+{
+    Suite *s = suite_create("e2e_booking");
+    TCase *tc = tcase_create("booking");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, clean, NULL);
+    tcase_add_test(tc, test_entry_books_once);
+    tcase_add_test(tc, test_entry_rules);
+    tcase_add_test(tc, test_entry_request_errors);
+    tcase_add_test(tc, test_entry_tokens);
+    tcase_add_test(tc, test_entry_cell_closed);
+    tcase_add_test(tc, test_direction_visit);
+    tcase_add_test(tc, test_direction_errors);
+    tcase_add_test(tc, test_cancel);
+    tcase_add_test(tc, test_one_per_speciality_concurrent);
+    suite_add_tcase(s, tc);
+    TCase *down = tcase_create("stores_down");
+    tcase_set_timeout(down, 60);
+    tcase_add_checked_fixture(down, clean, stores_back);
+    tcase_add_test(down, test_redis_down);
+    tcase_add_test(down, test_cards_unavailable);
+    suite_add_tcase(s, down);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(booking_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
