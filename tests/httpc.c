@@ -444,6 +444,47 @@ struct http_resp *http_get_at(int port, const char *path, ...)
     return r;
 }
 
+struct http_resp *http_parse(const char *bytes, size_t len)
+{
+    struct http_resp *r = calloc(1, sizeof(*r));
+    if (!r)
+        abort();
+    struct rbuf body = {0};
+    const char *hend = find_crlf2(bytes, len);
+    char *head = hend ? xstrndup(bytes, (size_t)(hend - bytes)) : NULL;
+    if (!head || !parse_head(head, (size_t)(hend - bytes), r)) {
+        /* No head: what came is kept as the body, for diagnostics. */
+        r->status = 0;
+        r->closed = true;
+        rbuf_add(&body, bytes, len);
+    } else {
+        const char *p = hend + 4;
+        size_t n = len - (size_t)(p - bytes);
+        const char *cl = http_header(r, "Content-Length");
+        const char *te = http_header(r, "Transfer-Encoding");
+        if (te && strcasecmp(te, "chunked") == 0) {
+            int d = dechunk(p, n, &body);
+            r->closed = d == 0;
+            if (d < 0)
+                r->error = EPROTO;
+        } else if (cl) {
+            unsigned long long want = strtoull(cl, NULL, 10);
+            r->closed = n < want;
+            rbuf_add(&body, p, n < want ? n : (size_t)want);
+        } else {
+            rbuf_add(&body, p, n);
+        }
+    }
+    free(head);
+    if (!body.data)
+        rbuf_add(&body, "", 0);
+    r->body = body.data;
+    r->body_len = body.len;
+    if (!r->reason)
+        r->reason = xstrndup("", 0);
+    return r;
+}
+
 void http_free(struct http_resp *r)
 {
     if (!r)

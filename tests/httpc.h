@@ -51,6 +51,11 @@ struct http_resp *http_request_at(int port, const char *method, const char *path
 struct http_resp *http_get(const char *path, ...) __attribute__((sentinel));
 struct http_resp *http_get_at(int port, const char *path, ...) __attribute__((sentinel));
 
+/* One whole answer read up to the end of its connection (len bytes), for
+ * callers that do their own I/O: the status is 0 when no head came, and
+ * closed is set when the body is shorter than it says. */
+struct http_resp *http_parse(const char *bytes, size_t len);
+
 /* The value of the first header named name (any case), or NULL. */
 const char *http_header(const struct http_resp *r, const char *name);
 
