@@ -323,11 +323,11 @@ void booking_book(struct req *r, struct booking_req *b, booking_cb cb)
     r->state = b;
     booking_lock_key(b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
     booking_marker_key(b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
-    unsigned char rnd[16];
-    util_random(rnd, sizeof(rnd));
-    char hex[33];
-    util_hex(rnd, sizeof(rnd), hex);
-    snprintf(b->lock_value, sizeof(b->lock_value), "%s:%s", b->person, hex);
+    /* Whose lock this is: the patient (a retry of its own is let through)
+     * and a random GUID (from the per-thread pool: no system call). */
+    char nonce[GUID_LEN + 1];
+    util_guid(nonce);
+    snprintf(b->lock_value, sizeof(b->lock_value), "%s:%s", b->person, nonce);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->booking_lock_ttl_ms);
     const char *argv[] = {b->marker_key, b->lock_key, b->person, b->lock_value, ttl};

@@ -79,7 +79,7 @@ struct booking_req {
     /* the steps' own */
     booking_cb cb;
     char lock_key[96], marker_key[96];
-    char lock_value[GUID_LEN + 1 + 32 + 1];
+    char lock_value[2 * GUID_LEN + 2];
     bool locked;
 };
 
