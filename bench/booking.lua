@@ -29,14 +29,6 @@ dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
 local tokens, resources, slots, booked = {}, {}, {}, {}
 local mode, nthreads, g
 
-local function lines(path)
-   local t = {}
-   for l in assert(io.open(path, "r")):lines() do
-      if l ~= "" then t[#t + 1] = l end
-   end
-   return t
-end
-
 local function entry(token, doctor, day, time)
    return wrk.format("POST", "/api/v2/iemk/doctors/entry",
       {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"},

@@ -18,6 +18,15 @@ local threads = {}
 -- The scenario's name, set by the script that loads this file.
 bench_scenario = bench_scenario or "unnamed"
 
+-- The non-empty lines of a file, for the scenarios' data.
+function lines(path)
+   local t = {}
+   for l in assert(io.open(path, "r")):lines() do
+      if l ~= "" then t[#t + 1] = l end
+   end
+   return t
+end
+
 -- Per-thread globals, read back in done().
 non2xx = 0
 thread_id = 0

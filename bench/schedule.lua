@@ -15,14 +15,6 @@ dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
 
 local reqs = {}
 
-local function lines(path)
-   local t = {}
-   for l in assert(io.open(path, "r")):lines() do
-      if l ~= "" then t[#t + 1] = l end
-   end
-   return t
-end
-
 function init(args)
    if not args[1] or not args[2] then
       error("schedule.lua: wrk ... -- RESOURCES DAYS")

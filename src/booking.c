@@ -205,8 +205,7 @@ static void booking_on_pg(PGresult *res, enum store_status st, void *arg)
     }
     if (st != STORE_OK || PQntuples(res) != 1) {
         booking_redis_done(r, b, NULL);
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL
-                                                                         : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
         return;
     }
     char err[64];
@@ -297,7 +296,7 @@ static void booking_write(struct req *r, struct booking_req *b)
     buf_free(&q);
     if (st != STORE_OK) {
         booking_redis_done(r, b, NULL);
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
     }
 }
 
@@ -359,8 +358,7 @@ static void cancel_on_pg(PGresult *res, enum store_status st, void *arg)
     struct req *r = arg;
     struct cancel_op *c = r->state;
     if (st != STORE_OK || PQntuples(res) != 1) {
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL
-                                                                         : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
         return;
     }
     char err[64];
@@ -416,5 +414,5 @@ void booking_cancel(struct req *r, const char *person, const char *lpu, const ch
     enum store_status st = pg_query(r->w->pg, STMT_CANCEL, values, cancel_on_pg, r);
     buf_free(&q);
     if (st != STORE_OK)
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
 }

@@ -428,7 +428,7 @@ void misauth_require(struct req *r, misauth_cb cb)
     enum store_status st = pg_query(r->w->pg, STMT_MIS_LOGIN, values, misauth_on_pg, m);
     if (st != STORE_OK) {
         explicit_bzero(m->password, pwlen);
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
         return;
     }
     /* Leads the verification of this header (unless every slot is taken:

@@ -360,3 +360,25 @@ void req_fail1(struct req *r, enum err_id id, const char *arg)
 {
     req_reply_error(r, id, &arg, 1);
 }
+
+void req_fail_store(struct req *r, enum store_status st)
+{
+    req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL : E_STORE_UNAVAILABLE);
+}
+
+yajl_val req_json_object(struct req *r, size_t max, const char *expected)
+{
+    size_t len;
+    req_body(r, &len);
+    if (len > max) {
+        req_fail(r, E_BODY_TOO_LARGE);
+        return NULL;
+    }
+    yajl_val root = req_json_body(r);
+    if (root && !YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        req_fail1(r, E_BODY_JSON, expected);
+        return NULL;
+    }
+    return root;
+}

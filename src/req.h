@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "errors.h"
+#include "store.h"
 #include "util.h"
 
 #define REQ_MAX_PARAMS 6
@@ -80,6 +81,10 @@ bool req_is_json(struct req *r);
  * 400/4110 and the reason. */
 yajl_val req_json_body(struct req *r);
 
+/* The body as a JSON object: NULL when answered, 413/4113 over max bytes,
+ * 400/4110 when it is not JSON or not an object (`expected` names what
+ * should have come). The caller frees the tree with yajl_tree_free. */
+yajl_val req_json_object(struct req *r, size_t max, const char *expected);
 /* Answers with a JSON body. msg_code goes to the access log ("-" if NULL). */
 void req_reply_json(struct req *r, int status, const char *msg_code, const char *body, size_t len);
 /* Answers with the JSON a yajl generator wrote (see json.h), and frees
@@ -91,6 +96,9 @@ void req_reply_error(struct req *r, enum err_id id, const char *const *args, int
 /* Shortcuts for an error without and with one placeholder. */
 void req_fail(struct req *r, enum err_id id);
 void req_fail1(struct req *r, enum err_id id, const char *arg);
+/* Answers a store call that failed: refused for a full queue → 503/5031,
+ * an error reply (an SQL error) → 500/5000, down or late → 503/5030. */
+void req_fail_store(struct req *r, enum store_status st);
 /* Plain text (metrics). */
 void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len);
 

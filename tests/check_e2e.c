@@ -1192,24 +1192,6 @@ START_TEST(test_session_alg_none)
 END_TEST
 
 /* A token of our own format signed with the demo key the gateway runs with. */
-static char *sign_own(const char *person, long long iat, long long exp, enum token_type type)
-{
-    struct token_keys keys = {
-        .own = (const unsigned char *)config_demo_key,
-        .own_len = strlen(config_demo_key),
-    };
-    struct token_claims c;
-    memset(&c, 0, sizeof(c));
-    c.type = type;
-    util_guid(c.jti);
-    snprintf(c.person_guid, sizeof(c.person_guid), "%s", person);
-    snprintf(c.auth_source, sizeof(c.auth_source), "%s", "Internet");
-    c.iat = iat;
-    c.exp = exp;
-    char *tok = token_sign(&keys, &c);
-    ck_assert_ptr_nonnull(tok);
-    return tok;
-}
 
 START_TEST(test_session_expired)
 {

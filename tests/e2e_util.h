@@ -51,6 +51,10 @@ struct http_resp *post_json(const char *path, const char *auth_header, const cha
 PGresult *pg_exec(const char *sql, int nparams, const char *const *params);
 /* The first column of the first row, or NULL; the caller frees. */
 char *pg_value(const char *sql, int nparams, const char *const *params);
+/* A token of ours signed with the demo key the gateway runs with, for a
+ * person, living from iat to exp (an expired one, or one whose jti Redis
+ * never saw); type is an enum token_type. The caller frees. */
+char *sign_own(const char *person, long long iat, long long exp, int type);
 /* A token from path (COD or RPGU) for an ЕНП and birthday; the caller frees. */
 char *cod_token(const char *path, const char *enp, const char *birthday);
 

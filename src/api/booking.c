@@ -31,24 +31,6 @@
 
 /* --- parsing, shared by both booking bodies --- */
 
-/* The body as a JSON object, or NULL when answered (413/400). */
-static yajl_val booking_body(struct req *r)
-{
-    size_t len;
-    req_body(r, &len);
-    if (len > BOOKING_MAX_BODY) {
-        req_fail(r, E_BODY_TOO_LARGE);
-        return NULL;
-    }
-    yajl_val root = req_json_body(r);
-    if (root && !YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        req_fail1(r, E_BODY_JSON, "ожидается объект");
-        return NULL;
-    }
-    return root;
-}
-
 /* A string field: NULL when absent, null or empty; *bad when present but
  * not a string. */
 static const char *field(yajl_val root, const char *name, bool *bad)
@@ -235,16 +217,26 @@ static bool entry_parse(struct req *r, yajl_val root, struct booking_req *b,
     return true;
 }
 
-static void entry_on_auth(struct req *r, const struct auth_session *s)
+typedef bool (*booking_parse_fn)(struct req *r, yajl_val root, struct booking_req *b,
+                                 const struct auth_session *s);
+
+/* After the token: the body into a new booking, then the booking. */
+static void booking_start(struct req *r, const struct auth_session *s, enum booking_kind kind,
+                          booking_parse_fn parse, booking_cb done)
 {
-    struct booking_req *b = booking_new(r, BOOKING_ENTRY, s);
-    yajl_val root = booking_body(r);
+    struct booking_req *b = booking_new(r, kind, s);
+    yajl_val root = req_json_object(r, BOOKING_MAX_BODY, "ожидается объект");
     if (!root)
         return;
-    bool ok = entry_parse(r, root, b, s);
+    bool ok = parse(r, root, b, s);
     yajl_tree_free(root);
     if (ok)
-        booking_book(r, b, entry_done);
+        booking_book(r, b, done);
+}
+
+static void entry_on_auth(struct req *r, const struct auth_session *s)
+{
+    booking_start(r, s, BOOKING_ENTRY, entry_parse, entry_done);
 }
 
 void api_booking_entry(struct req *r)
@@ -267,8 +259,10 @@ static void direction_done(struct req *r, const struct booking_result *res)
     req_reply_json(r, 200, NULL, res->visit, res->visit_len);
 }
 
-static bool direction_parse(struct req *r, yajl_val root, struct booking_req *b)
+static bool direction_parse(struct req *r, yajl_val root, struct booking_req *b,
+                            const struct auth_session *s)
 {
+    (void)s;
     char path_lpu[GUID_LEN + 1];
     if (ids_guid(r->params[0], path_lpu) != ID_OK) {
         req_fail1(r, E_PARAM_FORMAT, "lpuGuid");
@@ -288,14 +282,7 @@ static bool direction_parse(struct req *r, yajl_val root, struct booking_req *b)
 
 static void direction_on_auth(struct req *r, const struct auth_session *s)
 {
-    struct booking_req *b = booking_new(r, BOOKING_DIRECTION, s);
-    yajl_val root = booking_body(r);
-    if (!root)
-        return;
-    bool ok = direction_parse(r, root, b);
-    yajl_tree_free(root);
-    if (ok)
-        booking_book(r, b, direction_done);
+    booking_start(r, s, BOOKING_DIRECTION, direction_parse, direction_done);
 }
 
 void api_booking_direction(struct req *r)
@@ -337,8 +324,7 @@ static void visits_on_pg(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     if (st != STORE_OK || PQntuples(res) != 1) {
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL
-                                                                         : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
         return;
     }
     req_reply_json(r, 200, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
@@ -351,7 +337,7 @@ static void visits_on_auth(struct req *r, const struct auth_session *s)
     const char *values[] = {s->person, r->w->cfg->time_zone, max};
     enum store_status st = pg_query(r->w->pg, STMT_VISITS, values, visits_on_pg, r);
     if (st != STORE_OK)
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
 }
 
 void api_booking_visits(struct req *r)

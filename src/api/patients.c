@@ -64,7 +64,7 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
         "[\"Guid: карта изменена одновременно другой загрузкой; повторите\"],\"Changed\":false}";
     bool race = st == STORE_ERROR && strcmp(pg_sqlstate(res), "23505") == 0;
     if (st != STORE_OK && !race) {
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
         return;
     }
     if (race ? !patient_result_make(&u->check, raced, sizeof(raced) - 1, &u->res)
@@ -85,20 +85,9 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
  * returning). Returns false when the request was answered (413/400). */
 static bool upload_parse(struct req *r, struct upload *u)
 {
-    size_t len;
-    req_body(r, &len);
-    if (len > PATIENTS_MAX_BODY) {
-        req_fail(r, E_BODY_TOO_LARGE);
-        return false;
-    }
-    yajl_val root = req_json_body(r);
+    yajl_val root = req_json_object(r, PATIENTS_MAX_BODY, "ожидается объект Patient");
     if (!root)
         return false;
-    if (!YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        req_fail1(r, E_BODY_JSON, "ожидается объект Patient");
-        return false;
-    }
     patient_validate(root, NULL, &u->check);
     yajl_tree_free(root);
     u->item_json = req_strdup(r, u->check.item.data ? u->check.item.data : "");
@@ -134,7 +123,7 @@ static void upload_authorized(struct req *r, const struct misauth_login *who)
     const char *values[] = {u->item_json, u->allowed};
     enum store_status st = pg_query(r->w->pg, STMT_PATIENT_UPLOAD, values, upload_on_pg, r);
     if (st != STORE_OK)
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
 }
 
 void api_patients_upload(struct req *r)

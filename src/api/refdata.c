@@ -56,7 +56,7 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
         return;
     }
     if (st != STORE_OK || PQntuples(res) != 1) {
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
         return;
     }
     char foreign[32];
@@ -134,7 +134,7 @@ static void upload_authed(struct req *r, const struct misauth_login *who)
     const char *values[] = {u->b.json, allowed};
     enum store_status st = pg_query(r->w->pg, refdata_stmt(u->b.kind), values, upload_on_pg, r);
     if (st != STORE_OK)
-        req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
+        req_fail_store(r, st);
 }
 
 /* The first step: nothing of the body is read before the credential is

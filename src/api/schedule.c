@@ -39,16 +39,11 @@ static const char *const status_tail[] = {
 };
 #define STATUS_TAIL_MAX 16
 
-static void sched_fail_store(struct req *r, enum store_status st)
-{
-    req_fail(r, st == STORE_BUSY ? E_OVERLOADED : E_STORE_UNAVAILABLE);
-}
-
 static void sched_reply(struct req *r, const struct schedule_entry *e, enum store_status st)
 {
     struct sched *s = r->state;
     if (!e) {
-        sched_fail_store(r, st);
+        req_fail_store(r, st);
         return;
     }
     if (e->found == SCHED_NO_LPU) {
@@ -113,7 +108,7 @@ static void sched_on_person(PGresult *res, enum store_status st, void *arg)
     struct req *r = arg;
     struct sched *s = r->state;
     if (st != STORE_OK) {
-        sched_fail_store(r, st);
+        req_fail_store(r, st);
         return;
     }
     if (PQntuples(res) != 1) {
@@ -196,7 +191,7 @@ static void sched_on_auth(struct req *r, const struct auth_session *a)
     const char *values[] = {s->person};
     enum store_status st = pg_query(r->w->pg, STMT_SCHEDULE_PERSON, values, sched_on_person, r);
     if (st != STORE_OK)
-        sched_fail_store(r, st);
+        req_fail_store(r, st);
 }
 
 void api_schedule(struct req *r)
