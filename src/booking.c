@@ -190,6 +190,27 @@ static void booking_refuse(struct req *r, struct booking_req *b, enum err_id id,
     }
 }
 
+/* The JSON object a booking function answered, in the first column of its
+ * one row; NULL with *fail set when the store failed or the answer does not
+ * parse (a bug: 500). The caller answers, after what it must do first. */
+static yajl_val function_answer(PGresult *res, enum store_status st, enum err_id *fail)
+{
+    if (st != STORE_OK) {
+        *fail = req_store_error(st);
+        return NULL;
+    }
+    char err[64];
+    yajl_val ans = PQntuples(res) != 1 ? NULL
+                   : json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 4, err,
+                                sizeof(err));
+    if (!ans || !YAJL_IS_OBJECT(ans)) {
+        yajl_tree_free(ans);
+        *fail = E_INTERNAL;
+        return NULL;
+    }
+    return ans;
+}
+
 static void booking_on_pg(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
@@ -203,14 +224,13 @@ static void booking_on_pg(PGresult *res, enum store_status st, void *arg)
         req_fail(r, referral ? E_DIRECTION_UNKNOWN : E_CELL_TAKEN);
         return;
     }
-    if (st != STORE_OK || PQntuples(res) != 1) {
+    enum err_id fail;
+    yajl_val ans = function_answer(res, st, &fail);
+    if (!ans) {
         booking_redis_done(r, b, NULL);
-        req_fail_store(r, st);
+        req_fail(r, fail);
         return;
     }
-    char err[64];
-    yajl_val ans = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 4, err,
-                              sizeof(err));
     const char *reason = json_str(json_get(ans, "e"));
     if (reason) {
         enum err_id id = E_INTERNAL;
@@ -357,13 +377,12 @@ static void cancel_on_pg(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct cancel_op *c = r->state;
-    if (st != STORE_OK || PQntuples(res) != 1) {
-        req_fail_store(r, st);
+    enum err_id fail;
+    yajl_val ans = function_answer(res, st, &fail);
+    if (!ans) {
+        req_fail(r, fail);
         return;
     }
-    char err[64];
-    yajl_val ans = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 4, err,
-                              sizeof(err));
     const char *reason = json_str(json_get(ans, "e"));
     const char *resource = json_str(json_get(ans, "resource"));
     yajl_val begin = json_get(ans, "begin");

@@ -361,9 +361,14 @@ void req_fail1(struct req *r, enum err_id id, const char *arg)
     req_reply_error(r, id, &arg, 1);
 }
 
+enum err_id req_store_error(enum store_status st)
+{
+    return st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL : E_STORE_UNAVAILABLE;
+}
+
 void req_fail_store(struct req *r, enum store_status st)
 {
-    req_fail(r, st == STORE_BUSY ? E_OVERLOADED : st == STORE_ERROR ? E_INTERNAL : E_STORE_UNAVAILABLE);
+    req_fail(r, req_store_error(st));
 }
 
 yajl_val req_json_object(struct req *r, size_t max, const char *expected)

@@ -99,6 +99,8 @@ void req_fail1(struct req *r, enum err_id id, const char *arg);
 /* Answers a store call that failed: refused for a full queue → 503/5031,
  * an error reply (an SQL error) → 500/5000, down or late → 503/5030. */
 void req_fail_store(struct req *r, enum store_status st);
+/* The catalogue's entry req_fail_store answers with. */
+enum err_id req_store_error(enum store_status st);
 /* Plain text (metrics). */
 void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len);
 
