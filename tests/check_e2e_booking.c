@@ -464,6 +464,43 @@ START_TEST(test_entry_tokens)
 }
 END_TEST
 
+/* The server lost its scripts (a restart, SCRIPT FLUSH): the lock and the
+ * marker still work, sent again as EVAL, and no lock is left behind. */
+START_TEST(test_scripts_lost)
+{
+    char *ivanov = token_of(RPGU, &IVANOV);
+    char *petrova = token_of(RPGU, &PETROVA);
+    struct when w = cell_at(RES_THERAPIST, 14);
+    ck_assert_int_eq(redis_cli("SCRIPT FLUSH"), 0);
+    free(entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
+    ck_assert_int_eq(redis_cli("SCRIPT FLUSH"), 0);
+    EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    /* The marker names the holder; no lock remains (the unlock is not
+     * waited for by the answer: give it a moment). */
+    char *cmd = xasprintf("redis-cli -p %s --scan --pattern 'cell:lock:*' | wc -l",
+                          env("MIPGW_TEST_REDIS_PORT"));
+    char *marker = xasprintf("redis-cli -p %s --scan --pattern 'cell:booked:*' | wc -l",
+                             env("MIPGW_TEST_REDIS_PORT"));
+    long locks = -1, markers = -1;
+    for (int i = 0; i < 20; i++) {
+        FILE *f = popen(cmd, "r");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fscanf(f, "%ld", &locks), 1);
+        pclose(f);
+        if (locks == 0)
+            break;
+        sleep_ms(50);
+    }
+    FILE *f = popen(marker, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld", &markers), 1);
+    pclose(f);
+    ck_assert_int_eq(locks, 0);
+    ck_assert_int_eq(markers, 1);
+    free(cmd), free(marker), free(ivanov), free(petrova);
+}
+END_TEST
+
 /* Cells the demo has no data for: closed to Internet booking. */
 START_TEST(test_entry_cell_closed)
 {
@@ -785,6 +822,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_entry_request_errors);
     tcase_add_test(tc, test_entry_tokens);
     tcase_add_test(tc, test_entry_cell_closed);
+    tcase_add_test(tc, test_scripts_lost);
     tcase_add_test(tc, test_direction_visit);
     tcase_add_test(tc, test_direction_errors);
     tcase_add_test(tc, test_cancel);
