@@ -142,9 +142,7 @@ $$;
 -- children_age, age_limits, dispensary, referral_only, one_per_spec}, each
 -- rule on when true. Refusals: {"e": reason} with what its message needs.
 -- Few statements, each doing much: every statement of a PL/pgSQL function
--- costs a round of the executor, and a booking is the hot write. No row
--- lock on the cell: the foreign key already takes one, and concurrent
--- bookings of one cell are settled by the unique index (ON CONFLICT).
+-- costs a round of the executor, and a booking is the hot write.
 CREATE FUNCTION mip_book(q jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -183,11 +181,16 @@ BEGIN
         RETURN jsonb_build_object('e', 'card_closed');
     END IF;
 
-    -- The cell, and whether a booking holds it: 4009 (or, for the same
-    -- patient, the booking it holds) without more work. Two bookings of one
-    -- free cell at once both pass here; the insert below settles which.
+    -- The cell, locked, and whether a booking holds it: 4009 (or, for the
+    -- same patient, the booking it holds) without more work. The lock
+    -- queues concurrent bookings of one cell here, so that the second sees
+    -- the first's booking; and an MIS upload that moves the cell (it locks
+    -- the row first, 004) either waits for this booking and sees it, or
+    -- moves the cell first, and then this row no longer matches the time
+    -- asked for (no_cell). The booking is read after the lock is granted,
+    -- hence its own statement.
     SELECT cl.guid, cl.begin_at, cl.busy_type, cl.access INTO c
-      FROM cells cl WHERE cl.resource_guid = p_resource AND cl.begin_at = p_begin;
+      FROM cells cl WHERE cl.resource_guid = p_resource AND cl.begin_at = p_begin FOR UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('e', 'no_cell');
     END IF;
@@ -257,10 +260,10 @@ BEGIN
     END IF;
 
     -- The booking, its history and the card's e-mail (the patient's latest)
-    -- in one statement. Of two bookings of one cell at once, the unique
-    -- index lets one insert; the other waits for it to commit and inserts
-    -- nothing (no error, so no subtransaction), then answers as a booked
-    -- cell does.
+    -- in one statement. Should a booking of the cell have come in all the
+    -- same (the row lock above makes that a bug), the unique index lets
+    -- one insert and the other inserts nothing, without an error (and so
+    -- without a subtransaction), and answers as a booked cell does.
     WITH nb AS (
         INSERT INTO bookings (guid, cell_guid, mkab_guid, person_guid, referral_guid, ticket,
                               begin_at, spec_code, email, phone, email_agree, source, login)
