@@ -10,10 +10,12 @@
 #include "worker.h"
 
 struct auth_state {
+    struct req *r;
     auth_cb cb;
     struct token_claims claims;
     struct auth_session s;
     struct ident_query q;      /* portal-minted tokens: the polis look-up */
+    char key[80];              /* the session's Redis key */
 };
 
 #define SESSION_VERSION "1"
@@ -39,16 +41,15 @@ bool auth_session_decode(struct req *r, const char *v, struct auth_session *s)
     return true;
 }
 
-static void auth_done(struct req *r)
+static void auth_done(struct auth_state *st)
 {
-    struct auth_state *st = r->state;
-    st->cb(r, &st->s);
+    st->cb(st->r, &st->s);
 }
 
 static void auth_on_pg(PGresult *res, enum store_status status, void *arg)
 {
-    struct req *r = arg;
-    struct auth_state *st = r->state;
+    struct auth_state *st = arg;
+    struct req *r = st->r;
     if (status != STORE_OK) {
         req_fail(r, status == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
         return;
@@ -61,14 +62,13 @@ static void auth_on_pg(PGresult *res, enum store_status status, void *arg)
     }
     memcpy(st->s.person, found.person, sizeof(found.person));
     st->s.cards = req_strdup(r, found.cards);
-    auth_done(r);
+    auth_done(st);
 }
 
 /* The session from PostgreSQL: by the signed person, or for a portal's token
  * by its polis and birthday. */
-static void auth_from_pg(struct req *r)
+static void auth_from_pg(struct auth_state *st)
 {
-    struct auth_state *st = r->state;
     st->s.from_cache = false;
     if (!st->claims.portal_minted) {
         memset(&st->q, 0, sizeof(st->q));
@@ -77,48 +77,53 @@ static void auth_from_pg(struct req *r)
         util_strlcpy(st->q.person, st->claims.person_guid, sizeof(st->q.person));
         st->q.values[0] = st->q.person;
     }
-    enum store_status s = pg_query(r->w->pg, st->q.stmt, st->q.values, auth_on_pg, r);
+    enum store_status s = pg_query(st->r->w->pg, st->q.stmt, st->q.values, auth_on_pg, st);
     if (s != STORE_OK)
-        req_fail(r, s == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
+        req_fail(st->r, s == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
 }
 
-static void auth_on_redis(const redisReply *reply, enum store_status status, void *arg)
+void auth_resume(struct auth_state *st, const char *value)
 {
-    struct req *r = arg;
-    struct auth_state *st = r->state;
-    if (status == STORE_OK && reply->type == REDIS_REPLY_STRING) {
-        struct auth_session cached = {0};
-        bool ok = st->claims.portal_minted ? false : auth_session_decode(r, reply->str, &cached);
-        if (st->claims.portal_minted) {
-            struct ident_result found;
-            if (identity_decode(reply->str, &found)) {
-                if (!found.found || !found.cards[0]) {
-                    req_fail(r, E_NO_CARDS);
-                    return;
-                }
-                memcpy(st->s.person, found.person, sizeof(found.person));
-                st->s.cards = req_strdup(r, found.cards);
-                st->s.from_cache = true;
-                auth_done(r);
+    struct req *r = st->r;
+    if (value && st->claims.portal_minted) {
+        struct ident_result found;
+        if (identity_decode(value, &found)) {
+            if (!found.found || !found.cards[0]) {
+                req_fail(r, E_NO_CARDS);
                 return;
             }
-        } else if (ok && strcmp(cached.person, st->claims.person_guid) == 0) {
+            memcpy(st->s.person, found.person, sizeof(found.person));
+            st->s.cards = req_strdup(r, found.cards);
+            st->s.from_cache = true;
+            auth_done(st);
+            return;
+        }
+    } else if (value) {
+        struct auth_session cached = {0};
+        if (auth_session_decode(r, value, &cached) &&
+            strcmp(cached.person, st->claims.person_guid) == 0) {
             memcpy(st->s.person, cached.person, sizeof(cached.person));
             st->s.cards = cached.cards;
             st->s.from_cache = true;
-            auth_done(r);
+            auth_done(st);
             return;
         }
     }
     /* Missing, unreadable, or Redis away: the signature already vouches for
      * the claims, so PostgreSQL can rebuild the session. */
-    auth_from_pg(r);
+    auth_from_pg(st);
 }
 
-void auth_require(struct req *r, unsigned accept, auth_cb cb)
+static void auth_on_redis(const redisReply *reply, enum store_status status, void *arg)
+{
+    struct auth_state *st = arg;
+    auth_resume(st, status == STORE_OK && reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
+}
+
+struct auth_state *auth_begin(struct req *r, unsigned accept, auth_cb cb, const char **session_key)
 {
     struct auth_state *st = req_alloc(r, sizeof(*st));
-    r->state = st;
+    st->r = r;
     st->cb = cb;
     const char *h = req_header(r, "Authorization");
     int64_t now = util_wall_us() / 1000000;
@@ -127,16 +132,16 @@ void auth_require(struct req *r, unsigned accept, auth_cb cb)
         break;
     case TOKEN_MISSING:
         req_fail(r, E_TOKEN_MISSING);
-        return;
+        return NULL;
     case TOKEN_MALFORMED:
         req_fail(r, E_TOKEN_INVALID);
-        return;
+        return NULL;
     case TOKEN_EXPIRED:
         req_fail(r, E_TOKEN_EXPIRED);
-        return;
+        return NULL;
     case TOKEN_BAD_SIGNATURE:
         req_fail(r, E_TOKEN_SIGNATURE);
-        return;
+        return NULL;
     }
     struct auth_session *s = &st->s;
     s->type = st->claims.type;
@@ -144,19 +149,32 @@ void auth_require(struct req *r, unsigned accept, auth_cb cb)
     util_strlcpy(s->jti, st->claims.jti, sizeof(s->jti));
     util_strlcpy(s->auth_source, st->claims.auth_source[0] ? st->claims.auth_source : "RPGU",
                  sizeof(s->auth_source));
-
-    char key[80];
     if (st->claims.portal_minted) {
         if (identity_from_polis(st->claims.polis_series, st->claims.polis_number,
                                 st->claims.birthday, &st->q) != E_NONE) {
             req_fail(r, E_TOKEN_INVALID);
-            return;
+            return NULL;
         }
-        snprintf(key, sizeof(key), "ident:%s", st->q.key);
+        snprintf(st->key, sizeof(st->key), "ident:%s", st->q.key);
     } else {
-        snprintf(key, sizeof(key), "tok:%s", st->claims.jti);
+        snprintf(st->key, sizeof(st->key), "tok:%s", st->claims.jti);
     }
+    *session_key = st->key;
+    return st;
+}
+
+const char *auth_claimed_person(const struct auth_state *st)
+{
+    return st->claims.portal_minted ? NULL : st->claims.person_guid;
+}
+
+void auth_require(struct req *r, unsigned accept, auth_cb cb)
+{
+    const char *key;
+    struct auth_state *st = auth_begin(r, accept, cb, &key);
+    if (!st)
+        return;
     const char *argv[] = {"GET", key};
-    if (redis_commandv(r->w->redis, auth_on_redis, r, 2, argv) != STORE_OK)
-        auth_from_pg(r);
+    if (redis_commandv(r->w->redis, auth_on_redis, st, 2, argv) != STORE_OK)
+        auth_from_pg(st);
 }

@@ -23,8 +23,23 @@ struct auth_session {
 
 typedef void (*auth_cb)(struct req *r, const struct auth_session *s);
 
-/* accept: mask of enum token_type. */
+/* accept: mask of enum token_type. The callback runs from a store's
+ * callback, never inside this call. The step keeps its state in the
+ * request's arena, not in r->state. */
 void auth_require(struct req *r, unsigned accept, auth_cb cb);
+
+/* auth_require in two halves, for a handler that reads the session in a
+ * Redis round trip of its own (the booking's lock script): auth_begin
+ * verifies the token at once and answers a refusal (NULL); otherwise it
+ * gives the session's Redis key (valid as long as the request), and
+ * auth_resume goes on with that key's value (NULL: missing, or Redis away:
+ * the session is then rebuilt from PostgreSQL) to the callback. */
+struct auth_state;
+struct auth_state *auth_begin(struct req *r, unsigned accept, auth_cb cb, const char **session_key);
+void auth_resume(struct auth_state *st, const char *value);
+/* The person a verified token of ours names; NULL for a portal's token,
+ * which names a polis (the person comes with the session). */
+const char *auth_claimed_person(const struct auth_state *st);
 
 /* The Redis value of a session, and its key "tok:{jti}". */
 void auth_session_encode(const struct auth_session *s, struct buf *out);

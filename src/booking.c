@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "config.h"
 #include "ids.h"
 #include "json.h"
@@ -67,17 +68,21 @@ void booking_marker_key(const char *resource, int64_t begin_s, char *out, size_t
 
 /* --- Redis: the fast path --- */
 
-/* KEYS marker, lock; ARGV person, lock value, lock ttl (ms).
- * 0: taken by someone else; 1: locked for us; 2: the patient's own (a
- * booking it holds, or its own booking of the cell under way): on to
- * PostgreSQL, without the lock, for the answer it holds. */
+/* KEYS marker, lock and, when given, the token's session; ARGV person,
+ * lock value, lock ttl (ms). Answers {verdict, session value or nil}; the
+ * verdict 0: taken by someone else; 1: locked for us; 2: the patient's own
+ * (a booking it holds, or its own booking of the cell under way): on to
+ * PostgreSQL, without the lock, for the answer it holds. One round trip
+ * reads the session and settles the lock. */
 static struct redis_script try_script = {
+    "local s = false\n"
+    "if KEYS[3] then s = redis.call('GET', KEYS[3]) end\n"
     "local holder = redis.call('GET', KEYS[1])\n"
-    "if holder then if holder == ARGV[1] then return 2 end return 0 end\n"
-    "if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end\n"
+    "if holder then if holder == ARGV[1] then return {2, s} end return {0, s} end\n"
+    "if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, s} end\n"
     "local v = redis.call('GET', KEYS[2])\n"
-    "if v and string.sub(v, 1, 36) == ARGV[1] then return 2 end\n"
-    "return 0\n",
+    "if v and string.sub(v, 1, 36) == ARGV[1] then return {2, s} end\n"
+    "return {0, s}\n",
     ""};
 
 /* KEYS marker, lock; ARGV holder ("" none), lock value ("" none), marker
@@ -320,28 +325,75 @@ static void booking_write(struct req *r, struct booking_req *b)
     }
 }
 
+/* What the lock script said. */
+enum {
+    TRY_UNKNOWN = -1,  /* not asked yet, or Redis did not answer: PostgreSQL alone */
+    TRY_TAKEN = 0,     /* booked or being booked by someone else: 4009 */
+    TRY_LOCKED = 1,    /* the lock is ours */
+    TRY_OWN = 2,       /* the patient's own booking or attempt: PostgreSQL, no lock */
+};
+
+static void booking_try(struct req *r, struct booking_req *b, const char *session_key);
+
+/* The token's session is known, and so whose booking this is. */
+static void booking_on_session(struct req *r, const struct auth_session *s)
+{
+    struct booking_req *b = r->state;
+    memcpy(b->person, s->person, sizeof(b->person));
+    b->source = req_strdup(r, s->auth_source);
+    /* Seed 001: the session knows the patient's open cards; no card in the
+     * LPU is refused before PostgreSQL (which checks again). */
+    if (b->kind == BOOKING_ENTRY && !booking_cards_have_lpu(s->cards, b->lpu)) {
+        booking_redis_done(r, b, NULL);
+        const char *args[] = {b->person, b->mcod};
+        req_reply_error(r, E_NO_MKAB_IN_LPU, args, 2);
+        return;
+    }
+    if (!b->tried) {
+        booking_try(r, b, NULL);
+        return;
+    }
+    if (b->verdict == TRY_TAKEN) {
+        req_fail(r, E_CELL_TAKEN);
+        return;
+    }
+    booking_write(r, b);
+}
+
 static void booking_on_try(const redisReply *reply, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct booking_req *b = r->state;
-    if (st == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
-        if (reply->integer == 0) {
-            req_fail(r, E_CELL_TAKEN);
-            return;
-        }
-        b->locked = reply->integer == 1;
+    const char *session = NULL;
+    if (st == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER) {
+        b->verdict = (int)reply->element[0]->integer;
+        b->locked = b->verdict == TRY_LOCKED;
+        if (reply->element[1]->type == REDIS_REPLY_STRING)
+            session = reply->element[1]->str;
     }
     /* Anything else (down, late, an error reply): PostgreSQL decides alone. */
-    booking_write(r, b);
+    if (!b->with_session) {
+        if (b->verdict == TRY_TAKEN)
+            req_fail(r, E_CELL_TAKEN);
+        else
+            booking_write(r, b);
+        return;
+    }
+    if (!session && b->locked) {
+        /* The session will be rebuilt from PostgreSQL, which may refuse the
+         * token: no lock is held meanwhile (the booking goes on without). */
+        booking_redis_done(r, b, NULL);
+        b->verdict = TRY_OWN;
+    }
+    auth_resume(b->auth, session);
 }
 
-void booking_book(struct req *r, struct booking_req *b, booking_cb cb)
+/* The lock script; with session_key, it reads the token's session too. */
+static void booking_try(struct req *r, struct booking_req *b, const char *session_key)
 {
-    pthread_once(&scripts_once, booking_scripts_init);
-    b->cb = cb;
-    r->state = b;
-    booking_lock_key(b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
-    booking_marker_key(b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
+    b->tried = true;
+    b->with_session = session_key != NULL;
     /* Whose lock this is: the patient (a retry of its own is let through)
      * and a random GUID (from the per-thread pool: no system call). */
     char nonce[GUID_LEN + 1];
@@ -349,9 +401,54 @@ void booking_book(struct req *r, struct booking_req *b, booking_cb cb)
     snprintf(b->lock_value, sizeof(b->lock_value), "%s:%s", b->person, nonce);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->booking_lock_ttl_ms);
-    const char *argv[] = {b->marker_key, b->lock_key, b->person, b->lock_value, ttl};
-    if (redis_eval(r->w->redis, &try_script, booking_on_try, r, 2, 5, argv) != STORE_OK)
-        booking_write(r, b);
+    const char *argv[6];
+    int n = 0;
+    argv[n++] = b->marker_key;
+    argv[n++] = b->lock_key;
+    if (session_key)
+        argv[n++] = session_key;
+    int nkeys = n;
+    argv[n++] = b->person;
+    argv[n++] = b->lock_value;
+    argv[n++] = ttl;
+    if (redis_eval(r->w->redis, &try_script, booking_on_try, r, nkeys, n, argv) != STORE_OK)
+        booking_on_try(NULL, STORE_DOWN, r);
+}
+
+static void booking_on_session_value(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct booking_req *b = r->state;
+    auth_resume(b->auth, st == STORE_OK && reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
+}
+
+struct auth_state *booking_auth(struct req *r, unsigned accept, const char **session_key)
+{
+    return auth_begin(r, accept, booking_on_session, session_key);
+}
+
+void booking_book(struct req *r, struct booking_req *b, struct auth_state *auth,
+                  const char *session_key, booking_cb cb)
+{
+    pthread_once(&scripts_once, booking_scripts_init);
+    b->cb = cb;
+    b->auth = auth;
+    b->verdict = TRY_UNKNOWN;
+    r->state = b;
+    booking_lock_key(b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
+    booking_marker_key(b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
+    /* Our own tokens name their person: the lock and the session in one
+     * round trip. A portal's token names a polis: its person comes with the
+     * session, and the lock after it. */
+    const char *person = auth_claimed_person(auth);
+    if (person) {
+        util_strlcpy(b->person, person, sizeof(b->person));
+        booking_try(r, b, session_key);
+        return;
+    }
+    const char *argv[] = {"GET", session_key};
+    if (redis_commandv(r->w->redis, booking_on_session_value, r, 2, argv) != STORE_OK)
+        auth_resume(auth, NULL);
 }
 
 /* --- cancellation --- */

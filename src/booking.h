@@ -2,11 +2,12 @@
  * booking endpoints (api/booking.c) share.
  *
  * A booking runs, over one request:
- *   lock    Redis, one script: a booked marker of another patient, or the
- *           cell's lock held by another booking → 4009 at once, without
- *           PostgreSQL; else the lock is taken (SET NX PX, a random value
- *           that names the patient). Redis away or slow: on to PostgreSQL
- *           alone, which is correct by itself.
+ *   lock    Redis, one script that also reads the token's session: a booked
+ *           marker of another patient, or the cell's lock held by another
+ *           booking → 4009 at once, without PostgreSQL; else the lock is
+ *           taken (SET NX PX, a random value that names the patient). Redis
+ *           away or slow: on to PostgreSQL alone, which is correct by
+ *           itself (and rebuilds the session).
  *   write   PostgreSQL: mip_book (006_booking.sql), one transaction that
  *           checks every rule against the data and inserts the booking and
  *           its history; a unique index makes a second booking of a cell
@@ -78,12 +79,23 @@ struct booking_req {
     const char *source;           /* the token's client application */
     /* the steps' own */
     booking_cb cb;
+    struct auth_state *auth;
+    bool tried;                   /* the lock script was sent */
+    bool with_session;            /* ... and reads the token's session */
+    int verdict;                  /* its answer (booking.c's TRY_*) */
     char lock_key[96], marker_key[96];
     char lock_value[2 * GUID_LEN + 2];
     bool locked;
 };
 
-void booking_book(struct req *r, struct booking_req *b, booking_cb cb);
+struct auth_state;
+/* Verifies the token of a booking request at once (auth_begin): NULL when
+ * answered (403); else the step booking_book goes on with, and the Redis
+ * key of the token's session. */
+struct auth_state *booking_auth(struct req *r, unsigned accept, const char **session_key);
+/* Books; b->person and b->source come from the token's session. */
+void booking_book(struct req *r, struct booking_req *b, struct auth_state *auth,
+                  const char *session_key, booking_cb cb);
 
 typedef void (*cancel_cb)(struct req *r);
 

@@ -245,10 +245,22 @@ static void clean(void)
     redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:*')) do redis.call('DEL', k) end\" 0");
 }
 
+/* Back after a store was stopped: both running, and the gateway ready
+ * again on ten requests in a row (each may reach another worker), so that
+ * whatever runs next finds it whole. */
 static void stores_back(void)
 {
     ctl("redis-start");
     ctl("pg-start");
+    double t0 = mono_ms();
+    int run = 0;
+    while (run < 10 && mono_ms() - t0 < 15000) {
+        struct http_resp *r = http_get("/ready", NULL);
+        run = r->status == 200 ? run + 1 : 0;
+        http_free(r);
+        if (!run)
+            sleep_ms(100);
+    }
 }
 
 

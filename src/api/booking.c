@@ -8,9 +8,10 @@
  *
  * Each a chain over one request:
  *   type    Content-Type application/json (bodies)         → 415
- *   auth    auth_require: the token and its session         → 403/404/503
+ *   token   verified at once                                → 403
  *   parse   the body or path: shape, horizon, time passed   → 400 (catalogue)
- *   book    booking_book / booking_cancel (booking.h)       → the rules' codes
+ *   book    booking_book (the token's session is read in the lock's round
+ *           trip) / booking_cancel (booking.h)              → the rules' codes
  *   reply   after the commit only. */
 #include <stdio.h>
 #include <string.h>
@@ -137,17 +138,6 @@ static bool contact_fields(struct req *r, yajl_val root, struct booking_req *b)
     return true;
 }
 
-static struct booking_req *booking_new(struct req *r, enum booking_kind kind,
-                                       const struct auth_session *s)
-{
-    struct booking_req *b = req_alloc(r, sizeof(*b));
-    b->kind = kind;
-    memcpy(b->person, s->person, sizeof(b->person));
-    b->source = req_strdup(r, s->auth_source);
-    b->email_agree = -1;
-    return b;
-}
-
 /* --- POST /api/v2/iemk/doctors/entry (seed 001) --- */
 
 static void entry_done(struct req *r, const struct booking_result *res)
@@ -165,8 +155,7 @@ static void entry_done(struct req *r, const struct booking_result *res)
 
 /* Seed 001's body into b; false when answered. The seed's own checks come
  * first (4033, 4036), then each field's shape. */
-static bool entry_parse(struct req *r, yajl_val root, struct booking_req *b,
-                        const struct auth_session *s)
+static bool entry_parse(struct req *r, yajl_val root, struct booking_req *b)
 {
     bool bad_id = false, bad_type = false, bad_doctor = false, bad_time = false, bad = false;
     const char *dir_id = field(root, "directionID", &bad_id);
@@ -205,47 +194,40 @@ static bool entry_parse(struct req *r, yajl_val root, struct booking_req *b,
         req_fail1(r, E_PARAM_FORMAT, "doctor_id");
         return false;
     }
-    if (!when_fields(r, root, "day", b) || !contact_fields(r, root, b))
-        return false;
-    /* The session knows the patient's open cards: no card in the LPU is
-     * refused before the cell is locked for a booking that cannot be. */
-    if (!booking_cards_have_lpu(s->cards, b->lpu)) {
-        const char *args[] = {b->person, b->mcod};
-        req_reply_error(r, E_NO_MKAB_IN_LPU, args, 2);
-        return false;
-    }
-    return true;
+    return when_fields(r, root, "day", b) && contact_fields(r, root, b);
 }
 
-typedef bool (*booking_parse_fn)(struct req *r, yajl_val root, struct booking_req *b,
-                                 const struct auth_session *s);
+typedef bool (*booking_parse_fn)(struct req *r, yajl_val root, struct booking_req *b);
 
-/* After the token: the body into a new booking, then the booking. */
-static void booking_start(struct req *r, const struct auth_session *s, enum booking_kind kind,
+/* A booking request: the type, the token (verified here; its session is
+ * read with the cell's lock, booking.h), the body into a new booking, then
+ * the booking. */
+static void booking_start(struct req *r, enum booking_kind kind, unsigned accept,
                           booking_parse_fn parse, booking_cb done)
-{
-    struct booking_req *b = booking_new(r, kind, s);
-    yajl_val root = req_json_object(r, BOOKING_MAX_BODY, "ожидается объект");
-    if (!root)
-        return;
-    bool ok = parse(r, root, b, s);
-    yajl_tree_free(root);
-    if (ok)
-        booking_book(r, b, done);
-}
-
-static void entry_on_auth(struct req *r, const struct auth_session *s)
-{
-    booking_start(r, s, BOOKING_ENTRY, entry_parse, entry_done);
-}
-
-void api_booking_entry(struct req *r)
 {
     if (!req_is_json(r)) {
         req_fail(r, E_CONTENT_TYPE);
         return;
     }
-    auth_require(r, TOKEN_RPGU, entry_on_auth);
+    const char *session_key;
+    struct auth_state *auth = booking_auth(r, accept, &session_key);
+    if (!auth)
+        return;
+    struct booking_req *b = req_alloc(r, sizeof(*b));
+    b->kind = kind;
+    b->email_agree = -1;
+    yajl_val root = req_json_object(r, BOOKING_MAX_BODY, "ожидается объект");
+    if (!root)
+        return;
+    bool ok = parse(r, root, b);
+    yajl_tree_free(root);
+    if (ok)
+        booking_book(r, b, auth, session_key, done);
+}
+
+void api_booking_entry(struct req *r)
+{
+    booking_start(r, BOOKING_ENTRY, TOKEN_RPGU, entry_parse, entry_done);
 }
 
 /* --- POST /api/v2/directions/visit/{lpuGuid} (seed 002) --- */
@@ -259,10 +241,8 @@ static void direction_done(struct req *r, const struct booking_result *res)
     req_reply_json(r, 200, NULL, res->visit, res->visit_len);
 }
 
-static bool direction_parse(struct req *r, yajl_val root, struct booking_req *b,
-                            const struct auth_session *s)
+static bool direction_parse(struct req *r, yajl_val root, struct booking_req *b)
 {
-    (void)s;
     char path_lpu[GUID_LEN + 1];
     if (ids_guid(r->params[0], path_lpu) != ID_OK) {
         req_fail1(r, E_PARAM_FORMAT, "lpuGuid");
@@ -280,18 +260,9 @@ static bool direction_parse(struct req *r, yajl_val root, struct booking_req *b,
     return when_fields(r, root, "date", b);
 }
 
-static void direction_on_auth(struct req *r, const struct auth_session *s)
-{
-    booking_start(r, s, BOOKING_DIRECTION, direction_parse, direction_done);
-}
-
 void api_booking_direction(struct req *r)
 {
-    if (!req_is_json(r)) {
-        req_fail(r, E_CONTENT_TYPE);
-        return;
-    }
-    auth_require(r, TOKEN_COD, direction_on_auth);
+    booking_start(r, BOOKING_DIRECTION, TOKEN_COD, direction_parse, direction_done);
 }
 
 /* --- DELETE /api/v2/iemk/doctors/visit/{visitId} --- */
