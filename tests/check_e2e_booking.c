@@ -5,10 +5,10 @@
  *   GET    /api/v2/iemk/doctors/visits             (a patient's bookings)
  *
  * Runs under tests/e2e.sh (see check_e2e.c for the environment) against the
- * demo data: every rule is shown on the demo's own patients and resources,
- * the few cases the demo has no data for (a cell closed to Internet
- * booking, a booking in the past, a visit that took place) on rows made here
- * in PostgreSQL. Each test starts with no active booking and no cell key in
+ * demo data: every rule is shown on the demo's own patients, resources and
+ * cells; the states no demo data can hold (a booking in the past, a visit
+ * that took place, a closed card, an expired referral) are made here in
+ * PostgreSQL. Each test starts with no active booking and no cell key in
  * Redis, and uses cells no other test uses (its own offsets into a
  * resource's future cells), so that tests do not see each other. The gateway
  * runs with the default [booking] rules, horizon 21 days, Europe/Moscow. */
@@ -121,6 +121,7 @@ static struct when cell_at(const char *resource, int n)
                             " to_char(begin_at AT TIME ZONE '" TZ "', 'HH24:MI'), guid::text"
                             " FROM cells WHERE resource_guid = $1::uuid"
                             " AND begin_at > now() + interval '3 hours'"
+                            " AND busy_type = 1 AND 'Internet' = ANY (access)"
                             " ORDER BY begin_at OFFSET $2::int LIMIT 1",
                             2, v);
     ck_assert_int_eq(PQntuples(res), 1);
@@ -513,17 +514,31 @@ START_TEST(test_scripts_lost)
 }
 END_TEST
 
-/* Cells the demo has no data for: closed to Internet booking. */
+/* 4132: the demo's Saturday reception of the therapist is open to the
+ * registry and doctors only; a day off (busy type 0) is closed too. */
 START_TEST(test_entry_cell_closed)
 {
-    struct when w = cell_at(RES_THERAPIST2, 7);
-    const char *v[] = {w.cell};
-    PQclear(pg_exec("UPDATE cells SET access = '{Registry}' WHERE guid = $1::uuid", 1, v));
     char *tok = token_of(RPGU, &IVANOV);
-    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), 400, "4132",
-           "Это время закрыто для записи через интернет. Выберите другое свободное время приема.");
-    PQclear(pg_exec("UPDATE cells SET access = '{Registry,Doctor,Internet,DoctorOtherLpu}'"
-                    " WHERE guid = $1::uuid", 1, v));
+    const char *msg = "Это время закрыто для записи через интернет. Выберите другое свободное время приема.";
+    PGresult *res = pg_exec("SELECT to_char(begin_at AT TIME ZONE '" TZ "', 'YYYY-MM-DD'),"
+                            " to_char(begin_at AT TIME ZONE '" TZ "', 'HH24:MI'), guid::text"
+                            " FROM cells WHERE resource_guid = '" RES_THERAPIST "'"
+                            " AND begin_at > now() + interval '3 hours'"
+                            " AND NOT 'Internet' = ANY (access) ORDER BY begin_at LIMIT 1", 0, NULL);
+    ck_assert_msg(PQntuples(res) == 1, "the demo has a cell closed to Internet booking");
+    struct when w;
+    snprintf(w.day, sizeof(w.day), "%s", PQgetvalue(res, 0, 0));
+    snprintf(w.time, sizeof(w.time), "%s", PQgetvalue(res, 0, 1));
+    snprintf(w.cell, sizeof(w.cell), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4132", msg);
+    ck_assert_int_eq(active_bookings(w.cell), 0);
+
+    w = cell_at(RES_THERAPIST2, 7);
+    const char *v[] = {w.cell};
+    PQclear(pg_exec("UPDATE cells SET busy_type = 0 WHERE guid = $1::uuid", 1, v));
+    EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), 400, "4132", msg);
+    PQclear(pg_exec("UPDATE cells SET busy_type = 1 WHERE guid = $1::uuid", 1, v));
     free(entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), LPU_470102));
     free(tok);
 }
