@@ -514,6 +514,27 @@ START_TEST(test_scripts_lost)
 }
 END_TEST
 
+/* A portal's own RPGU token names a polis: its session is read before the
+ * lock, and the booking is the same as with ours. */
+START_TEST(test_portal_tokens)
+{
+    const char *key = env("MIPGW_TEST_PORTAL_KEY");
+    long long now = (long long)time(NULL);
+    char *ivanov = portal_token(key, "", IVANOV.v1, IVANOV.birthday, now + 600);
+    char *petrova = portal_token(key, "", PETROVA.v1, PETROVA.birthday, now + 600);
+    struct when w = cell_at(RES_THERAPIST, 15);
+    char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    char *again = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    ck_assert_str_eq(id, again);
+    const char *v[] = {id + 36};
+    char *person = pg_value("SELECT person_guid::text FROM bookings WHERE guid = $1::uuid", 1, v);
+    ck_assert_str_eq(person, ivanov_person());
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    free(ivanov), free(petrova), free(id), free(again), free(person);
+}
+END_TEST
+
 /* 4132: the demo's Saturday reception of the therapist is open to the
  * registry and doctors only; a day off (busy type 0) is closed too. */
 START_TEST(test_entry_cell_closed)
@@ -850,6 +871,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_entry_tokens);
     tcase_add_test(tc, test_entry_cell_closed);
     tcase_add_test(tc, test_scripts_lost);
+    tcase_add_test(tc, test_portal_tokens);
     tcase_add_test(tc, test_direction_visit);
     tcase_add_test(tc, test_direction_errors);
     tcase_add_test(tc, test_cancel);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jwt.h>
+
 #include "config.h"
 #include "token.h"
 #include "util.h"
@@ -288,6 +290,24 @@ char *sign_own(const char *person, long long iat, long long exp, int type)
     c.iat = iat;
     c.exp = exp;
     char *tok = token_sign(&keys, &c);
+    ck_assert_ptr_nonnull(tok);
+    return tok;
+}
+
+char *portal_token(const char *key, const char *series, const char *number, const char *birthday,
+                   long long exp)
+{
+    jwt_t *jwt = NULL;
+    ck_assert_int_eq(jwt_new(&jwt), 0);
+    ck_assert_int_eq(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)), 0);
+    char *json = xasprintf("{\"tokenType\":\"RpguToken\",\"exp\":%lld,\"iat\":%lld,"
+                           "\"Payload\":{\"PolisSeries\":\"%s\",\"PolisNumber\":\"%s\","
+                           "\"Birthday\":\"%s\"}}",
+                           exp, exp - 600, series, number, birthday);
+    ck_assert_int_eq(jwt_add_grants_json(jwt, json), 0);
+    free(json);
+    char *tok = jwt_encode_str(jwt);
+    jwt_free(jwt);
     ck_assert_ptr_nonnull(tok);
     return tok;
 }

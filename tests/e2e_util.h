@@ -55,6 +55,10 @@ char *pg_value(const char *sql, int nparams, const char *const *params);
  * person, living from iat to exp (an expired one, or one whose jti Redis
  * never saw); type is an enum token_type. The caller frees. */
 char *sign_own(const char *person, long long iat, long long exp, int type);
+/* An RPGU token as a portal mints it: signed with the portals' key, the
+ * patient named by polis and birthday, living until exp. The caller frees. */
+char *portal_token(const char *key, const char *series, const char *number, const char *birthday,
+                   long long exp);
 /* A token from path (COD or RPGU) for an ЕНП and birthday; the caller frees. */
 char *cod_token(const char *path, const char *enp, const char *birthday);
 
