@@ -2,6 +2,7 @@
  * (the stray quote after 5010's text included: it is in the seed). */
 #include "errors.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
@@ -140,6 +141,27 @@ void err_message(enum err_id id, const char *const *args, int nargs, struct buf 
     }
     if (!out->data)
         buf_append(out, "", 0);
+}
+
+/* The bodies of entries answered without arguments (4009 on a booked
+ * cell, 5010...), made once: such answers are hot paths. */
+static struct buf plain_bodies[E__COUNT];
+static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
+
+static void plain_bodies_make(void)
+{
+    for (int i = 0; i < E__COUNT; i++) {
+        buf_init(&plain_bodies[i]);
+        err_body((enum err_id)i, NULL, 0, &plain_bodies[i]);
+    }
+}
+
+const char *err_plain_body(enum err_id id, size_t *len)
+{
+    pthread_once(&plain_once, plain_bodies_make);
+    const struct buf *b = &plain_bodies[err_get(id)->id];
+    *len = b->len;
+    return b->data;
 }
 
 void err_body(enum err_id id, const char *const *args, int nargs, struct buf *out)

@@ -91,6 +91,9 @@ const struct err_def *err_get(enum err_id id);
 void err_message(enum err_id id, const char *const *args, int nargs, struct buf *out);
 /* The МИП standard body {"Code","Message_code","Message"} into out. */
 void err_body(enum err_id id, const char *const *args, int nargs, struct buf *out);
+/* The same without arguments, made once for the process (placeholders
+ * left empty): a pointer valid until exit. */
+const char *err_plain_body(enum err_id id, size_t *len);
 const char *err_type_name(enum err_type t);
 /* The whole catalogue as Markdown, an introduction and one table row per
  * entry: docs/errors.md is this output (mipgw --list-errors). */

@@ -343,10 +343,16 @@ void req_reply_gen(struct req *r, int status, yajl_gen g)
 
 void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs)
 {
+    const struct err_def *d = err_get(id);
+    if (nargs == 0) {
+        size_t len;
+        const char *plain = err_plain_body(id, &len);
+        req_reply_json(r, d->http_status, d->code, plain, len);
+        return;
+    }
     struct buf body;
     buf_init(&body);
     err_body(id, args, nargs, &body);
-    const struct err_def *d = err_get(id);
     req_reply_json(r, d->http_status, d->code, body.data, body.len);
     buf_free(&body);
 }

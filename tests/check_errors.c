@@ -137,6 +137,26 @@ static int seed_messages(const char *code)
 }
 
 /* One loop iteration per row of the seeds' tables. */
+/* The bodies made once are the bodies err_body makes, entry by entry; an
+ * id out of range is the internal error's, as with err_get. */
+START_TEST(plain_bodies_agree)
+{
+    struct buf b;
+    buf_init(&b);
+    for (int i = 0; i < E__COUNT; i++) {
+        err_body((enum err_id)i, NULL, 0, &b);
+        size_t len;
+        const char *p = err_plain_body((enum err_id)i, &len);
+        ck_assert_uint_eq(len, b.len);
+        ck_assert_mem_eq(p, b.data, len);
+    }
+    size_t len;
+    err_body(E_INTERNAL, NULL, 0, &b);
+    ck_assert_mem_eq(err_plain_body((enum err_id)(E__COUNT + 3), &len), b.data, b.len);
+    buf_free(&b);
+}
+END_TEST
+
 START_TEST(seed_pair_in_catalogue)
 {
     const struct seed_row *r = &seed_rows[_i];
@@ -638,6 +658,7 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, body_exact);
     tcase_add_test(tc, body_every_entry);
     tcase_add_test(tc, body_escapes_args);
+    tcase_add_test(tc, plain_bodies_agree);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("docs");
