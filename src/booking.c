@@ -112,8 +112,9 @@ static void on_done_reply(const redisReply *reply, enum store_status st, void *a
         log_debug("booking: marker/unlock not written (%s)", store_status_name(st));
 }
 
-/* After PostgreSQL answered: the marker (holder "" none) and the unlock,
- * not waited for. */
+/* Once the booking is settled (PostgreSQL answered, or it was refused
+ * before it): the marker (holder NULL: none) and the unlock, not waited
+ * for. A no-op when there is neither. */
 static void booking_redis_done(struct req *r, struct booking_req *b, const char *holder)
 {
     if (!b->locked && !holder)
