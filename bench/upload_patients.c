@@ -9,7 +9,10 @@
  * from its number, so that runs are repeatable), spread over the МКОДs
  * given; one in ten carries an attachment.
  *
- *   upload_patients -u URL -a LOGIN:PASSWORD -m MCOD[,MCOD...] [-n N] [-c CONNS] */
+ *   upload_patients -u URL -a LOGIN:PASSWORD -m MCOD[,MCOD...] [-n N] [-c CONNS] [-s FIRST]
+ *
+ * -s numbers the patients from FIRST (default 0), so that a warm-up run and
+ * the measured run upload different people. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -33,6 +36,7 @@ struct run {
     char mcods[MAX_MCODS][8];
     int nmcods;
     long total, next, done, uploaded, non2xx, errors, shown;
+    long first;          /* the number of the first patient */
     double *lat_us;
 };
 
@@ -137,7 +141,7 @@ static void send_next(struct conn *k)
     struct run *rn = k->run;
     if (rn->next >= rn->total)
         return;
-    long i = rn->next++;
+    long i = rn->first + rn->next++;
     char body[4096];
     int len = make_patient(rn, i, body, sizeof(body));
     struct evhttp_request *req = evhttp_request_new(on_done, k);
@@ -167,17 +171,19 @@ int main(int argc, char **argv)
     const char *url = NULL, *cred = NULL, *mcods = NULL;
     int nconns = 64, opt;
     rn.total = 100000;
-    while ((opt = getopt(argc, argv, "u:a:m:n:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "u:a:m:n:c:s:")) != -1) {
         switch (opt) {
         case 'u': url = optarg; break;
         case 'a': cred = optarg; break;
         case 'm': mcods = optarg; break;
         case 'n': rn.total = atol(optarg); break;
         case 'c': nconns = atoi(optarg); break;
+        case 's': rn.first = atol(optarg); break;
         default: goto usage;
         }
     }
-    if (!url || !cred || !mcods || rn.total <= 0 || nconns <= 0)
+    if (!url || !cred || !mcods || rn.total <= 0 || nconns <= 0 || rn.first < 0 ||
+        rn.first + rn.total > 100000000)
         goto usage;
     static char host[256];
     if (sscanf(url, "http://%255[^:]:%d", host, &rn.port) != 2)
@@ -224,6 +230,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: upload_patients -u http://HOST:PORT -a LOGIN:PASSWORD -m MCOD[,MCOD...] "
-                    "[-n N] [-c CONNECTIONS]\n");
+                    "[-n N] [-c CONNECTIONS] [-s FIRST]\n");
     return 2;
 }
