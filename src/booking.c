@@ -164,8 +164,8 @@ static const struct refusal refusals[] = {
 static void booking_refuse(struct req *r, struct booking_req *b, enum err_id id, yajl_val ans)
 {
     switch (id) {
-    case E_LPU_NOT_FOUND:
-        req_fail1(r, id, b->mcod ? b->mcod : b->lpu);
+    case E_LPU_NOT_FOUND:  /* the LPU the GUIDs name (an lpu_code of another is 4108) */
+        req_fail1(r, id, b->lpu);
         return;
     case E_LPU_MISMATCH: {
         const char *args[] = {"lpu_code", "doctor_id"};

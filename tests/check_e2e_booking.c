@@ -436,6 +436,12 @@ START_TEST(test_entry_request_errors)
     /* lpu_code of another LPU than doctor_id's: 4108; an unknown LPU: 4141. */
     EXPECT(entry(tok, "330501", LPU_470102, RES_THERAPIST, &w, ""), 400, "4108",
            "Параметры lpu_code и doctor_id указывают на разные ЛПУ");
+    /* doctor_id naming an LPU there is none of: the patient has no card
+     * there, and that comes first (docs/api.md's order). */
+    char *m4000 = xasprintf("Не найден МКАБ: %s в лпу: 470102", ivanov_person());
+    EXPECT(entry(tok, "470102", "00000000-0000-4000-8000-0000000000aa", RES_THERAPIST, &w, ""), 400,
+           "4000", m4000);
+    free(m4000);
     /* A resource of another LPU. */
     EXPECT(entry(tok, "470102", LPU_470102, RES_EYES, &w, ""), 404, "4142",
            "Ресурс " RES_EYES " не найден в ЛПУ 470102");
@@ -703,6 +709,9 @@ START_TEST(test_direction_errors)
     EXPECT(direction(ivanov, LPU_330501, RES_EYES, REF_IVANOV, &we), 400, "4009", MSG_4009);
     ivanov_card_330501(false);
 
+    /* An LPU there is none of (seed 002 checks no card before PostgreSQL). */
+    EXPECT(direction(fedorov, "00000000-0000-4000-8000-0000000000aa", RES_CARDIO_REF, REF_FEDOROV, &w),
+           404, "4141", "ЛПУ 00000000-0000-4000-8000-0000000000aa не найдено");
     /* The path's LPU and the body's differ. */
     char *b = direction_body(LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
     char *path = xasprintf("/api/v2/directions/visit/%s", LPU_470102);
