@@ -168,13 +168,17 @@ const char *auth_claimed_person(const struct auth_state *st)
     return st->claims.portal_minted ? NULL : st->claims.person_guid;
 }
 
+void auth_fetch(struct auth_state *st)
+{
+    const char *argv[] = {"GET", st->key};
+    if (redis_commandv(st->r->w->redis, auth_on_redis, st, 2, argv) != STORE_OK)
+        auth_from_pg(st);
+}
+
 void auth_require(struct req *r, unsigned accept, auth_cb cb)
 {
     const char *key;
     struct auth_state *st = auth_begin(r, accept, cb, &key);
-    if (!st)
-        return;
-    const char *argv[] = {"GET", key};
-    if (redis_commandv(r->w->redis, auth_on_redis, st, 2, argv) != STORE_OK)
-        auth_from_pg(st);
+    if (st)
+        auth_fetch(st);
 }

@@ -37,6 +37,9 @@ void auth_require(struct req *r, unsigned accept, auth_cb cb);
 struct auth_state;
 struct auth_state *auth_begin(struct req *r, unsigned accept, auth_cb cb, const char **session_key);
 void auth_resume(struct auth_state *st, const char *value);
+/* The second half of auth_require: the session read from Redis on its own,
+ * then auth_resume. */
+void auth_fetch(struct auth_state *st);
 /* The person a verified token of ours names; NULL for a portal's token,
  * which names a polis (the person comes with the session). */
 const char *auth_claimed_person(const struct auth_state *st);

@@ -416,13 +416,6 @@ static void booking_try(struct req *r, struct booking_req *b, const char *sessio
         booking_on_try(NULL, STORE_DOWN, r);
 }
 
-static void booking_on_session_value(const redisReply *reply, enum store_status st, void *arg)
-{
-    struct req *r = arg;
-    struct booking_req *b = r->state;
-    auth_resume(b->auth, st == STORE_OK && reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
-}
-
 struct auth_state *booking_auth(struct req *r, unsigned accept, const char **session_key)
 {
     return auth_begin(r, accept, booking_on_session, session_key);
@@ -447,9 +440,7 @@ void booking_book(struct req *r, struct booking_req *b, struct auth_state *auth,
         booking_try(r, b, session_key);
         return;
     }
-    const char *argv[] = {"GET", session_key};
-    if (redis_commandv(r->w->redis, booking_on_session_value, r, 2, argv) != STORE_OK)
-        auth_resume(auth, NULL);
+    auth_fetch(auth);
 }
 
 /* --- cancellation --- */

@@ -433,37 +433,6 @@ static void assert_session_at(yajl_val s, const char *person, const char *type, 
 /* ------------------------------------------------------------------ */
 /* Processes and stores */
 
-static int ctl(const char *what)
-{
-    char *cmd = xasprintf("%s %s", env("MIPGW_TEST_CTL"), what);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-/* Polls /ready on port until `streak` answers in a row have status want
- * (each is a new connection, which the kernel may hand to any worker: a
- * streak tells that every worker agrees). Returns the milliseconds it took,
- * or -1 after timeout_ms. */
-static double ready_streak(int port, int want, int streak, double timeout_ms)
-{
-    double t0 = mono_ms();
-    int run = 0;
-    while (mono_ms() - t0 < timeout_ms) {
-        struct http_resp *r = http_get_at(port, "/ready", NULL);
-        int st = r->status;
-        http_free(r);
-        if (st == want) {
-            if (++run >= streak)
-                return mono_ms() - t0;
-        } else {
-            run = 0;
-            sleep_ms(100);
-        }
-    }
-    return -1;
-}
-
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -231,14 +231,6 @@ static int redis_cli(const char *args)
     return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
 
-static int ctl(const char *what)
-{
-    char *cmd = xasprintf("%s %s", env("MIPGW_TEST_CTL"), what);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 /* Every test starts with no active booking and no cell key in Redis. */
 static void clean(void)
 {
@@ -253,15 +245,7 @@ static void stores_back(void)
 {
     ctl("redis-start");
     ctl("pg-start");
-    double t0 = mono_ms();
-    int run = 0;
-    while (run < 10 && mono_ms() - t0 < 15000) {
-        struct http_resp *r = http_get("/ready", NULL);
-        run = r->status == 200 ? run + 1 : 0;
-        http_free(r);
-        if (!run)
-            sleep_ms(100);
-    }
+    ready_streak(http_default_port(), 200, 10, 15000);
 }
 
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <jwt.h>
@@ -310,4 +311,35 @@ char *portal_token(const char *key, const char *series, const char *number, cons
     jwt_free(jwt);
     ck_assert_ptr_nonnull(tok);
     return tok;
+}
+
+int ctl(const char *what)
+{
+    char *cmd = xasprintf("%s %s", env("MIPGW_TEST_CTL"), what);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* Polls /ready on port until `streak` answers in a row have status want
+ * (each is a new connection, which the kernel may hand to any worker: a
+ * streak tells that every worker agrees). Returns the milliseconds it took,
+ * or -1 after timeout_ms. */
+double ready_streak(int port, int want, int streak, double timeout_ms)
+{
+    double t0 = mono_ms();
+    int run = 0;
+    while (mono_ms() - t0 < timeout_ms) {
+        struct http_resp *r = http_get_at(port, "/ready", NULL);
+        int st = r->status;
+        http_free(r);
+        if (st == want) {
+            if (++run >= streak)
+                return mono_ms() - t0;
+        } else {
+            run = 0;
+            sleep_ms(100);
+        }
+    }
+    return -1;
 }

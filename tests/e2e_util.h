@@ -42,6 +42,14 @@ void assert_error_at(const struct http_resp *r, int status, const char *code, co
                      const char *what, int line);
 #define assert_error(r, status, code, msg, what) assert_error_at(r, status, code, msg, what, __LINE__)
 
+/* Runs the harness's store control, "MIPGW_TEST_CTL what" (redis-stop,
+ * redis-start, pg-stop, pg-start); its exit status. */
+int ctl(const char *what);
+/* Polls /ready on port until `streak` answers in a row have status want
+ * (each a new connection, which the kernel may hand to any worker: a streak
+ * tells that every worker agrees). The milliseconds it took, or -1 after
+ * timeout_ms. */
+double ready_streak(int port, int want, int streak, double timeout_ms);
 /* "Authorization: Basic base64(login:password)"; the caller frees. */
 char *basic_header(const char *login, const char *password);
 /* POST with Content-Type: application/json and an optional header line. */

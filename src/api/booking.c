@@ -90,7 +90,10 @@ static bool when_fields(struct req *r, yajl_val root, const char *day_name, stru
     snprintf(b->time, sizeof(b->time), "%02d:%02d", h, min);
     int64_t now = util_wall_us() / 1000000;
     int horizon = r->w->cfg->schedule_horizon_days;
-    if (schedule_day(y, m, d) > schedule_today(now) + horizon) {
+    /* The schedule view's own rule for the days a portal may ask. */
+    int64_t visit_day = schedule_day(y, m, d), from, to;
+    if (schedule_range_check(schedule_today(now), horizon, visit_day, visit_day, &from, &to) ==
+        SCHED_RANGE_HORIZON) {
         char n[16];
         snprintf(n, sizeof(n), "%d", horizon);
         req_fail1(r, E_SCHEDULE_PERIOD, n);
