@@ -29,6 +29,7 @@
 
 /* 48 characters, public on purpose: it is in the source. */
 const char config_demo_key[] = "DEMO-ONLY-mipgw-key-not-secret-never-production!";
+const char config_demo_cabinet_key[] = "DEMO-ONLY-mipgw-cabinet-key-not-secret-never-production!";
 _Static_assert(sizeof(config_demo_key) == 49, "the demo key has 48 characters");
 
 enum setting_type {
@@ -61,6 +62,10 @@ static int check_nonempty(char *value, char *msg, size_t cap);
 static int check_redis_host(char *value, char *msg, size_t cap);
 static int check_zone(char *value, char *msg, size_t cap);
 static int check_log_level(char *value, char *msg, size_t cap);
+static int check_jwt_alg(char *value, char *msg, size_t cap);
+static int check_sms_sender(char *value, char *msg, size_t cap);
+static int check_login_list(char *value, char *msg, size_t cap);
+static int check_webhook_url(char *value, char *msg, size_t cap);
 
 /* _Generic refuses to compile an entry whose field has the wrong type. */
 #define FIELD(f) (((struct config *)0)->f)
@@ -206,6 +211,42 @@ static const struct setting settings[] = {
           "lifetime of a booked cell's marker in Redis, which refuses a second booking without PostgreSQL; bounds how long a marker can outlive a cancellation that could not reach Redis"),
     S_INT("booking", "visits_max", booking_visits_max, "100", 1, 1000,
           "bookings listed by GET /api/v2/iemk/doctors/visits, the latest first"),
+
+    /* [ehealth] */
+    S_STR("ehealth", "clients", T_STRING, ehealth_clients, "cabinet", check_login_list,
+          "comma-separated logins (made with `mipgw user add`) that may create UserRequests and ask for SMS codes, over Basic auth; empty: none"),
+    S_STR("ehealth", "jwt_alg", T_STRING, ehealth_jwt_alg, "HS256", check_jwt_alg,
+          "algorithm of UserRequest tokens, HS256 or HS512: the only one accepted"),
+    S_STR("ehealth", "jwt_key", T_SECRET, ehealth_jwt_key, "", NULL,
+          "key that signs UserRequest tokens, at least tokens.min_key_len bytes and unlike the other keys; empty (outside demo mode): the cabinet is off and answers 404"),
+    S_STR("ehealth", "jwt_key_file", T_STRING, ehealth_jwt_key_file, "", NULL,
+          "a file holding jwt_key, read when jwt_key is empty"),
+    S_INT("ehealth", "user_request_ttl_s", ehealth_user_request_ttl_s, "1800", 60, 86400,
+          "lifetime of a UserRequest and of its token, in seconds"),
+    S_INT("ehealth", "otp_ttl_s", ehealth_otp_ttl_s, "900", 30, 86400,
+          "an SMS code is valid this long, in seconds"),
+    S_INT("ehealth", "otp_attempts", ehealth_otp_attempts, "3", 1, 10,
+          "wrong codes after which the code is spent"),
+    S_INT("ehealth", "otp_per_phone", ehealth_otp_per_phone, "5", 1, RATE_MAX,
+          "SMS code requests per phone number per otp_window_s; more: 429"),
+    S_INT("ehealth", "otp_window_s", ehealth_otp_window_s, "3600", 1, 86400,
+          "the window of otp_per_phone, in seconds"),
+    S_INT("ehealth", "access_token_ttl_s", ehealth_access_token_ttl_s, "2592000", 60, 31622400,
+          "lifetime of the access token a registration issues, in seconds (30 days)"),
+    S_INT("ehealth", "max_body", ehealth_max_body, "65536", 1024, 1048576,
+          "bytes of a cabinet request body; more: 413"),
+    S_STR("ehealth", "sms_sender", T_STRING, ehealth_sms_sender, "redis", check_sms_sender,
+          "how SMS codes leave: redis (pushed to the list sms_sink_key, for demo and tests) or webhook (POSTed to sms_webhook_url)"),
+    S_STR("ehealth", "sms_sink_key", T_STRING, ehealth_sms_sink_key, "sms:sink", check_nonempty,
+          "the Redis list the redis sender pushes {phone, text} to, newest first"),
+    S_INT("ehealth", "sms_sink_max", ehealth_sms_sink_max, "1000", 1, 1000000,
+          "the sink list is trimmed to this many messages"),
+    S_STR("ehealth", "sms_webhook_url", T_STRING, ehealth_sms_webhook_url, "", check_webhook_url,
+          "http://IP:port/path of the operator's SMS gateway (an IP literal: no DNS on an event loop); it gets {\"phone\", \"text\"} as JSON and must answer 2xx"),
+    S_INT("ehealth", "sms_timeout_ms", ehealth_sms_timeout_ms, "3000", 100, MS_MAX,
+          "deadline of one webhook attempt, in ms"),
+    S_INT("ehealth", "sms_retries", ehealth_sms_retries, "2", 0, 10,
+          "webhook attempts after a failed one (refused, timed out, or not 2xx)"),
 
     /* [log] */
     S_STR("log", "file", T_STRING, log_file, "", NULL,
@@ -436,6 +477,47 @@ static int check_log_level(char *value, char *msg, size_t cap)
     enum log_level level;
     if (log_parse_level(value, &level) != 0)
         return fail(msg, cap, "\"%s\" is not one of debug, info, warn, error", value);
+    return 0;
+}
+
+static int check_jwt_alg(char *value, char *msg, size_t cap)
+{
+    if (strcmp(value, "HS256") != 0 && strcmp(value, "HS512") != 0)
+        return fail(msg, cap, "\"%s\" is neither HS256 nor HS512", value);
+    return 0;
+}
+
+static int check_sms_sender(char *value, char *msg, size_t cap)
+{
+    if (strcmp(value, "redis") != 0 && strcmp(value, "webhook") != 0)
+        return fail(msg, cap, "\"%s\" is neither redis nor webhook", value);
+    return 0;
+}
+
+/* Logins as mis_users allows them, comma-separated, no blanks. */
+static int check_login_list(char *value, char *msg, size_t cap)
+{
+    for (const char *p = value; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._@-,", *p))
+            return fail(msg, cap, "\"%s\" is not a comma-separated list of logins", value);
+    return 0;
+}
+
+/* http://IP[:port]/path: the sender connects without resolving names. */
+static int check_webhook_url(char *value, char *msg, size_t cap)
+{
+    if (!*value)
+        return 0;
+    if (strncmp(value, "http://", 7) != 0)
+        return fail(msg, cap, "must start with http://");
+    char host[64];
+    const char *h = value + 7, *end = h + strcspn(h, ":/");
+    if ((size_t)(end - h) >= sizeof(host))
+        return fail(msg, cap, "host too long");
+    memcpy(host, h, (size_t)(end - h));
+    host[end - h] = '\0';
+    if (!is_ip_literal(host))
+        return fail(msg, cap, "the host must be an IPv4 address (no DNS on an event loop)");
     return 0;
 }
 
@@ -806,6 +888,20 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
         if (strcmp(cfg->tokens_portal_key, cfg->tokens_cod_key) == 0)
             return fail(err, errlen, "tokens.portal_key must differ from tokens.cod_key");
     }
+    if (cfg->ehealth_jwt_key[0]) {
+        const char *k = cfg->ehealth_jwt_key;
+        bool is_demo = strcmp(k, config_demo_cabinet_key) == 0;
+        if (is_demo && !demo)
+            return fail(err, errlen, "ehealth.jwt_key is the public demo key, accepted only "
+                                     "with demo.mode on");
+        if (!is_demo && strlen(k) < (size_t)min_len)
+            return fail(err, errlen, "ehealth.jwt_key is shorter than %d bytes", min_len);
+        /* A shared key would let one kind of token pass for another. */
+        if (strcmp(k, cfg->tokens_cod_key) == 0 || strcmp(k, cfg->tokens_portal_key) == 0)
+            return fail(err, errlen, "ehealth.jwt_key must differ from the tokens' keys");
+    }
+    if (strcmp(cfg->ehealth_sms_sender, "webhook") == 0 && !cfg->ehealth_sms_webhook_url[0])
+        return fail(err, errlen, "ehealth.sms_sender is webhook but ehealth.sms_webhook_url is empty");
     return 0;
 }
 
@@ -828,6 +924,13 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
                          cfg->tokens_portal_key, sizeof(cfg->tokens_portal_key), err,
                          errlen) != 0)
         return -1;
+
+    if (!cfg->ehealth_jwt_key[0] && cfg->ehealth_jwt_key_file[0]
+        && read_key_file("ehealth.jwt_key", cfg->ehealth_jwt_key_file, cfg->ehealth_jwt_key,
+                         sizeof(cfg->ehealth_jwt_key), err, errlen) != 0)
+        return -1;
+    if (cfg->demo_mode && !cfg->ehealth_jwt_key[0])
+        util_strlcpy(cfg->ehealth_jwt_key, config_demo_cabinet_key, sizeof(cfg->ehealth_jwt_key));
 
     if (cfg->demo_mode && !cfg->tokens_cod_key[0]) {
         util_strlcpy(cfg->tokens_cod_key, config_demo_key, sizeof(cfg->tokens_cod_key));

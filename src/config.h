@@ -87,6 +87,25 @@ struct config {
     int booking_marker_ttl_s;      /* a booked cell's marker in Redis */
     int booking_visits_max;        /* bookings in a patient's list */
 
+    /* [ehealth] the eHealth cabinet sign-up (seed 004) */
+    char ehealth_clients[256];     /* comma-separated logins (`mipgw user`) that may call it */
+    char ehealth_jwt_alg[8];       /* HS256 or HS512: the only one accepted */
+    char ehealth_jwt_key[CONFIG_MAX_KEY];   /* signs UserRequest tokens; empty: cabinet off */
+    char ehealth_jwt_key_file[512];
+    int ehealth_user_request_ttl_s;
+    int ehealth_otp_ttl_s;         /* an SMS code is valid this long */
+    int ehealth_otp_attempts;      /* wrong codes before the code is spent */
+    int ehealth_otp_per_phone;     /* code requests per phone per window */
+    int ehealth_otp_window_s;
+    int ehealth_access_token_ttl_s;
+    int ehealth_max_body;          /* bytes of a cabinet request body */
+    char ehealth_sms_sender[16];   /* "redis" (a list a test or demo reads) or "webhook" */
+    char ehealth_sms_sink_key[128];
+    int ehealth_sms_sink_max;      /* the list is trimmed to this many messages */
+    char ehealth_sms_webhook_url[512];  /* http://IP:port/path of the operator's SMS gateway */
+    int ehealth_sms_timeout_ms;    /* deadline of one webhook attempt */
+    int ehealth_sms_retries;       /* further attempts after a failed one */
+
     /* [log] */
     char log_file[512];            /* empty: standard error */
     char log_level[16];
@@ -114,7 +133,8 @@ void config_dump(const struct config *cfg, FILE *out);
 /* Lists every setting with its environment name and documentation. */
 void config_help(FILE *out);
 
-/* Demo key used only when demo_mode is on and no key is configured. */
+/* Demo keys used only when demo_mode is on and no key is configured. */
 extern const char config_demo_key[];
+extern const char config_demo_cabinet_key[];
 
 #endif

@@ -121,9 +121,9 @@ const char *err_type_name(enum err_type t)
     return t == ERR_TYPE_VALIDATION ? "Validation" : "Error";
 }
 
-void err_message(enum err_id id, const char *const *args, int nargs, struct buf *out)
+/* A message with its {placeholders} filled by args in order. */
+static void fill_placeholders(const char *m, const char *const *args, int nargs, struct buf *out)
 {
-    const char *m = err_get(id)->message;
     int next = 0;
     buf_reset(out);
     while (*m) {
@@ -141,6 +141,11 @@ void err_message(enum err_id id, const char *const *args, int nargs, struct buf 
     }
     if (!out->data)
         buf_append(out, "", 0);
+}
+
+void err_message(enum err_id id, const char *const *args, int nargs, struct buf *out)
+{
+    fill_placeholders(err_get(id)->message, args, nargs, out);
 }
 
 /* The bodies of entries answered without arguments (4009 on a booked
@@ -188,6 +193,116 @@ void err_body(enum err_id id, const char *const *args, int nargs, struct buf *ou
     buf_reset(out);
     buf_append(out, p, n);
     yajl_gen_free(g);
+    buf_free(&msg);
+}
+
+/* ---- the eHealth cabinet's catalogue ---- */
+
+/* Types and messages as the eHealth API writes them where the reference
+ * gives them (jwt_expired, tax_id_exists, validation_failed), the
+ * reference's generic types (access_denied, forbidden, not_found,
+ * request_conflict, request_malformed) elsewhere. */
+#define EH_CATALOGUE(X) \
+    X(EH_NONE, 200, "", "") \
+    X(EH_ACCESS_DENIED, 401, "access_denied", "Invalid or missing access token") \
+    X(EH_JWT_EXPIRED, 401, "jwt_expired", "JWT expired") \
+    X(EH_CLIENT_UNAUTHORIZED, 401, "access_denied", "Invalid client credentials") \
+    X(EH_CLIENT_FORBIDDEN, 403, "forbidden", "This client may not use the cabinet registration") \
+    X(EH_NOT_FOUND, 404, "not_found", "Resource not found") \
+    X(EH_METHOD, 405, "method_not_allowed", "Method not allowed for this resource") \
+    X(EH_UR_GONE, 409, "request_conflict", "User request not found, expired or already used") \
+    X(EH_PERSON_MISMATCH, 409, "request_conflict", \
+      "Tax id or names do not match the user request") \
+    X(EH_TAX_ID_EXISTS, 409, "tax_id_exists", "User with this tax_id already exists") \
+    X(EH_MALFORMED, 400, "request_malformed", "Malformed request: {reason}") \
+    X(EH_TOO_LARGE, 413, "request_too_large", "Request body is too large") \
+    X(EH_CONTENT_TYPE, 415, "content_type_invalid", "Content-Type must be application/json") \
+    X(EH_VALIDATION, 422, "validation_failed", \
+      "Validation failed. You can find validators description at our API Manifest: " \
+      "http://docs.apimanifest.apiary.io/#introduction/interacting-with-api-manifest/data-validation.") \
+    X(EH_RATE_LIMITED, 429, "too_many_requests", \
+      "Too many verification requests for this phone number; try again later") \
+    X(EH_INTERNAL, 500, "internal_error", "Internal server error") \
+    X(EH_SMS_FAILED, 503, "sms_not_sent", "The SMS could not be sent; try again later") \
+    X(EH_UNAVAILABLE, 503, "service_unavailable", "The data store is temporarily unavailable; try again later") \
+    X(EH_OVERLOADED, 503, "service_overloaded", "The service is overloaded; try again later") \
+    X(EH_SHUTTING_DOWN, 503, "shutting_down", "The service is shutting down; try again later")
+
+#define EH_ROW(id, status, type, message) [id] = {id, status, type, message},
+#define EH_NAME(id, status, type, message) [id] = #id,
+#define EH_ONE(id, status, type, message) +1
+static const struct eh_err_def eh_catalogue[EH__COUNT] = {EH_CATALOGUE(EH_ROW)};
+static const char *const eh_names[EH__COUNT] = {EH_CATALOGUE(EH_NAME)};
+_Static_assert(0 EH_CATALOGUE(EH_ONE) == EH__COUNT, "one catalogue row per enum eh_err_id");
+
+const struct eh_err_def *err_eh_get(enum eh_err_id id)
+{
+    if ((int)id < 0 || id >= EH__COUNT)
+        id = EH_INTERNAL;
+    return &eh_catalogue[id];
+}
+
+enum eh_err_id err_eh_twin(enum err_id id)
+{
+    switch (id) {
+    case E_MIS_UNAUTHORIZED: return EH_CLIENT_UNAUTHORIZED;
+    case E_BODY_JSON: return EH_MALFORMED;
+    case E_BODY_TOO_LARGE: return EH_TOO_LARGE;
+    case E_CONTENT_TYPE: return EH_CONTENT_TYPE;
+    case E_NOT_FOUND: return EH_NOT_FOUND;
+    case E_METHOD: return EH_METHOD;
+    case E_RATE_LIMITED: return EH_RATE_LIMITED;
+    case E_STORE_UNAVAILABLE: return EH_UNAVAILABLE;
+    case E_OVERLOADED: return EH_OVERLOADED;
+    case E_SHUTTING_DOWN: return EH_SHUTTING_DOWN;
+    default: return EH_INTERNAL;
+    }
+}
+
+static void gen_cstr(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+void err_eh_body(enum eh_err_id id, const char *const *args, int nargs, const char *url,
+                 const char *request_id, const char *invalid, struct buf *out)
+{
+    const struct eh_err_def *d = err_eh_get(id);
+    struct buf msg;
+    buf_init(&msg);
+    fill_placeholders(d->message, args, nargs, &msg);
+
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    gen_cstr(g, "meta");
+    yajl_gen_map_open(g);
+    gen_cstr(g, "code");
+    yajl_gen_integer(g, d->http_status);
+    gen_cstr(g, "url");
+    gen_cstr(g, url ? url : "");
+    gen_cstr(g, "type");
+    gen_cstr(g, "object");
+    gen_cstr(g, "request_id");
+    gen_cstr(g, request_id ? request_id : "");
+    yajl_gen_map_close(g);
+    gen_cstr(g, "error");
+    yajl_gen_map_open(g);
+    gen_cstr(g, "type");
+    gen_cstr(g, d->type);
+    gen_cstr(g, "message");
+    yajl_gen_string(g, (const unsigned char *)msg.data, msg.len);
+    const unsigned char *p;
+    size_t n;
+    yajl_gen_get_buf(g, &p, &n);
+    buf_reset(out);
+    buf_append(out, p, n);
+    yajl_gen_free(g);
+    /* The "invalid" array is JSON the validator made: spliced in as text. */
+    if (invalid) {
+        buf_puts(out, ",\"invalid\":");
+        buf_puts(out, invalid);
+    }
+    buf_puts(out, "}}");
     buf_free(&msg);
 }
 
@@ -256,5 +371,30 @@ void err_write_markdown(FILE *out)
         fprintf(out, "| %d | %s | %s | ", d->http_status, d->code, err_type_name(d->type));
         md_text(out, d->message);
         fprintf(out, " | `%s` |\n", names[i]);
+    }
+
+    fputs("\n"
+          "## The eHealth cabinet\n"
+          "\n"
+          "The routes under `/private/cabinet/` (issue 5, seed 004) answer in the eHealth\n"
+          "envelope instead, with `error.type` and `error.message` from this table; a\n"
+          "422 adds `error.invalid`, one entry per broken rule (see docs/api.md). A\n"
+          "shared layer's refusal there (body limits, JSON, Basic auth, the stores,\n"
+          "shutdown) takes its eHealth twin.\n"
+          "\n"
+          "```json\n"
+          "{\"meta\": {\"code\": 409, \"url\": \"http://host/private/cabinet/registration/user_request\", \"type\": \"object\", \"request_id\": \"…\"},\n"
+          " \"error\": {\"type\": \"tax_id_exists\", \"message\": \"User with this tax_id already exists\"}}\n"
+          "```\n"
+          "\n"
+          "| HTTP | error.type | error.message | Name |\n"
+          "|---:|---|---|---|\n", out);
+    for (int i = 1; i < EH__COUNT; i++) {
+        const struct eh_err_def *d = &eh_catalogue[i];
+        fprintf(out, "| %d | ", d->http_status);
+        md_text(out, d->type);
+        fputs(" | ", out);
+        md_text(out, d->message);
+        fprintf(out, " | `%s` |\n", eh_names[i]);
     }
 }

@@ -86,6 +86,50 @@ struct err_def {
 };
 
 const struct err_def *err_get(enum err_id id);
+
+/* The eHealth cabinet's own catalogue (issue 5): its routes answer every
+ * error in the eHealth envelope, {"meta": {code, url, type, request_id},
+ * "error": {type, message[, invalid]}}, never in the МИП body. */
+enum eh_err_id {
+    EH_NONE = 0,
+    EH_ACCESS_DENIED,         /* 401 access_denied: the UserRequest JWT */
+    EH_JWT_EXPIRED,           /* 401 jwt_expired */
+    EH_CLIENT_UNAUTHORIZED,   /* 401 access_denied: the trusted caller's Basic credential */
+    EH_CLIENT_FORBIDDEN,      /* 403 forbidden: a login that is not a cabinet client */
+    EH_NOT_FOUND,             /* 404 not_found */
+    EH_METHOD,                /* 405 method_not_allowed */
+    EH_UR_GONE,               /* 409 request_conflict: UserRequest missing, expired or spent */
+    EH_PERSON_MISMATCH,       /* 409 request_conflict: tax id or names differ from the UserRequest */
+    EH_TAX_ID_EXISTS,         /* 409 tax_id_exists */
+    EH_MALFORMED,             /* 400 request_malformed {reason} */
+    EH_TOO_LARGE,             /* 413 request_too_large */
+    EH_CONTENT_TYPE,          /* 415 content_type_invalid */
+    EH_VALIDATION,            /* 422 validation_failed, with "invalid" */
+    EH_RATE_LIMITED,          /* 429 too_many_requests */
+    EH_INTERNAL,              /* 500 internal_error */
+    EH_SMS_FAILED,            /* 503 sms_not_sent */
+    EH_UNAVAILABLE,           /* 503 service_unavailable */
+    EH_OVERLOADED,            /* 503 service_overloaded */
+    EH_SHUTTING_DOWN,         /* 503 shutting_down */
+    EH__COUNT
+};
+
+struct eh_err_def {
+    enum eh_err_id id;
+    int http_status;
+    const char *type;        /* error.type */
+    const char *message;     /* error.message, with {placeholders} */
+};
+
+const struct eh_err_def *err_eh_get(enum eh_err_id id);
+/* The eHealth twin of a МИП entry that a shared layer (body limits, JSON
+ * parsing, Basic auth, the stores, shutdown) answers with. */
+enum eh_err_id err_eh_twin(enum err_id id);
+/* The eHealth envelope into out (reset first): meta {code, url, type
+ * "object", request_id} and error {type, message[, invalid]}. invalid is
+ * the JSON text of the "invalid" array, or NULL. */
+void err_eh_body(enum eh_err_id id, const char *const *args, int nargs, const char *url,
+                 const char *request_id, const char *invalid, struct buf *out);
 /* Fills the placeholders of id's message with args, in order; a missing arg
  * leaves an empty string. The result goes into out (reset first). */
 void err_message(enum err_id id, const char *const *args, int nargs, struct buf *out);

@@ -15,6 +15,7 @@
 #include "importer.h"
 #include "log.h"
 #include "migrate.h"
+#include "hasher.h"
 #include "misauth.h"
 #include "users.h"
 #include "worker.h"
@@ -77,7 +78,7 @@ static int serve(const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     /* After the mask: the hashing threads must not take signals either. */
-    if (misauth_start(cfg, err, sizeof(err)) != 0) {
+    if (hasher_start(cfg, err, sizeof(err)) != 0) {
         log_error("%s", err);
         return 1;
     }
@@ -111,7 +112,7 @@ static int serve(const struct config *cfg)
         worker_request_stop(&workers[i]);
     for (int i = 0; i < n; i++)
         worker_join(&workers[i]);
-    misauth_stop();
+    hasher_stop();
     for (int i = 0; i < n; i++)
         worker_free(&workers[i]);
     free(workers);

@@ -11,15 +11,12 @@
  * that the answer's timing does not tell which logins exist. */
 #include "misauth.h"
 
-#include <argon2.h>
-#include <event2/event.h>
 #include <event2/http.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "config.h"
+#include "hasher.h"
 #include "ids.h"
 #include "pg.h"
 #include "util.h"
@@ -27,133 +24,7 @@
 
 #define MISAUTH_PASSWORD_MAX 256
 #define MISAUTH_HEADER_MAX 512
-#define MISAUTH_HASH_MAX 256
 #define MISAUTH_CACHE_SLOTS 64
-#define MISAUTH_SALT_LEN 16
-#define MISAUTH_HASH_LEN 32
-
-/* ---- the hashing threads ---- */
-
-struct hash_job {
-    char encoded[MISAUTH_HASH_MAX];
-    const char *password;            /* the request's, wiped when the job is done */
-    size_t password_len;
-    bool ok;
-    struct event *done;              /* on the worker's loop, made before queueing */
-    void *arg;
-};
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct hash_job **ring;          /* bounded queue: mis.hash_queue_max */
-    int cap, head, count;
-    pthread_t *threads;
-    int nthreads;
-    bool stopping;
-    char dummy[MISAUTH_HASH_MAX];    /* verified for unknown logins */
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
-
-static void *hash_thread(void *unused)
-{
-    (void)unused;
-    for (;;) {
-        pthread_mutex_lock(&pool.lock);
-        while (pool.count == 0 && !pool.stopping)
-            pthread_cond_wait(&pool.wake, &pool.lock);
-        if (pool.stopping) {
-            pthread_mutex_unlock(&pool.lock);
-            return NULL;
-        }
-        struct hash_job *j = pool.ring[pool.head];
-        pool.head = (pool.head + 1) % pool.cap;
-        pool.count--;
-        pthread_mutex_unlock(&pool.lock);
-
-        j->ok = argon2id_verify(j->encoded, j->password, j->password_len) == ARGON2_OK;
-        /* Thread-safe with evthread_use_pthreads, and it cannot fail: the
-         * event was made on the worker's thread before the job was queued.
-         * The worker's loop runs it on its next turn. */
-        event_active(j->done, EV_TIMEOUT, 1);
-    }
-}
-
-/* Queues a job; false when the queue is full or the pool is stopping. */
-static bool hash_submit(struct hash_job *j)
-{
-    bool ok = false;
-    pthread_mutex_lock(&pool.lock);
-    if (!pool.stopping && pool.count < pool.cap) {
-        pool.ring[(pool.head + pool.count) % pool.cap] = j;
-        pool.count++;
-        pthread_cond_signal(&pool.wake);
-        ok = true;
-    }
-    pthread_mutex_unlock(&pool.lock);
-    return ok;
-}
-
-int misauth_hash_password(const struct config *cfg, const char *password, char *out, size_t outlen)
-{
-    unsigned char salt[MISAUTH_SALT_LEN];
-    if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
-        return -1;
-    size_t need = argon2_encodedlen((uint32_t)cfg->mis_hash_t_cost, (uint32_t)cfg->mis_hash_m_cost_kib,
-                                    1, MISAUTH_SALT_LEN, MISAUTH_HASH_LEN, Argon2_id);
-    if (need > outlen)
-        return -1;
-    int rc = argon2id_hash_encoded((uint32_t)cfg->mis_hash_t_cost, (uint32_t)cfg->mis_hash_m_cost_kib, 1,
-                                   password, strlen(password), salt, sizeof(salt), MISAUTH_HASH_LEN,
-                                   out, outlen);
-    return rc == ARGON2_OK ? 0 : -1;
-}
-
-bool misauth_verify_password(const char *encoded, const char *password)
-{
-    return argon2id_verify(encoded, password, strlen(password)) == ARGON2_OK;
-}
-
-int misauth_start(const struct config *cfg, char *err, size_t errlen)
-{
-    char random_pw[GUID_LEN + 1];
-    util_guid(random_pw);
-    if (misauth_hash_password(cfg, random_pw, pool.dummy, sizeof(pool.dummy)) != 0) {
-        snprintf(err, errlen, "misauth: argon2id does not work with the configured cost");
-        return -1;
-    }
-    pool.cap = cfg->mis_hash_queue_max;
-    pool.ring = calloc((size_t)pool.cap, sizeof(*pool.ring));
-    pool.threads = calloc((size_t)cfg->mis_hash_threads, sizeof(*pool.threads));
-    if (!pool.ring || !pool.threads)
-        goto err;
-    pool.stopping = false;
-    for (pool.nthreads = 0; pool.nthreads < cfg->mis_hash_threads; pool.nthreads++) {
-        if (pthread_create(&pool.threads[pool.nthreads], NULL, hash_thread, NULL) != 0)
-            goto err;
-    }
-    return 0;
-err:
-    snprintf(err, errlen, "misauth: cannot start the hashing threads");
-    misauth_stop();
-    return -1;
-}
-
-/* Jobs still queued are dropped: their requests are answered by the
- * workers' shutdown, which has already run when this is called. */
-void misauth_stop(void)
-{
-    pthread_mutex_lock(&pool.lock);
-    pool.stopping = true;
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
-    for (int i = 0; i < pool.nthreads; i++)
-        pthread_join(pool.threads[i], NULL);
-    free(pool.threads);
-    free(pool.ring);
-    pool.threads = NULL;
-    pool.ring = NULL;
-    pool.nthreads = pool.count = pool.head = 0;
-}
 
 /* ---- the per-worker cache of verified headers ---- */
 
@@ -202,7 +73,7 @@ struct misauth_ctx {
     char *password;                  /* arena; wiped after the hash */
     struct misauth_login who;
     bool known;                      /* the login exists and is enabled */
-    struct hash_job job;
+    struct hasher_job job;
     struct misauth_ctx *waiters;     /* the leader's: same header, waiting for its answer */
     struct misauth_ctx *next;        /* in the leader's list */
 };
@@ -318,13 +189,10 @@ bool misauth_login_valid(const char *s)
     return true;
 }
 
-static void misauth_on_hash(evutil_socket_t fd, short what, void *arg)
+static void misauth_on_hash(struct hasher_job *j, void *arg)
 {
-    (void)fd;
-    (void)what;
-    struct misauth_ctx *m = ((struct hash_job *)arg)->arg;
-    event_free(m->job.done);
-    m->job.done = NULL;
+    (void)j;
+    struct misauth_ctx *m = arg;
     explicit_bzero(m->password, m->job.password_len);
     verdict_apply(m, m->job.ok && m->known ? VERDICT_OK : VERDICT_REFUSED);
 }
@@ -355,21 +223,20 @@ static void misauth_on_pg(PGresult *res, enum store_status st, void *arg)
         return;
     }
     /* Columns: password_hash, is_disabled, mcods ("a,b"). */
-    const char *hash = pool.dummy;
+    const char *hash = hasher_dummy();
     if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "f") == 0 &&
-        strlen(PQgetvalue(res, 0, 0)) < MISAUTH_HASH_MAX) {
+        strlen(PQgetvalue(res, 0, 0)) < HASHER_ENCODED_MAX) {
         hash = PQgetvalue(res, 0, 0);
         m->known = true;
         parse_mcods(PQgetvalue(res, 0, 2), &m->who);
     }
+    m->job.op = HASHER_VERIFY;
     util_strlcpy(m->job.encoded, hash, sizeof(m->job.encoded));
     m->job.password = m->password;
     m->job.password_len = strlen(m->password);
+    m->job.cb = misauth_on_hash;
     m->job.arg = m;
-    m->job.done = event_new(r->w->base, -1, 0, misauth_on_hash, &m->job);
-    if (!m->job.done || !hash_submit(&m->job)) {
-        if (m->job.done)
-            event_free(m->job.done);
+    if (!hasher_submit(r->w->base, &m->job)) {
         explicit_bzero(m->password, m->job.password_len);
         verdict_apply(m, VERDICT_OVERLOADED);
     }

@@ -47,17 +47,4 @@ bool misauth_owns(const struct misauth_login *who, const char *mcod);
 /* Answers 403/4121 naming the login and the LPU (its МКОД or guid). */
 void misauth_forbid(struct req *r, const struct misauth_login *who, const char *lpu);
 
-/* The process-wide hashing threads: started before the workers, stopped
- * after them. Returns 0, or -1 with err filled. */
-int misauth_start(const struct config *cfg, char *err, size_t errlen);
-void misauth_stop(void);
-
-/* Password hashing for `mipgw user add` and the demo import: an argon2id
- * encoded hash with a fresh salt and the configured cost, into out.
- * Returns 0, or -1 when hashing failed. */
-int misauth_hash_password(const struct config *cfg, const char *password, char *out, size_t outlen);
-/* True when password matches an encoded argon2id hash. Blocking: never
- * call it on an event loop. */
-bool misauth_verify_password(const char *encoded, const char *password);
-
 #endif

@@ -341,8 +341,64 @@ void req_reply_gen(struct req *r, int status, yajl_gen g)
     buf_free(&body);
 }
 
+/* meta.url: the address the client used, as far as the request tells it. */
+static void req_url(struct req *r, struct buf *out)
+{
+    const char *host = req_header(r, "Host");
+    const char *uri = evhttp_request_get_uri(r->ev);
+    buf_reset(out);
+    if (host && *host)
+        buf_printf(out, "http://%s", host);
+    buf_puts(out, uri ? uri : "");
+}
+
+void req_reply_eh_error(struct req *r, enum eh_err_id id, const char *const *args, int nargs,
+                        const char *invalid)
+{
+    const struct eh_err_def *d = err_eh_get(id);
+    struct buf url, body;
+    buf_init(&url);
+    buf_init(&body);
+    req_url(r, &url);
+    err_eh_body(id, args, nargs, url.data, r->id, invalid, &body);
+    req_reply_json(r, d->http_status, d->type, body.data, body.len);
+    buf_free(&url);
+    buf_free(&body);
+}
+
+void req_reply_eh_data(struct req *r, int status, const char *data, size_t len)
+{
+    struct buf url, body;
+    buf_init(&url);
+    buf_init(&body);
+    req_url(r, &url);
+    yajl_gen g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_str(g, "meta");
+    yajl_gen_map_open(g);
+    json_gen_kv_int(g, "code", status);
+    json_gen_kv_str(g, "url", url.data);
+    json_gen_kv_str(g, "type", "object");
+    json_gen_kv_str(g, "request_id", r->id);
+    yajl_gen_map_close(g);
+    json_gen_str(g, "data");
+    json_gen_finish(g, &body);
+    /* yajl writes the colon with the value, which is spliced in as text. */
+    buf_puts(&body, ":");
+    buf_append(&body, data, len);
+    buf_puts(&body, "}");
+    req_reply_json(r, status, NULL, body.data, body.len);
+    buf_free(&url);
+    buf_free(&body);
+}
+
 void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs)
 {
+    if (r->ehealth) {
+        /* The МИП arguments (a JSON parser's reason) fit the twin's too. */
+        req_reply_eh_error(r, err_eh_twin(id), args, nargs, NULL);
+        return;
+    }
     const struct err_def *d = err_get(id);
     if (nargs == 0) {
         size_t len;

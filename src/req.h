@@ -51,6 +51,7 @@ struct req {
     bool query_parsed;
     struct req_chunk *arena;
     void *state;                   /* the handler's own, allocated from the arena */
+    bool ehealth;                  /* under /private/cabinet/: errors in the eHealth envelope */
 };
 
 /* Called by the worker for each request read off a connection. */
@@ -91,7 +92,8 @@ void req_reply_json(struct req *r, int status, const char *msg_code, const char 
  * the generator. */
 void req_reply_gen(struct req *r, int status, yajl_gen g);
 /* Answers with the catalogue's entry and the МИП standard body. Args fill
- * the message's placeholders in order. */
+ * the message's placeholders in order. On an eHealth route (r->ehealth)
+ * the entry's eHealth twin answers instead, in that envelope. */
 void req_reply_error(struct req *r, enum err_id id, const char *const *args, int nargs);
 /* Shortcuts for an error without and with one placeholder. */
 void req_fail(struct req *r, enum err_id id);
@@ -101,6 +103,13 @@ void req_fail1(struct req *r, enum err_id id, const char *arg);
 void req_fail_store(struct req *r, enum store_status st);
 /* The catalogue's entry req_fail_store answers with. */
 enum err_id req_store_error(enum store_status st);
+/* Answers with the eHealth catalogue's entry in the eHealth envelope;
+ * invalid is the 422's "invalid" array as JSON text, or NULL. */
+void req_reply_eh_error(struct req *r, enum eh_err_id id, const char *const *args, int nargs,
+                        const char *invalid);
+/* The eHealth success envelope {"meta": {...}, "data": <data>}: data is
+ * JSON text. */
+void req_reply_eh_data(struct req *r, int status, const char *data, size_t len);
 /* Plain text (metrics). */
 void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len);
 

@@ -29,6 +29,9 @@ static const struct route routes[] = {
     {"booking_direction", POST, "/api/v2/directions/visit/{lpuGuid}", api_booking_direction},
     {"booking_cancel", DELETE, "/api/v2/iemk/doctors/visit/{visitId}", api_booking_cancel},
     {"booking_visits", GET, "/api/v2/iemk/doctors/visits", api_booking_visits},
+    {"cabinet_user_request", POST, ROUTER_EHEALTH_PREFIX "user_requests", api_cabinet_user_request},
+    {"cabinet_otp", POST, ROUTER_EHEALTH_PREFIX "verifications", api_cabinet_otp},
+    {"cabinet_register", POST, ROUTER_EHEALTH_PREFIX "registration/user_request", api_cabinet_register},
 };
 
 #define NROUTES ((int)ARRAY_LEN(routes))
@@ -86,6 +89,10 @@ enum router_result router_match(struct req *r, const char *path, unsigned method
     size_t lens[REQ_MAX_PARAMS];
     int nparams;
     bool path_known = false;
+
+    /* The cabinet's family answers in the eHealth envelope, its 404s and
+     * 405s included. */
+    r->ehealth = strncmp(path, ROUTER_EHEALTH_PREFIX, sizeof(ROUTER_EHEALTH_PREFIX) - 1) == 0;
 
     for (int i = 0; i < NROUTES; i++) {
         if (!route_matches(routes[i].pattern, path, starts, lens, &nparams))

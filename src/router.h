@@ -6,6 +6,9 @@
 
 #include "req.h"
 
+/* Paths of the eHealth cabinet: their errors use the eHealth envelope. */
+#define ROUTER_EHEALTH_PREFIX "/private/cabinet/"
+
 typedef void (*route_handler)(struct req *r);
 
 struct route {

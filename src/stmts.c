@@ -103,4 +103,26 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
     [STMT_CANCEL] = {"cancel", "SELECT mip_cancel($1::jsonb)::text", 1},
     /* $1 person, $2 time zone, $3 how many */
     [STMT_VISITS] = {"visits", "SELECT mip_visits($1::uuid, $2, $3::int)::text", 3},
+    /* the eHealth cabinet (007_cabinet.sql) */
+    [STMT_CAB_UR_CREATE] = {"cab_ur_create",
+        "INSERT INTO cabinet_user_requests (id, tax_id, first_name, last_name, email, client,"
+        " expires_at) VALUES ($1::uuid, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::int))"
+        " RETURNING extract(epoch FROM expires_at)::bigint::text", 7},
+    /* A live UserRequest ($1), and whether its tax id has a user already. */
+    [STMT_CAB_UR_GET] = {"cab_ur_get",
+        "SELECT ur.tax_id, ur.first_name, ur.last_name, ur.email,"
+        " EXISTS (SELECT 1 FROM cabinet_users u WHERE u.tax_id = ur.tax_id)"
+        " FROM cabinet_user_requests ur"
+        " WHERE ur.id = $1::uuid AND ur.spent_at IS NULL AND ur.expires_at > now()", 1},
+    [STMT_CAB_REGISTER] = {"cab_register",
+        "SELECT mip_cab_register($1::uuid, $2::jsonb, $3, $4, $5, $6::int)::text", 6},
+    /* The janitor: requests a day past their expiry, tokens past theirs,
+     * a bounded batch at a time. */
+    [STMT_CAB_SWEEP] = {"cab_sweep",
+        "WITH ur AS (DELETE FROM cabinet_user_requests WHERE id IN (SELECT id FROM"
+        "   cabinet_user_requests WHERE expires_at < now() - interval '1 day' LIMIT 1000)"
+        "   RETURNING 1),"
+        " tok AS (DELETE FROM cabinet_access_tokens WHERE token_sha256 IN (SELECT token_sha256"
+        "   FROM cabinet_access_tokens WHERE expires_at < now() LIMIT 1000) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM ur) + (SELECT count(*) FROM tok)", 0},
 };

@@ -31,6 +31,10 @@ enum stmt_id {
     STMT_BOOK,
     STMT_CANCEL,
     STMT_VISITS,
+    STMT_CAB_UR_CREATE,
+    STMT_CAB_UR_GET,
+    STMT_CAB_REGISTER,
+    STMT_CAB_SWEEP,
     STMT__COUNT
 };
 

@@ -42,6 +42,7 @@
 #include <yajl/yajl_tree.h>
 
 #define HS256_LEN 32              /* HMAC-SHA256 output */
+#define HS512_LEN 64              /* HMAC-SHA512 output */
 #define IAT_SKEW_S 300            /* iat/nbf may run this far ahead of now */
 #define JSON_MAX_DEPTH 8          /* our payload nests 3 deep */
 #define SEG_BUF (TOKEN_MAX_LEN / 4 * 3 + 4)
@@ -117,11 +118,12 @@ static const char JWT_HEADER_B64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
  * looks the algorithm up, under a lock, on every call; a context that keeps
  * its key is re-armed for the next message instead. The key is compared by
  * content, so a caller's key buffer may change between calls. */
-#define MAC_SLOTS 2  /* the gateway's own key and the portals' */
+#define MAC_SLOTS 3  /* the gateway's own key, the portals', the cabinet's */
 
 struct mac_slot {
     unsigned char *key;  /* a copy, cleansed when the slot goes */
     size_t key_len;
+    enum token_alg alg;
     EVP_MAC_CTX *ctx;
 };
 
@@ -155,7 +157,7 @@ static void mac_init_once(void)
         abort();
 }
 
-static EVP_MAC_CTX *mac_ctx_for(const unsigned char *key, size_t key_len)
+static EVP_MAC_CTX *mac_ctx_for(const unsigned char *key, size_t key_len, enum token_alg alg)
 {
     pthread_once(&mac_once, mac_init_once);
     if (mac_alg == NULL)
@@ -170,7 +172,8 @@ static EVP_MAC_CTX *mac_ctx_for(const unsigned char *key, size_t key_len)
     }
     for (int i = 0; i < MAC_SLOTS; i++) {
         struct mac_slot *s = &slots[i];
-        if (s->ctx != NULL && s->key_len == key_len && CRYPTO_memcmp(s->key, key, key_len) == 0)
+        if (s->ctx != NULL && s->alg == alg && s->key_len == key_len &&
+            CRYPTO_memcmp(s->key, key, key_len) == 0)
             return EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1 ? s->ctx : NULL;
     }
     /* A new key: it takes the last slot, the oldest moving up. */
@@ -178,7 +181,8 @@ static EVP_MAC_CTX *mac_ctx_for(const unsigned char *key, size_t key_len)
     memmove(&slots[1], &slots[0], sizeof(*slots) * (MAC_SLOTS - 1));
     struct mac_slot *s = &slots[0];
     memset(s, 0, sizeof(*s));
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+    const char *digest = alg == TOKEN_HS512 ? "SHA512" : "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)digest, 0),
                            OSSL_PARAM_construct_end()};
     s->ctx = EVP_MAC_CTX_new(mac_alg);
     s->key = malloc(key_len);
@@ -188,44 +192,36 @@ static EVP_MAC_CTX *mac_ctx_for(const unsigned char *key, size_t key_len)
     }
     memcpy(s->key, key, key_len);
     s->key_len = key_len;
+    s->alg = alg;
     return s->ctx;
+}
+
+/* The MAC's length for alg. */
+static size_t mac_len(enum token_alg alg)
+{
+    return alg == TOKEN_HS512 ? HS512_LEN : HS256_LEN;
+}
+
+static bool hmac(enum token_alg alg, const unsigned char *key, size_t key_len, const void *data,
+                 size_t len, unsigned char *out)
+{
+    EVP_MAC_CTX *ctx = mac_ctx_for(key, key_len, alg);
+    size_t n = 0, want = mac_len(alg);
+    return ctx != NULL && EVP_MAC_update(ctx, data, len) == 1 &&
+           EVP_MAC_final(ctx, out, &n, want) == 1 && n == want;
 }
 
 static bool hs256(const unsigned char *key, size_t key_len, const void *data, size_t len,
                   unsigned char out[HS256_LEN])
 {
-    EVP_MAC_CTX *ctx = mac_ctx_for(key, key_len);
-    size_t n = 0;
-    return ctx != NULL && EVP_MAC_update(ctx, data, len) == 1 &&
-           EVP_MAC_final(ctx, out, &n, HS256_LEN) == 1 && n == HS256_LEN;
+    return hmac(TOKEN_HS256, key, key_len, data, len, out);
 }
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Unpadded base64url of n bytes into out (room for n / 3 * 4 + 4); returns
- * the length written. */
+/* Unpadded base64url of n bytes into out (room for n / 3 * 4 + 4 and a
+ * NUL); returns the length written. */
 static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
 {
-    char *o = out;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = B64URL[v >> 18];
-        *o++ = B64URL[(v >> 12) & 63];
-        *o++ = B64URL[(v >> 6) & 63];
-        *o++ = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        *o++ = B64URL[v >> 18];
-        *o++ = B64URL[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        *o++ = B64URL[v >> 18];
-        *o++ = B64URL[(v >> 12) & 63];
-        *o++ = B64URL[(v >> 6) & 63];
-    }
-    return (size_t)(o - out);
+    return util_b64url(in, n, out);
 }
 
 /* A JSON string as jansson writes it (libjwt's encoder, which the tests
@@ -480,11 +476,11 @@ static bool too_far_ahead(int64_t t, int64_t now)
     return now <= INT64_MAX - IAT_SKEW_S && t > now + IAT_SKEW_S;
 }
 
-/* The header: {"alg":"HS256"} and, if present, "typ":"JWT"; no "crit". */
-static bool header_ok(yajl_val h)
+/* The header: {"alg": want} and, if present, "typ":"JWT"; no "crit". */
+static bool header_ok(yajl_val h, const char *want)
 {
     const char *alg = YAJL_GET_STRING(member(h, "alg"));
-    if (alg == NULL || strcmp(alg, "HS256") != 0)
+    if (alg == NULL || strcmp(alg, want) != 0)
         return false;
     yajl_val typ = member(h, "typ");
     if (typ != NULL && (!YAJL_IS_STRING(typ) || strcmp(typ->u.string, "JWT") != 0))
@@ -551,15 +547,15 @@ static bool claims_ok(yajl_val p, bool ours, unsigned accept, int64_t now, struc
 /* HMAC-SHA256 of header.payload against the third segment, in constant time.
  * The segment has passed the alphabet check; a non-canonical encoding or a
  * wrong length is simply a signature that does not match. */
-static bool signature_ok(const char *token, size_t signed_len, const char *sig, size_t sig_len,
-                         const unsigned char *key, size_t key_len)
+static bool signature_ok(enum token_alg alg, const char *token, size_t signed_len, const char *sig,
+                         size_t sig_len, const unsigned char *key, size_t key_len)
 {
-    unsigned char want[HS256_LEN], got[SEG_BUF];
-    size_t got_len = 0;
-    if (!hs256(key, key_len, token, signed_len, want))
+    unsigned char want[HS512_LEN], got[SEG_BUF];
+    size_t got_len = 0, n = mac_len(alg);
+    if (!hmac(alg, key, key_len, token, signed_len, want))
         return false;
-    bool ok = b64url_decode(sig, sig_len, got, sizeof(got), &got_len) && got_len == HS256_LEN &&
-              CRYPTO_memcmp(want, got, HS256_LEN) == 0;
+    bool ok = b64url_decode(sig, sig_len, got, sizeof(got), &got_len) && got_len == n &&
+              CRYPTO_memcmp(want, got, n) == 0;
     OPENSSL_cleanse(want, sizeof(want));
     return ok;
 }
@@ -581,46 +577,73 @@ static bool libjwt_agrees(const char *token, const unsigned char *key, size_t ke
     return ok;
 }
 
+/* The token of "Bearer <jwt>": TOKEN_MISSING without one, TOKEN_MALFORMED
+ * over TOKEN_MAX_LEN (which bounds every scan after). */
+static enum token_verdict bearer(const char *authorization, const char **token)
+{
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+        return TOKEN_MISSING;
+    const char *t = authorization + 7;
+    while (*t == ' ')
+        t++;
+    if (*t == '\0')
+        return TOKEN_MISSING;
+    if (strnlen(authorization, TOKEN_MAX_LEN + 1) > TOKEN_MAX_LEN)
+        return TOKEN_MALFORMED;
+    *token = t;
+    return TOKEN_VALID;
+}
+
+/* Exactly three non-empty base64url segments: where the dots are and how
+ * long each segment is. */
+static bool split_jwt(const char *token, const char **dot1, const char **dot2, size_t *h_len,
+                      size_t *p_len, size_t *s_len)
+{
+    const char *d1 = NULL, *d2 = NULL;
+    size_t len = 0;
+    for (const char *s = token; *s != '\0'; s++, len++) {
+        if (*s == '.') {
+            if (d1 == NULL)
+                d1 = s;
+            else if (d2 == NULL)
+                d2 = s;
+            else
+                return false;
+        } else if (b64url_val((unsigned char)*s) < 0) {
+            return false;
+        }
+    }
+    if (d2 == NULL || d1 == token || d2 == d1 + 1 || d2[1] == '\0')
+        return false;
+    *dot1 = d1;
+    *dot2 = d2;
+    *h_len = (size_t)(d1 - token);
+    *p_len = (size_t)(d2 - d1 - 1);
+    *s_len = len - *h_len - *p_len - 2;
+    return true;
+}
+
 enum token_verdict token_verify_header(const struct token_keys *keys, const char *authorization,
                                        unsigned accept, int64_t now, struct token_claims *out)
 {
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
-        return TOKEN_MISSING;
-    const char *token = authorization + 7;
-    while (*token == ' ')
-        token++;
-    if (*token == '\0')
-        return TOKEN_MISSING;
-    /* Bounds the whole value, and so every scan below. */
-    if (strnlen(authorization, TOKEN_MAX_LEN + 1) > TOKEN_MAX_LEN || keys == NULL)
+    const char *token;
+    enum token_verdict v = bearer(authorization, &token);
+    if (v != TOKEN_VALID)
+        return v;
+    if (keys == NULL)
         return TOKEN_MALFORMED;
 
-    /* Exactly three non-empty base64url segments. */
-    const char *dot1 = NULL, *dot2 = NULL;
-    size_t len = 0;
-    for (const char *s = token; *s != '\0'; s++, len++) {
-        if (*s == '.') {
-            if (dot1 == NULL)
-                dot1 = s;
-            else if (dot2 == NULL)
-                dot2 = s;
-            else
-                return TOKEN_MALFORMED;
-        } else if (b64url_val((unsigned char)*s) < 0) {
-            return TOKEN_MALFORMED;
-        }
-    }
-    if (dot2 == NULL || dot1 == token || dot2 == dot1 + 1 || dot2[1] == '\0')
+    const char *dot1, *dot2;
+    size_t h_len, p_len, s_len;
+    if (!split_jwt(token, &dot1, &dot2, &h_len, &p_len, &s_len))
         return TOKEN_MALFORMED;
-    size_t h_len = (size_t)(dot1 - token), p_len = (size_t)(dot2 - dot1 - 1);
-    size_t s_len = len - h_len - p_len - 2;
 
     enum token_verdict verdict = TOKEN_MALFORMED;
     yajl_val header = parse_segment(token, h_len);
     yajl_val payload = NULL;
-    if (header == NULL || !header_ok(header))
+    if (header == NULL || !header_ok(header, "HS256"))
         goto done;
     payload = parse_segment(dot1 + 1, p_len);
     if (payload == NULL)
@@ -642,7 +665,7 @@ enum token_verdict token_verify_header(const struct token_keys *keys, const char
     if (!claims_ok(payload, ours, accept, now, &c))
         goto done;
 
-    if (!signature_ok(token, h_len + 1 + p_len, dot2 + 1, s_len, key, key_len)) {
+    if (!signature_ok(TOKEN_HS256, token, h_len + 1 + p_len, dot2 + 1, s_len, key, key_len)) {
         verdict = TOKEN_BAD_SIGNATURE;
         goto done;
     }
@@ -662,6 +685,109 @@ done:
     yajl_tree_free(header);
     yajl_tree_free(payload);
     return verdict;
+}
+
+/* ---- the eHealth cabinet's UserRequest tokens ---- */
+
+bool token_alg_parse(const char *name, enum token_alg *out)
+{
+    if (strcmp(name, "HS256") == 0)
+        *out = TOKEN_HS256;
+    else if (strcmp(name, "HS512") == 0)
+        *out = TOKEN_HS512;
+    else
+        return false;
+    return true;
+}
+
+static const char *alg_name(enum token_alg alg)
+{
+    return alg == TOKEN_HS512 ? "HS512" : "HS256";
+}
+
+char *token_ur_sign(const unsigned char *key, size_t key_len, enum token_alg alg,
+                    const char *ur_id, int64_t iat, int64_t exp)
+{
+    if (!key_usable(key, key_len) || ur_id == NULL || strlen(ur_id) != GUID_LEN || !is_guid(ur_id) ||
+        iat < 0 || iat > SIGN_TIME_MAX || exp < 0 || exp > SIGN_TIME_MAX)
+        return NULL;
+    char header[64], payload[256];
+    int hn = snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg_name(alg));
+    int pn = snprintf(payload, sizeof(payload),
+                      "{\"exp\":%lld,\"iat\":%lld,\"iss\":\"" TOKEN_UR_ISSUER "\",\"user_request_id\":\"%s\"}",
+                      (long long)exp, (long long)iat, ur_id);
+    size_t cap = (size_t)(hn + pn) / 3 * 4 + 8 + HS512_LEN / 3 * 4 + 8;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    char *o = out;
+    o += b64url_encode((const unsigned char *)header, (size_t)hn, o);
+    *o++ = '.';
+    o += b64url_encode((const unsigned char *)payload, (size_t)pn, o);
+    unsigned char mac[HS512_LEN];
+    if (!hmac(alg, key, key_len, out, (size_t)(o - out), mac)) {
+        free(out);
+        return NULL;
+    }
+    *o++ = '.';
+    o += b64url_encode(mac, mac_len(alg), o);
+    *o = '\0';
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return out;
+}
+
+enum token_verdict token_ur_verify(const unsigned char *key, size_t key_len, enum token_alg alg,
+                                   const char *authorization, int64_t now, char ur_id[GUID_LEN + 1])
+{
+    ur_id[0] = '\0';
+    const char *token;
+    enum token_verdict v = bearer(authorization, &token);
+    if (v != TOKEN_VALID)
+        return v;
+    const char *dot1, *dot2;
+    size_t h_len, p_len, s_len;
+    if (!key_usable(key, key_len) || !split_jwt(token, &dot1, &dot2, &h_len, &p_len, &s_len))
+        return TOKEN_MALFORMED;
+
+    v = TOKEN_MALFORMED;
+    yajl_val header = parse_segment(token, h_len);
+    yajl_val payload = NULL;
+    jwt_t *jwt = NULL;
+    char id[GUID_LEN + 1];
+    int64_t exp, iat;
+    /* Only the configured algorithm: "none", the other HS size or RS256
+     * with our key as a "public key" all stop here. */
+    if (header == NULL || !header_ok(header, alg_name(alg)))
+        goto done;
+    payload = parse_segment(dot1 + 1, p_len);
+    const char *iss = YAJL_GET_STRING(member(payload, "iss"));
+    if (payload == NULL || iss == NULL || strcmp(iss, TOKEN_UR_ISSUER) != 0 ||
+        !get_str(payload, "user_request_id", id, sizeof(id), GUID_LEN) || !is_guid(id) ||
+        !get_int(payload, "exp", &exp) || !get_int(payload, "iat", &iat) || too_far_ahead(iat, now))
+        goto done;
+    if (!signature_ok(alg, token, h_len + 1 + p_len, dot2 + 1, s_len, key, key_len)) {
+        v = TOKEN_BAD_SIGNATURE;
+        goto done;
+    }
+    /* libjwt must read it alike (see the top of this file). */
+    const char *j_id;
+    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || jwt == NULL ||
+        jwt_get_alg(jwt) != (alg == TOKEN_HS512 ? JWT_ALG_HS512 : JWT_ALG_HS256) ||
+        (j_id = jwt_get_grant(jwt, "user_request_id")) == NULL || strcmp(j_id, id) != 0 ||
+        (int64_t)jwt_get_grant_int(jwt, "exp") != exp)
+        goto done;
+    if (exp <= now) {
+        v = TOKEN_EXPIRED;
+        goto done;
+    }
+    memcpy(ur_id, id, sizeof(id));
+    v = TOKEN_VALID;
+done:
+    if (jwt != NULL)
+        jwt_free(jwt);
+    yajl_tree_free(header);
+    yajl_tree_free(payload);
+    return v;
 }
 
 /* ---- the memo of verified tokens ---- */

@@ -83,4 +83,22 @@ enum token_verdict token_verify_memo(struct token_memo *m, const struct token_ke
 
 const char *token_type_name(enum token_type t);
 
+/* The eHealth cabinet's UserRequest tokens (issue 5): {"alg": HS256 or
+ * HS512 as configured, "typ": "JWT"} . {"exp", "iat", "iss":
+ * TOKEN_UR_ISSUER, "user_request_id": guid}, signed with the cabinet's own
+ * key. Verification accepts the configured algorithm only. */
+#define TOKEN_UR_ISSUER "mipgw-cabinet"
+enum token_alg {
+    TOKEN_HS256,
+    TOKEN_HS512,
+};
+bool token_alg_parse(const char *name, enum token_alg *out);
+/* A malloc'd token, or NULL (bad arguments, no key). */
+char *token_ur_sign(const unsigned char *key, size_t key_len, enum token_alg alg,
+                    const char *ur_id, int64_t iat, int64_t exp);
+/* The verdict for an "Authorization" value; on TOKEN_VALID ur_id holds the
+ * UserRequest's id. */
+enum token_verdict token_ur_verify(const unsigned char *key, size_t key_len, enum token_alg alg,
+                                   const char *authorization, int64_t now, char ur_id[37]);
+
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ids.h"
+#include "hasher.h"
 #include "misauth.h"
 #include "util.h"
 
@@ -47,8 +48,9 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
         snprintf(err, errlen, "password of %s is shorter than %d characters", login, USERS_PASSWORD_MIN);
         return -1;
     }
-    if (nmcods < 1 || nmcods > MISAUTH_MAX_LPUS) {
-        snprintf(err, errlen, "a login needs 1-%d LPUs", MISAUTH_MAX_LPUS);
+    /* No LPU: a login that writes no hospital's data (a cabinet client). */
+    if (nmcods < 0 || nmcods > MISAUTH_MAX_LPUS) {
+        snprintf(err, errlen, "a login has 0-%d LPUs", MISAUTH_MAX_LPUS);
         return -1;
     }
     for (int i = 0; i < nmcods; i++) {
@@ -71,11 +73,11 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
     res = exec(c, "SELECT password_hash FROM mis_users WHERE login = $1 FOR UPDATE", 1, p1, err, errlen);
     if (!res)
         goto err;
-    bool keep = PQntuples(res) == 1 && misauth_verify_password(PQgetvalue(res, 0, 0), password);
+    bool keep = PQntuples(res) == 1 && hasher_verify(PQgetvalue(res, 0, 0), password);
     if (keep)
         util_strlcpy(hash, PQgetvalue(res, 0, 0), sizeof(hash));
     PQclear(res);
-    if (!keep && misauth_hash_password(cfg, password, hash, sizeof(hash)) != 0) {
+    if (!keep && hasher_hash(cfg, password, hash, sizeof(hash)) != 0) {
         snprintf(err, errlen, "argon2id hashing failed");
         goto err;
     }
@@ -137,13 +139,13 @@ static int user_add(PGconn *c, const struct config *cfg, int argc, char **argv)
     optind = 0;  /* glibc: start afresh after main's own parse */
     while ((opt = getopt_long(argc, argv, "l:", opts, NULL)) != -1) {
         if (opt != 'l' || n == MISAUTH_MAX_LPUS) {
-            fprintf(stderr, "usage: mipgw user add LOGIN --lpu MCOD [--lpu MCOD...] < password\n");
+            fprintf(stderr, "usage: mipgw user add LOGIN [--lpu MCOD...] < password\n");
             return 2;
         }
         mcods[n++] = optarg;
     }
-    if (optind + 1 != argc || n == 0) {
-        fprintf(stderr, "usage: mipgw user add LOGIN --lpu MCOD [--lpu MCOD...] < password\n");
+    if (optind + 1 != argc) {
+        fprintf(stderr, "usage: mipgw user add LOGIN [--lpu MCOD...] < password\n");
         return 2;
     }
     const char *login = argv[optind];
@@ -223,7 +225,7 @@ int users_main(const struct config *cfg, int argc, char **argv)
     bool one_login = strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0;
     if (!(strcmp(sub, "add") == 0 || strcmp(sub, "list") == 0 || one_login) ||
         (one_login && argc != 3)) {
-        fprintf(stderr, "usage: mipgw user add LOGIN --lpu MCOD... | list | disable LOGIN | enable LOGIN\n");
+        fprintf(stderr, "usage: mipgw user add LOGIN [--lpu MCOD...] | list | disable LOGIN | enable LOGIN\n");
         return 2;
     }
     PGconn *c = PQconnectdb(cfg->pg_conninfo);

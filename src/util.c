@@ -256,3 +256,30 @@ bool util_strlcpy(char *dst, const char *src, size_t cap)
     memcpy(dst, src, n + 1);
     return true;
 }
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t util_b64url(const unsigned char *in, size_t n, char *out)
+{
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = B64URL[v >> 18];
+        *o++ = B64URL[(v >> 12) & 63];
+        *o++ = B64URL[(v >> 6) & 63];
+        *o++ = B64URL[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        *o++ = B64URL[v >> 18];
+        *o++ = B64URL[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        *o++ = B64URL[v >> 18];
+        *o++ = B64URL[(v >> 12) & 63];
+        *o++ = B64URL[(v >> 6) & 63];
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}

@@ -40,6 +40,9 @@ void util_random(void *p, size_t n);
 void util_guid(char out[GUID_LEN + 1]);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void util_hex(const unsigned char *p, size_t n, char *out);
+/* Unpadded base64url (RFC 4648 section 5) of n bytes into out, which needs
+ * n / 3 * 4 + 4 bytes; NUL-terminated; returns the length without the NUL. */
+size_t util_b64url(const unsigned char *in, size_t n, char *out);
 /* SHA-256 of data: raw, and as 64 hex characters plus NUL. */
 void util_sha256(const void *data, size_t n, unsigned char out[32]);
 void util_sha256_hex(const void *data, size_t n, char out[65]);

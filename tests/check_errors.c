@@ -595,11 +595,14 @@ START_TEST(markdown_table_rows)
     size_t len;
     char *text = markdown(&len);
     int rows = 0;
+    /* The МИП table ends where the cabinet's section begins. */
+    char *cabinet = strstr(text, "\n## The eHealth cabinet\n");
+    ck_assert_ptr_nonnull(cabinet);
 
     ck_assert_uint_eq(len, strlen(text));
     ck_assert(ids_utf8_valid(text, len));
     ck_assert_msg(strncmp(text, "# ", 2) == 0, "the document starts with a title");
-    for (char *line = text; line && *line;) {
+    for (char *line = text; line && *line && line < cabinet;) {
         char *end = strchr(line, '\n');
         ck_assert_msg(end != NULL, "the document ends with a newline");
         if (line[0] == '|' && line[1] == ' ' && line[2] >= '0' && line[2] <= '9') {
@@ -627,6 +630,48 @@ START_TEST(markdown_table_rows)
 }
 END_TEST
 
+/* The cabinet's catalogue: a row each in the document, an envelope that is
+ * JSON with the entry's status and type, and twins for the shared layers. */
+START_TEST(ehealth_catalogue)
+{
+    size_t len;
+    char *text = markdown(&len);
+    char *cabinet = strstr(text, "\n## The eHealth cabinet\n");
+    ck_assert_ptr_nonnull(cabinet);
+    for (int i = 1; i < EH__COUNT; i++) {
+        const struct eh_err_def *d = err_eh_get((enum eh_err_id)i);
+        ck_assert_int_eq(d->id, i);
+        ck_assert(d->http_status >= 400 && d->http_status <= 599);
+        ck_assert(d->type[0] && d->message[0]);
+        char row[32];
+        snprintf(row, sizeof(row), "\n| %d | ", d->http_status);
+        ck_assert_msg(strstr(cabinet, row) != NULL, "no cabinet row for %d", d->http_status);
+
+        struct buf b;
+        buf_init(&b);
+        const char *args[] = {"why \"quoted\""};
+        err_eh_body((enum eh_err_id)i, args, 1, "http://h/p", "rid", i == EH_VALIDATION ? "[]" : NULL, &b);
+        char err[128];
+        yajl_val v = yajl_tree_parse(b.data, err, sizeof(err));
+        ck_assert_msg(v != NULL, "envelope of %s is not JSON: %s", d->type, b.data);
+        const char *code[] = {"meta", "code", NULL}, *type[] = {"error", "type", NULL},
+                   *rid[] = {"meta", "request_id", NULL}, *inv[] = {"error", "invalid", NULL};
+        ck_assert_int_eq(YAJL_GET_INTEGER(yajl_tree_get(v, code, yajl_t_number)), d->http_status);
+        ck_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(v, type, yajl_t_string)), d->type);
+        ck_assert_str_eq(YAJL_GET_STRING(yajl_tree_get(v, rid, yajl_t_string)), "rid");
+        ck_assert((yajl_tree_get(v, inv, yajl_t_array) != NULL) == (i == EH_VALIDATION));
+        yajl_tree_free(v);
+        buf_free(&b);
+    }
+    ck_assert_int_eq(err_eh_get(err_eh_twin(E_BODY_TOO_LARGE))->http_status, 413);
+    ck_assert_int_eq(err_eh_get(err_eh_twin(E_BODY_JSON))->http_status, 400);
+    ck_assert_int_eq(err_eh_get(err_eh_twin(E_MIS_UNAUTHORIZED))->http_status, 401);
+    ck_assert_int_eq(err_eh_get(err_eh_twin(E_STORE_UNAVAILABLE))->http_status, 503);
+    ck_assert_int_eq(err_eh_twin(E_CELL_TAKEN), EH_INTERNAL);
+    free(text);
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -637,6 +682,7 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, seed_codes_carry_seed_messages);
     tcase_add_test(tc, schedule_period_placeholder);
     tcase_add_test(tc, token_missing_keeps_stray_quote);
+    tcase_add_test(tc, ehealth_catalogue);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("consistency");

@@ -35,4 +35,9 @@ void api_booking_direction(struct req *r);
 void api_booking_cancel(struct req *r);
 void api_booking_visits(struct req *r);
 
+/* api/cabinet.c: the eHealth cabinet sign-up (seed 004, issue 5) */
+void api_cabinet_user_request(struct req *r);
+void api_cabinet_otp(struct req *r);
+void api_cabinet_register(struct req *r);
+
 #endif

@@ -1,0 +1,196 @@
+/* sms.c - see sms.h. */
+#include "sms.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "log.h"
+#include "redis.h"
+#include "util.h"
+#include "worker.h"
+
+#define SMS_BACKOFF_MS 200   /* pause before the n-th retry: n times this */
+
+struct sms_call {
+    struct req *r;
+    sms_cb cb;
+    void *arg;
+    struct buf body;          /* the JSON sent; wiped and freed when done */
+    int attempt;              /* attempts made */
+    struct event *pause;      /* between webhook attempts */
+};
+
+static void sms_done(struct sms_call *c, bool sent)
+{
+    explicit_bzero(c->body.data, c->body.len);
+    buf_free(&c->body);
+    if (c->pause)
+        event_free(c->pause);
+    c->pause = NULL;
+    c->cb(c->r, sent, c->arg);
+}
+
+/* ---- redis: the sink list ---- */
+
+/* KEYS list; ARGV message, max length. */
+static struct redis_script sink_script = {
+    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+    "redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)\n"
+    "return 1\n",
+    ""};
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static void sink_init(void)
+{
+    redis_script_init(&sink_script);
+}
+
+static void sink_on_reply(const redisReply *reply, enum store_status st, void *arg)
+{
+    (void)reply;
+    sms_done(arg, st == STORE_OK);
+}
+
+static void sink_send(struct sms_call *c)
+{
+    const struct config *cfg = c->r->w->cfg;
+    pthread_once(&sink_once, sink_init);
+    char max[16];
+    snprintf(max, sizeof(max), "%d", cfg->ehealth_sms_sink_max);
+    const char *argv[] = {cfg->ehealth_sms_sink_key, c->body.data, max};
+    enum store_status st = redis_eval(c->r->w->redis, &sink_script, sink_on_reply, c, 1, 3, argv);
+    if (st != STORE_OK)
+        sms_done(c, false);
+}
+
+/* ---- webhook ---- */
+
+static void webhook_attempt(struct sms_call *c);
+
+static void webhook_on_pause(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    webhook_attempt(arg);
+}
+
+/* A failed attempt: pause and try again, or give up. */
+static void webhook_failed(struct sms_call *c, const char *why)
+{
+    const struct config *cfg = c->r->w->cfg;
+    log_warn("sms: webhook attempt %d of %d failed: %s", c->attempt, cfg->ehealth_sms_retries + 1,
+             why);
+    if (c->attempt > cfg->ehealth_sms_retries) {
+        sms_done(c, false);
+        return;
+    }
+    if (!c->pause)
+        c->pause = evtimer_new(c->r->w->base, webhook_on_pause, c);
+    struct timeval tv = {0, (long)c->attempt * SMS_BACKOFF_MS * 1000};
+    if (!c->pause || evtimer_add(c->pause, &tv) != 0)
+        sms_done(c, false);
+}
+
+static void webhook_on_response(struct evhttp_request *req, void *arg)
+{
+    struct sms_call *c = arg;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (code >= 200 && code <= 299) {
+        sms_done(c, true);
+        return;
+    }
+    char why[48];
+    if (code == 0)
+        snprintf(why, sizeof(why), "no answer within the deadline or refused");
+    else
+        snprintf(why, sizeof(why), "HTTP %d", code);
+    webhook_failed(c, why);
+}
+
+/* http://IP[:port]/path, as config.c checked it. */
+static bool webhook_parse(const char *url, char host[64], int *port, const char **path)
+{
+    const char *h = url + 7;
+    size_t n = strcspn(h, ":/");
+    if (n == 0 || n >= 64)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = 80;
+    const char *p = h + n;
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (v < 1 || v > 65535)
+            return false;
+        *port = (int)v;
+        p = end;
+    }
+    *path = *p == '/' ? p : "/";
+    return true;
+}
+
+static void webhook_attempt(struct sms_call *c)
+{
+    const struct config *cfg = c->r->w->cfg;
+    c->attempt++;
+    char host[64];
+    int port;
+    const char *path;
+    if (!webhook_parse(cfg->ehealth_sms_webhook_url, host, &port, &path)) {
+        sms_done(c, false);
+        return;
+    }
+    /* One connection per attempt, freed by libevent when it completes: an
+     * SMS is rare next to the requests, and a fresh connection cannot be
+     * one the gateway closed meanwhile. */
+    struct evhttp_connection *conn = evhttp_connection_base_new(c->r->w->base, NULL, host,
+                                                                (unsigned short)port);
+    struct evhttp_request *req = conn ? evhttp_request_new(webhook_on_response, c) : NULL;
+    if (!req) {
+        if (conn)
+            evhttp_connection_free(conn);
+        webhook_failed(c, "cannot make the request");
+        return;
+    }
+    struct timeval tv = {cfg->ehealth_sms_timeout_ms / 1000, cfg->ehealth_sms_timeout_ms % 1000 * 1000};
+    evhttp_connection_set_timeout_tv(conn, &tv);
+    evhttp_connection_set_retries(conn, 0);
+    evhttp_connection_set_max_body_size(conn, SMS_RESPONSE_MAX);
+    evhttp_connection_set_max_headers_size(conn, 8192);
+    evhttp_connection_free_on_completion(conn);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", host);
+    evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+    evhttp_add_header(h, "X-Request-Id", c->r->id);
+    evbuffer_add(evhttp_request_get_output_buffer(req), c->body.data, c->body.len);
+    if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, path) != 0)
+        webhook_failed(c, "cannot send the request");
+}
+
+void sms_send(struct req *r, const char *phone, const char *text, sms_cb cb, void *arg)
+{
+    struct sms_call *c = req_alloc(r, sizeof(*c));
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    buf_init(&c->body);
+    yajl_gen g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_kv_str(g, "phone", phone);
+    json_gen_kv_str(g, "text", text);
+    json_gen_kv_int(g, "at", (long long)(util_wall_us() / 1000000));
+    yajl_gen_map_close(g);
+    json_gen_finish(g, &c->body);
+    if (strcmp(r->w->cfg->ehealth_sms_sender, "webhook") == 0)
+        webhook_attempt(c);
+    else
+        sink_send(c);
+}
