@@ -55,14 +55,14 @@ void ehs_report_init(struct ehs_report *rep)
 {
     buf_init(&rep->entries);
     rep->n = 0;
-    rep->dropped = 0;
+    rep->truncated = false;
 }
 
 void ehs_report_free(struct ehs_report *rep)
 {
     buf_free(&rep->entries);
     rep->n = 0;
-    rep->dropped = 0;
+    rep->truncated = false;
 }
 
 static bool full(const struct ehs_report *rep)
@@ -74,7 +74,7 @@ void ehs_add(struct ehs_report *rep, const char *entry, const char *rule, const 
              const char *params_json)
 {
     if (full(rep)) {
-        rep->dropped++;
+        rep->truncated = true;
         return;
     }
     struct buf *b = &rep->entries;
@@ -403,7 +403,7 @@ static void add_str_param(struct ehs_report *rep, const char *path, const char *
                           const char *param)
 {
     if (full(rep)) {
-        rep->dropped++;
+        rep->truncated = true;
         return;
     }
     struct buf p;
@@ -487,9 +487,24 @@ struct walk {
     const char *path;
 };
 
+/* Appends s to the path in out (of n bytes). Paths are far shorter than
+ * PATH_LEN (ours, and a key cut to EHS_ECHO_MAX), so the cut never comes. */
+static void path_add(char out[PATH_LEN], size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+    if (k > PATH_LEN - 1 - *n)
+        k = PATH_LEN - 1 - *n;
+    memcpy(out + *n, s, k);
+    *n += k;
+    out[*n] = '\0';
+}
+
 static void join(char out[PATH_LEN], const char *base, const char *key)
 {
-    snprintf(out, PATH_LEN, "%s.%s", base, key);
+    size_t n = 0;
+    path_add(out, &n, base);
+    path_add(out, &n, ".");
+    path_add(out, &n, key);
 }
 
 /* Keys compared exactly: the schema is case-sensitive, json_get is not. */
@@ -645,7 +660,11 @@ static bool get_item(struct ehs_report *rep, yajl_val arr, const char *path, siz
                      char ip[PATH_LEN])
 {
     yajl_val v = arr->u.array.values[i];
-    snprintf(ip, PATH_LEN, "%s.[%zu]", path, i);
+    char idx[32];
+    size_t n = 0;
+    snprintf(idx, sizeof(idx), ".[%zu]", i);
+    path_add(ip, &n, path);
+    path_add(ip, &n, idx);
     if (!YAJL_IS_OBJECT(v)) {
         add_cast(rep, ip, J_OBJECT, v);
         return false;

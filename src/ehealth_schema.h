@@ -15,8 +15,9 @@
 #include "util.h"
 
 /* A hostile body must not make a huge answer: entries past this many are
- * dropped (and counted), and user text echoed in an entry (a property's
- * name, a bad date or e-mail) is cut to EHS_ECHO_MAX bytes. */
+ * dropped (and the walk stops early), and user text echoed in an entry (a
+ * property's name, a bad date or e-mail) is cut to EHS_ECHO_MAX bytes at a
+ * character boundary and followed by "...". */
 #define EHS_MAX_ENTRIES 100
 #define EHS_ECHO_MAX 100
 /* Arrays longer than this get a length entry and are not walked. */
@@ -26,7 +27,7 @@
 struct ehs_report {
     struct buf entries;  /* the entries' JSON, comma-separated, no brackets */
     int n;               /* entries so far, at most EHS_MAX_ENTRIES */
-    int dropped;         /* entries refused by the cap */
+    bool truncated;      /* an entry was refused by the cap */
 };
 
 void ehs_report_init(struct ehs_report *rep);
@@ -34,8 +35,8 @@ void ehs_report_free(struct ehs_report *rep);
 /* Appends one entry {"entry_type":"json_data_property","entry":entry,
  * "rules":[{"description":description,"rule":rule,"params":params_json}]}.
  * params_json is JSON text of an array ("[]" when NULL), written as given;
- * the strings are JSON-escaped. Does nothing but count once the report
- * holds EHS_MAX_ENTRIES. */
+ * the strings are JSON-escaped. Once the report holds EHS_MAX_ENTRIES it
+ * only sets truncated. */
 void ehs_add(struct ehs_report *rep, const char *entry, const char *rule, const char *description,
              const char *params_json);
 /* Appends the whole array text "[...]" to out. */

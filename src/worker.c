@@ -253,6 +253,7 @@ static void *worker_main(void *arg)
     w->redis = redis_new(w->base, w->cfg, &w->metrics);
     w->pg = pg_pool_new(w->base, w->cfg, &w->metrics);
     clientapp_start(w);
+    janitor_start(w);
     event_base_dispatch(w->base);
     w->state = WORKER_DONE;
     return NULL;
@@ -282,6 +283,7 @@ void worker_free(struct worker *w)
         return;
     }
     clientapp_stop(w);
+    janitor_stop(w);
     redis_free(w->redis);
     pg_pool_free(w->pg);
     /* After the pool: its shutdown answers the schedule's fills under way. */

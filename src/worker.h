@@ -11,6 +11,7 @@
 
 #include "clientapp.h"
 #include "config.h"
+#include "janitor.h"
 #include "metrics.h"
 #include "token.h"
 
@@ -52,6 +53,7 @@ struct worker {
     char id_prefix[9];
     struct schedule_cache *schedule;  /* the schedule view's cells (schedule.h) */
     struct token_memo *token_memo;    /* tokens that verified (token.h) */
+    struct janitor janitor;           /* worker 0's sweep of expired rows (janitor.h) */
 };
 
 /* Creates the listener socket and the worker's reactor; no thread yet.

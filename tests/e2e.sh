@@ -65,7 +65,10 @@ finish() {
 
     # Logs must never hold a token (a JWT starts with base64 '{"' = "eyJ"), a
     # demo password, or a whole document number of the demo data: Ivanov's
-    # polis and passport, Kozlov's old-style polis.
+    # polis and passport, Kozlov's old-style polis. The cabinet suite's
+    # registration passwords, weak ones too, all start with "Reg1stratio" or
+    # "Reg!stratio" in some case; no SMS text (it holds the code) may be
+    # logged.
     local -a logs=()
     for f in "$state"/mipgw.log "$state"/mipgw.stderr "$state"/setup.log; do
         [[ -f $f ]] && logs+=("$f")
@@ -73,6 +76,8 @@ finish() {
     if ((${#logs[@]})); then
         local what pattern hits
         for what in 'token:eyJ' 'demo password:Demo-Only-Secret' \
+            'registration password:[Rr][Ee][Gg][1!][Ss][Tt][Rr][Aa][Tt][Ii][Oo]' \
+            'SMS code text:eHealth:|Код авторизації' \
             'polis 5000000000000041:5000000000000041' \
             'passport 123456:(^|[^0-9])123456([^0-9]|$)' \
             'polis 123456789:(^|[^0-9])123456789([^0-9]|$)'; do

@@ -477,9 +477,14 @@ static bool reg_take_body(struct req *r, struct reg *g)
     util_format_time(util_wall_us() / 1000000, today);
     today[10] = '\0';
     ehs_report_init(&g->schema);
-    if (ehs_validate_registration(root, today, &g->schema) == 0) {
-        const char *pp[] = {"patient", NULL};
-        yajl_val patient = yajl_tree_get(root, pp, yajl_t_object);
+    const char *pp[] = {"patient", NULL};
+    yajl_val patient = yajl_tree_get(root, pp, yajl_t_object);
+    /* The SMS factor is the OTP method's phone: a patient with only an
+     * OFFLINE method has none to register. */
+    if (ehs_validate_registration(root, today, &g->schema) == 0 && !ehs_otp_phone(patient))
+        ehs_add(&g->schema, "$.patient.authentication_methods", "invalid",
+                "An authentication method of type OTP with a phone_number is required", "[]");
+    if (g->schema.n == 0) {
         g->otp = req_strdup(r, str_of(root, "otp"));
         g->password = req_strdup(r, str_of(root, "password"));
         g->otp_phone = req_strdup(r, ehs_otp_phone(patient));
