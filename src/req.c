@@ -366,7 +366,7 @@ void req_reply_eh_error(struct req *r, enum eh_err_id id, const char *const *arg
     buf_free(&body);
 }
 
-void req_reply_eh_data(struct req *r, int status, const char *data, size_t len)
+void req_reply_eh_gen(struct req *r, int status, yajl_gen data)
 {
     struct buf url, body;
     buf_init(&url);
@@ -385,9 +385,10 @@ void req_reply_eh_data(struct req *r, int status, const char *data, size_t len)
     json_gen_finish(g, &body);
     /* yajl writes the colon with the value, which is spliced in as text. */
     buf_puts(&body, ":");
-    buf_append(&body, data, len);
+    json_gen_finish(data, &body);
     buf_puts(&body, "}");
     req_reply_json(r, status, NULL, body.data, body.len);
+    explicit_bzero(body.data, body.len);
     buf_free(&url);
     buf_free(&body);
 }

@@ -107,9 +107,10 @@ enum err_id req_store_error(enum store_status st);
  * invalid is the 422's "invalid" array as JSON text, or NULL. */
 void req_reply_eh_error(struct req *r, enum eh_err_id id, const char *const *args, int nargs,
                         const char *invalid);
-/* The eHealth success envelope {"meta": {...}, "data": <data>}: data is
- * JSON text. */
-void req_reply_eh_data(struct req *r, int status, const char *data, size_t len);
+/* The eHealth success envelope {"meta": {...}, "data": <what g wrote>};
+ * frees the generator. The body is wiped after sending: it may hold a
+ * secret (the registration's access token). */
+void req_reply_eh_gen(struct req *r, int status, yajl_gen g);
 /* Plain text (metrics). */
 void req_reply_text(struct req *r, int status, const char *content_type, const char *body, size_t len);
 

@@ -8,7 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <jwt.h>
@@ -343,3 +349,135 @@ double ready_streak(int port, int want, int streak, double timeout_ms)
     }
     return -1;
 }
+
+/* ---- gateways a test starts itself ---- */
+
+int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    socklen_t len = sizeof(sin);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+/* Gateways this test started; reset by the setup, reaped by the teardown. */
+static pid_t spawned[MAX_SPAWNED];
+
+void spawned_reset(void)
+{
+    for (int i = 0; i < MAX_SPAWNED; i++)
+        spawned[i] = 0;
+}
+
+void spawned_kill_all(void)
+{
+    for (int i = 0; i < MAX_SPAWNED; i++) {
+        if (spawned[i] > 0) {
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+            spawned[i] = 0;
+        }
+    }
+}
+
+/* Starts `mipgw serve` on a free port with the stores of the gateway under
+ * test and the given NAME=value settings; its output goes to a log file
+ * next to the main gateway's. Waits until it is ready. Returns the port. */
+int gw_spawn(const char *const *settings, pid_t *pid_out)
+{
+    const char *bin = env("MIPGW_TEST_BIN");
+    int port = free_port();
+    char *dir = strdup(env("MIPGW_TEST_GW_LOG"));
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    char *log = xasprintf("%s/mipgw-extra-%d.log", dir, port);
+    free(dir);
+
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* The child: the test's own variables are no settings. */
+        char *names[256];
+        int n = 0;
+        for (char **e = environ; *e && n < 256; e++)
+            if (strncmp(*e, "MIPGW_TEST_", 11) == 0 || strncmp(*e, "MIPGW_LOG_FILE=", 15) == 0 ||
+                strncmp(*e, "MIPGW_RATELIMIT_", 16) == 0)
+                names[n++] = strndup(*e, strcspn(*e, "="));
+        for (int i = 0; i < n; i++)
+            unsetenv(names[i]);
+        char portbuf[16];
+        snprintf(portbuf, sizeof(portbuf), "%d", port);
+        setenv("MIPGW_HTTP_PORT", portbuf, 1);
+        setenv("MIPGW_HTTP_LISTEN", "127.0.0.1", 1);
+        setenv("MIPGW_HTTP_WORKERS", "1", 1);
+        setenv("MIPGW_DEMO_MODE", "1", 1);
+        for (int i = 0; settings && settings[i]; i++)
+            putenv((char *)settings[i]);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (in < 0 || out < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        execl(bin, bin, "serve", (char *)NULL);
+        _exit(127);
+    }
+    free(log);
+    for (int i = 0; i < MAX_SPAWNED; i++) {
+        if (spawned[i] == 0) {
+            spawned[i] = pid;
+            break;
+        }
+    }
+    *pid_out = pid;
+
+    double t0 = mono_ms();
+    for (;;) {
+        int status;
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the extra gateway exited at start (%d)",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        struct http_resp *r = http_get_at(port, "/ready", NULL);
+        int st = r->status;
+        http_free(r);
+        if (st == 200)
+            break;
+        ck_assert_msg(mono_ms() - t0 < 20000, "the extra gateway on port %d was not ready in 20 s",
+                      port);
+        sleep_ms(100);
+    }
+    return port;
+}
+
+/* SIGTERM, and the exit status (-1: it had to be killed, -2: by a signal). */
+int gw_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    double t0 = mono_ms();
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 && mono_ms() - t0 < 15000)
+        sleep_ms(50);
+    for (int i = 0; i < MAX_SPAWNED; i++)
+        if (spawned[i] == pid)
+            spawned[i] = 0;
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    if (got < 0)
+        return -3;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+}
+

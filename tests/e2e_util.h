@@ -6,6 +6,7 @@
 #define MIPGW_TESTS_E2E_UTIL_H
 
 #include <libpq-fe.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <yajl/yajl_tree.h>
@@ -69,5 +70,19 @@ char *portal_token(const char *key, const char *series, const char *number, cons
                    long long exp);
 /* A token from path (COD or RPGU) for an ЕНП and birthday; the caller frees. */
 char *cod_token(const char *path, const char *enp, const char *birthday);
+
+/* A free TCP port on the loopback (bound and released). */
+int free_port(void);
+/* Starts `mipgw serve` (MIPGW_TEST_BIN) on a free port, one worker, demo
+ * mode, with the stores of the gateway under test and the given
+ * "NAME=value" settings (NULL-terminated); its output goes to a log next to
+ * the main gateway's. Waits until it is ready; returns the port. */
+#define MAX_SPAWNED 4
+int gw_spawn(const char *const *settings, pid_t *pid_out);
+/* SIGTERM, and the exit status (-1: it had to be killed, -2: by a signal). */
+int gw_stop(pid_t pid);
+/* A tcase's setup and teardown: forget, and SIGKILL, the gateways it started. */
+void spawned_reset(void);
+void spawned_kill_all(void);
 
 #endif

@@ -75,6 +75,16 @@ static void reply_invalid_one(struct req *r, const char *path, const char *descr
     reply_invalid(r, &rep);
 }
 
+/* A single-row answer, or the failure answered (through fail). */
+static bool one_row(struct req *r, PGresult *res, enum store_status st,
+                    void (*fail)(struct req *, enum store_status))
+{
+    if (st == STORE_OK && PQntuples(res) == 1)
+        return true;
+    fail(r, st == STORE_OK ? STORE_ERROR : st);
+    return false;
+}
+
 static bool login_is_client(const struct config *cfg, const char *login)
 {
     size_t n = strlen(login);
@@ -139,10 +149,8 @@ static void ur_on_pg(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct ur_create *u = r->state;
-    if (st != STORE_OK || PQntuples(res) != 1) {
-        req_fail_store(r, st == STORE_OK ? STORE_ERROR : st);
+    if (!one_row(r, res, st, req_fail_store))
         return;
-    }
     const struct config *cfg = r->w->cfg;
     long long exp = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     enum token_alg alg = TOKEN_HS256;
@@ -163,11 +171,7 @@ static void ur_on_pg(PGresult *res, enum store_status st, void *arg)
     json_gen_kv_str(g, "expires_at", expires);
     yajl_gen_map_close(g);
     free(token);
-    struct buf data;
-    buf_init(&data);
-    json_gen_finish(g, &data);
-    req_reply_eh_data(r, 201, data.data, data.len);
-    buf_free(&data);
+    req_reply_eh_gen(r, 201, g);
 }
 
 static void ur_authorized(struct req *r, const struct misauth_login *who)
@@ -218,11 +222,7 @@ static void otp_on_sent(struct req *r, bool sent, void *arg)
     json_gen_kv_bool(g, "active", true);
     json_gen_kv_str(g, "code_expired_at", expires);
     yajl_gen_map_close(g);
-    struct buf data;
-    buf_init(&data);
-    json_gen_finish(g, &data);
-    req_reply_eh_data(r, 201, data.data, data.len);
-    buf_free(&data);
+    req_reply_eh_gen(r, 201, g);
 }
 
 static void otp_on_issued(struct req *r, enum otp_verdict v, enum store_status st, void *arg)
@@ -303,10 +303,8 @@ static void reg_on_written(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct reg *g = r->state;
-    if (st != STORE_OK || PQntuples(res) != 1) {
-        reg_fail_store(r, st == STORE_OK ? STORE_ERROR : st);
+    if (!one_row(r, res, st, reg_fail_store))
         return;
-    }
     char err[64];
     yajl_val ans = json_parse(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), JSON_MAX_DEPTH,
                               err, sizeof(err));
@@ -340,13 +338,8 @@ static void reg_on_written(PGresult *res, enum store_status st, void *arg)
     json_gen_kv_str(gen, "access_token", g->access_token);
     yajl_gen_map_close(gen);
     yajl_tree_free(ans);
-    struct buf data;
-    buf_init(&data);
-    json_gen_finish(gen, &data);
     reg_wipe(g);
-    req_reply_eh_data(r, 201, data.data, data.len);
-    explicit_bzero(data.data, data.len);
-    buf_free(&data);
+    req_reply_eh_gen(r, 201, gen);
 }
 
 static void reg_on_hashed(struct hasher_job *j, void *arg)
