@@ -24,11 +24,16 @@ struct sms_call {
     void *arg;
     struct buf body;          /* the JSON sent; wiped and freed when done */
     int attempt;              /* attempts made */
-    struct event *pause;      /* between webhook attempts */
+    struct event *pause;      /* between webhook attempts, and after each */
+    struct evhttp_connection *conn;  /* the attempt's; freed after it, off its callback */
+    int code;                 /* the attempt's HTTP status; 0: none came */
 };
 
 static void sms_done(struct sms_call *c, bool sent)
 {
+    if (c->conn)
+        evhttp_connection_free(c->conn);
+    c->conn = NULL;
     explicit_bzero(c->body.data, c->body.len);
     buf_free(&c->body);
     if (c->pause)
@@ -81,37 +86,49 @@ static void webhook_on_pause(evutil_socket_t fd, short what, void *arg)
     webhook_attempt(arg);
 }
 
-/* A failed attempt: pause and try again, or give up. */
-static void webhook_failed(struct sms_call *c, const char *why)
+/* Runs the next step after a pause of ms (0: on the next turn of the loop). */
+static void webhook_later(struct sms_call *c, event_callback_fn fn, long ms)
 {
-    const struct config *cfg = c->r->w->cfg;
-    log_warn("sms: webhook attempt %d of %d failed: %s", c->attempt, cfg->ehealth_sms_retries + 1,
-             why);
-    if (c->attempt > cfg->ehealth_sms_retries) {
-        sms_done(c, false);
-        return;
-    }
-    if (!c->pause)
-        c->pause = evtimer_new(c->r->w->base, webhook_on_pause, c);
-    struct timeval tv = {0, (long)c->attempt * SMS_BACKOFF_MS * 1000};
+    if (c->pause)
+        event_free(c->pause);
+    c->pause = evtimer_new(c->r->w->base, fn, c);
+    struct timeval tv = {ms / 1000, ms % 1000 * 1000};
     if (!c->pause || evtimer_add(c->pause, &tv) != 0)
         sms_done(c, false);
+}
+
+/* After an attempt, off libevent's callback: the connection is freed here
+ * (libevent 2.1's free-on-completion does not free one whose connect
+ * failed), then done, or a pause and the next attempt. */
+static void webhook_after(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sms_call *c = arg;
+    const struct config *cfg = c->r->w->cfg;
+    evhttp_connection_free(c->conn);
+    c->conn = NULL;
+    if (c->code >= 200 && c->code <= 299) {
+        sms_done(c, true);
+        return;
+    }
+    if (c->code == 0)
+        log_warn("sms: webhook attempt %d of %d failed: no answer within the deadline, or refused",
+                 c->attempt, cfg->ehealth_sms_retries + 1);
+    else
+        log_warn("sms: webhook attempt %d of %d failed: HTTP %d", c->attempt,
+                 cfg->ehealth_sms_retries + 1, c->code);
+    if (c->attempt > cfg->ehealth_sms_retries)
+        sms_done(c, false);
+    else
+        webhook_later(c, webhook_on_pause, (long)c->attempt * SMS_BACKOFF_MS);
 }
 
 static void webhook_on_response(struct evhttp_request *req, void *arg)
 {
     struct sms_call *c = arg;
-    int code = req ? evhttp_request_get_response_code(req) : 0;
-    if (code >= 200 && code <= 299) {
-        sms_done(c, true);
-        return;
-    }
-    char why[48];
-    if (code == 0)
-        snprintf(why, sizeof(why), "no answer within the deadline or refused");
-    else
-        snprintf(why, sizeof(why), "HTTP %d", code);
-    webhook_failed(c, why);
+    c->code = req ? evhttp_request_get_response_code(req) : 0;
+    webhook_later(c, webhook_after, 0);
 }
 
 /* http://IP[:port]/path, as config.c checked it. */
@@ -148,31 +165,27 @@ static void webhook_attempt(struct sms_call *c)
         sms_done(c, false);
         return;
     }
-    /* One connection per attempt, freed by libevent when it completes: an
-     * SMS is rare next to the requests, and a fresh connection cannot be
-     * one the gateway closed meanwhile. */
-    struct evhttp_connection *conn = evhttp_connection_base_new(c->r->w->base, NULL, host,
-                                                                (unsigned short)port);
-    struct evhttp_request *req = conn ? evhttp_request_new(webhook_on_response, c) : NULL;
+    /* One connection per attempt: an SMS is rare next to the requests, and
+     * a fresh connection cannot be one the operator closed meanwhile. */
+    c->conn = evhttp_connection_base_new(c->r->w->base, NULL, host, (unsigned short)port);
+    struct evhttp_request *req = c->conn ? evhttp_request_new(webhook_on_response, c) : NULL;
     if (!req) {
-        if (conn)
-            evhttp_connection_free(conn);
-        webhook_failed(c, "cannot make the request");
+        sms_done(c, false);
         return;
     }
     struct timeval tv = {cfg->ehealth_sms_timeout_ms / 1000, cfg->ehealth_sms_timeout_ms % 1000 * 1000};
-    evhttp_connection_set_timeout_tv(conn, &tv);
-    evhttp_connection_set_retries(conn, 0);
-    evhttp_connection_set_max_body_size(conn, SMS_RESPONSE_MAX);
-    evhttp_connection_set_max_headers_size(conn, 8192);
-    evhttp_connection_free_on_completion(conn);
+    evhttp_connection_set_timeout_tv(c->conn, &tv);
+    evhttp_connection_set_retries(c->conn, 0);
+    evhttp_connection_set_max_body_size(c->conn, SMS_RESPONSE_MAX);
+    evhttp_connection_set_max_headers_size(c->conn, 8192);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", host);
     evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
     evhttp_add_header(h, "X-Request-Id", c->r->id);
     evbuffer_add(evhttp_request_get_output_buffer(req), c->body.data, c->body.len);
-    if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, path) != 0)
-        webhook_failed(c, "cannot send the request");
+    /* On failure libevent has freed the request already. */
+    if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, path) != 0)
+        sms_done(c, false);
 }
 
 void sms_send(struct req *r, const char *phone, const char *text, sms_cb cb, void *arg)
