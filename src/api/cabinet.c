@@ -18,6 +18,8 @@
  *   request   the UserRequest alive, and its tax id's user   → 409 (PostgreSQL)
  *   schema    the report made above                          → 422 validation_failed
  *   otp       the patient's OTP phone and code (Redis)       → 422 at $.otp
+ *             (a refused code re-reads the UserRequest: a twin that won
+ *             meanwhile spent it and deleted the code      → 409)
  *   match     tax id and names against the UserRequest       → 409
  *   user      no user with the tax id yet                    → 409 tax_id_exists
  *   password  the policy                                     → 422 at $.password
@@ -271,6 +273,7 @@ struct reg {
     const char *tax_id, *first_name, *last_name;
     const char *patient_json;        /* preferred_way_communication forced to "phone" */
     bool user_exists;                /* the UserRequest's tax id has a user already */
+    enum otp_verdict otp_verdict;    /* a refused code, told once the UserRequest is re-read */
     char ur_tax_id[11];
     const char *ur_first_name, *ur_last_name;
     struct hasher_job hash;
@@ -396,6 +399,23 @@ static void reg_checked(struct req *r)
         reg_fail(r, EH_OVERLOADED);
 }
 
+/* The code was refused; is the UserRequest still unspent? */
+static void reg_on_otp_refused(PGresult *res, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct reg *g = r->state;
+    if (st != STORE_OK) {
+        reg_fail_store(r, st);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        reg_fail(r, EH_UR_GONE);
+        return;
+    }
+    reg_wipe(g);
+    reply_invalid_one(r, "$.otp", otp_verdict_message(g->otp_verdict));
+}
+
 static void reg_on_otp(struct req *r, enum otp_verdict v, enum store_status st, void *arg)
 {
     (void)arg;
@@ -404,8 +424,15 @@ static void reg_on_otp(struct req *r, enum otp_verdict v, enum store_status st, 
         return;
     }
     if (v != OTP_OK) {
-        reg_wipe(r->state);
-        reply_invalid_one(r, "$.otp", otp_verdict_message(v));
+        /* A twin that registered meanwhile deletes the code it used: its
+         * losers must hear 409, as they would have a moment earlier, not
+         * be sent for a new code. The UserRequest is asked again. */
+        struct reg *g = r->state;
+        g->otp_verdict = v;
+        const char *values[] = {g->ur_id};
+        enum store_status qs = pg_query(r->w->pg, STMT_CAB_UR_GET, values, reg_on_otp_refused, r);
+        if (qs != STORE_OK)
+            reg_fail_store(r, qs);
         return;
     }
     reg_checked(r);
@@ -436,16 +463,15 @@ static void reg_on_user_request(PGresult *res, enum store_status st, void *arg)
     otp_check(r, g->otp_phone, g->otp, reg_on_otp, NULL);
 }
 
-/* The patient as it will be stored: every field as given, but
- * preferred_way_communication, which the cabinet sets to "phone". */
+/* The patient as it will be stored: every field as given (the input's
+ * preferred_way_communication dropped already) and
+ * preferred_way_communication "phone". */
 static const char *reg_patient_json(struct req *r, yajl_val patient)
 {
     yajl_gen gen = json_gen_new();
     yajl_gen_map_open(gen);
     for (size_t i = 0; i < patient->u.object.len; i++) {
         const char *k = patient->u.object.keys[i];
-        if (strcmp(k, "preferred_way_communication") == 0)
-            continue;
         json_gen_str(gen, k);
         json_gen_value(gen, patient->u.object.values[i]);
     }
@@ -457,6 +483,27 @@ static const char *reg_patient_json(struct req *r, yajl_val patient)
     const char *s = req_strdup(r, out.data);
     buf_free(&out);
     return s;
+}
+
+/* The reference's step 3, before the schema: whatever the input says of
+ * preferred_way_communication is dropped (reg_patient_json writes
+ * "phone"), so that no value of it can fail the registration. */
+static void reg_drop_pwc(yajl_val patient)
+{
+    if (!YAJL_IS_OBJECT(patient))
+        return;
+    size_t n = patient->u.object.len, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(patient->u.object.keys[i], "preferred_way_communication") == 0) {
+            free((char *)patient->u.object.keys[i]);
+            yajl_tree_free(patient->u.object.values[i]);
+            continue;
+        }
+        patient->u.object.keys[k] = patient->u.object.keys[i];
+        patient->u.object.values[k] = patient->u.object.values[i];
+        k++;
+    }
+    patient->u.object.len = k;
 }
 
 /* Judges the body and keeps what the later steps need; false when
@@ -472,6 +519,7 @@ static bool reg_take_body(struct req *r, struct reg *g)
     ehs_report_init(&g->schema);
     const char *pp[] = {"patient", NULL};
     yajl_val patient = yajl_tree_get(root, pp, yajl_t_object);
+    reg_drop_pwc(patient);
     /* The SMS factor is the OTP method's phone: a patient with only an
      * OFFLINE method has none to register. */
     if (ehs_validate_registration(root, today, &g->schema) == 0 && !ehs_otp_phone(patient))
