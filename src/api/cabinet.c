@@ -399,19 +399,28 @@ static void reg_checked(struct req *r)
         reg_fail(r, EH_OVERLOADED);
 }
 
+/* STMT_CAB_UR_GET's answer: true when the UserRequest is alive, else the
+ * request is answered (409, or the store's failure). */
+static bool reg_ur_alive(struct req *r, PGresult *res, enum store_status st)
+{
+    if (st != STORE_OK) {
+        reg_fail_store(r, st);
+        return false;
+    }
+    if (PQntuples(res) != 1) {
+        reg_fail(r, EH_UR_GONE);
+        return false;
+    }
+    return true;
+}
+
 /* The code was refused; is the UserRequest still unspent? */
 static void reg_on_otp_refused(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct reg *g = r->state;
-    if (st != STORE_OK) {
-        reg_fail_store(r, st);
+    if (!reg_ur_alive(r, res, st))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        reg_fail(r, EH_UR_GONE);
-        return;
-    }
     reg_wipe(g);
     reply_invalid_one(r, "$.otp", otp_verdict_message(g->otp_verdict));
 }
@@ -442,14 +451,8 @@ static void reg_on_user_request(PGresult *res, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct reg *g = r->state;
-    if (st != STORE_OK) {
-        reg_fail_store(r, st);
+    if (!reg_ur_alive(r, res, st))
         return;
-    }
-    if (PQntuples(res) != 1) {
-        reg_fail(r, EH_UR_GONE);
-        return;
-    }
     if (g->schema.n > 0) {
         reg_wipe(g);
         reply_invalid(r, &g->schema);
