@@ -94,7 +94,9 @@
     X(E_STORE_UNAVAILABLE, 503, "5030", E, \
         "Хранилище данных временно недоступно. Повторите попытку позже.") \
     X(E_OVERLOADED, 503, "5031", E, "Сервис перегружен. Повторите попытку позже.") \
-    X(E_SHUTTING_DOWN, 503, "5032", E, "Сервис останавливается. Повторите попытку позже.")
+    X(E_SHUTTING_DOWN, 503, "5032", E, "Сервис останавливается. Повторите попытку позже.") \
+    X(E_UPSTREAM_LOST, 502, "5033", E, \
+        "Ответ сервиса не получен, результат запроса неизвестен. Повторите попытку позже.")
 
 #define ERR_ROW(id, status, code, type, message) [id] = {id, status, code, type, message},
 #define ERR_NAME(id, status, code, type, message) [id] = #id,
@@ -226,7 +228,9 @@ void err_body(enum err_id id, const char *const *args, int nargs, struct buf *ou
     X(EH_SMS_FAILED, 503, "sms_not_sent", "The SMS could not be sent; try again later") \
     X(EH_UNAVAILABLE, 503, "service_unavailable", "The data store is temporarily unavailable; try again later") \
     X(EH_OVERLOADED, 503, "service_overloaded", "The service is overloaded; try again later") \
-    X(EH_SHUTTING_DOWN, 503, "shutting_down", "The service is shutting down; try again later")
+    X(EH_SHUTTING_DOWN, 503, "shutting_down", "The service is shutting down; try again later") \
+    X(EH_UPSTREAM_LOST, 502, "upstream_lost", \
+      "No answer from the service: the outcome of the request is unknown; try again later")
 
 #define EH_ROW(id, status, type, message) [id] = {id, status, type, message},
 #define EH_NAME(id, status, type, message) [id] = #id,
@@ -255,6 +259,7 @@ enum eh_err_id err_eh_twin(enum err_id id)
     case E_STORE_UNAVAILABLE: return EH_UNAVAILABLE;
     case E_OVERLOADED: return EH_OVERLOADED;
     case E_SHUTTING_DOWN: return EH_SHUTTING_DOWN;
+    case E_UPSTREAM_LOST: return EH_UPSTREAM_LOST;
     default: return EH_INTERNAL;
     }
 }
@@ -343,7 +348,8 @@ void err_write_markdown(FILE *out)
           "type, an unknown path or method, an MIS login that fails or writes for\n"
           "an LPU it does not own, an unknown LPU or resource), 4290 for rate\n"
           "limiting, and 5000 and 5030-5032 for the service itself (an internal\n"
-          "error, the store unreachable, overload, shutdown).\n", out);
+          "error, the store unreachable, overload, shutdown). 5033 is nginx's, in\n"
+          "front: a gateway that died with the request (its outcome unknown).\n", out);
 
     /* Codes that carry more than one message, as the seeds give them. */
     int shared = 0;

@@ -69,6 +69,7 @@ enum err_id {
     E_STORE_UNAVAILABLE,      /* 503 5030 */
     E_OVERLOADED,             /* 503 5031 */
     E_SHUTTING_DOWN,          /* 503 5032 */
+    E_UPSTREAM_LOST,          /* 502 5033: nginx's, when a gateway died with the request */
     E__COUNT
 };
 
@@ -111,6 +112,7 @@ enum eh_err_id {
     EH_UNAVAILABLE,           /* 503 service_unavailable */
     EH_OVERLOADED,            /* 503 service_overloaded */
     EH_SHUTTING_DOWN,         /* 503 shutting_down */
+    EH_UPSTREAM_LOST,         /* 502 upstream_lost: nginx's */
     EH__COUNT
 };
 
