@@ -116,16 +116,27 @@ START_TEST(user_add_refuses_bad_input)
 {
     char *login = new_login("bad");
     char *args = xasprintf("add %s --lpu 470102", login);
-    /* too short a password, none at all, a bad МКОД, no LPU, a bad login */
+    /* too short a password, none at all, a bad МКОД, two logins, a bad login */
     ck_assert_int_eq(user_cmd("short\n", NULL, args), 1);
     ck_assert_int_eq(user_cmd("", NULL, args), 1);
     free(args);
     args = xasprintf("add %s --lpu 47010", login);
     ck_assert_int_eq(user_cmd("long enough password\n", NULL, args), 1);
     free(args);
-    args = xasprintf("add %s", login);
+    args = xasprintf("add %s %s", login, login);
     ck_assert_int_eq(user_cmd("long enough password\n", NULL, args), 2);
     free(args);
+    /* No LPU is a login that writes no hospital's data (a cabinet client):
+     * taken, with no LPU. */
+    char *bare = new_login("nolpu");
+    args = xasprintf("add %s", bare);
+    ck_assert_int_eq(user_cmd("long enough password\n", NULL, args), 0);
+    free(args);
+    const char *pb[] = {bare};
+    char *nl = pg_value("SELECT count(*) FROM mis_user_lpus WHERE login = $1", 1, pb);
+    ck_assert_str_eq(nl, "0");
+    free(nl);
+    free(bare);
     ck_assert_int_eq(user_cmd("long enough password\n", NULL, "add 'bad login' --lpu 470102"), 1);
     ck_assert_int_eq(user_cmd(NULL, NULL, "frobnicate"), 2);
     ck_assert_int_eq(user_cmd(NULL, NULL, "disable no-such-login-anywhere"), 1);
