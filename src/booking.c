@@ -56,6 +56,162 @@ bool booking_cards_have_lpu(const char *cards, const char *lpu)
     return false;
 }
 
+/* --- the booking bodies --- */
+
+/* A booking request is a few hundred bytes; an e-mail address at most 254. */
+#define EMAIL_MAX 254
+
+static bool refuse(struct booking_refusal *why, enum err_id id, const char *a0, const char *a1)
+{
+    why->id = id;
+    why->args[0] = a0;
+    why->args[1] = a1;
+    why->nargs = a1 ? 2 : a0 ? 1 : 0;
+    return false;
+}
+
+/* A string field: NULL when absent, null or empty; *bad when present but
+ * not a string. */
+static const char *field(yajl_val root, const char *name, bool *bad)
+{
+    yajl_val v = json_get(root, name);
+    if (json_is_null(v))
+        return NULL;
+    if (!YAJL_IS_STRING(v)) {
+        *bad = true;
+        return NULL;
+    }
+    return v->u.string[0] ? v->u.string : NULL;
+}
+
+/* A required GUID field into out. */
+static bool guid_field(yajl_val root, const char *name, char out[GUID_LEN + 1],
+                       struct booking_refusal *why)
+{
+    bool bad = false;
+    const char *v = field(root, name, &bad);
+    if (!v && !bad)
+        return refuse(why, E_PARAM_REQUIRED, name, NULL);
+    if (bad || ids_guid(v, out) != ID_OK)
+        return refuse(why, E_PARAM_FORMAT, name, NULL);
+    return true;
+}
+
+/* The day and time of the visit: checked, within the horizon, not passed,
+ * into b->begin_s. */
+static bool when_fields(yajl_val root, const char *day_name, int64_t now, int horizon,
+                        struct booking_req *b, struct booking_refusal *why)
+{
+    bool bad = false;
+    const char *day = field(root, day_name, &bad);
+    int y, m, d, h, min;
+    if (!day && !bad)
+        return refuse(why, E_PARAM_REQUIRED, day_name, NULL);
+    if (bad || ids_date_or_datetime(day, &y, &m, &d) != ID_OK)
+        return refuse(why, E_PARAM_FORMAT, day_name, NULL);
+    const char *time = field(root, "time", &bad);
+    if (!time && !bad)
+        return refuse(why, E_PARAM_REQUIRED, "time", NULL);
+    if (bad || ids_time_hhmm(time, &h, &min) != ID_OK)
+        return refuse(why, E_PARAM_FORMAT, "time", NULL);
+    snprintf(b->day, sizeof(b->day), "%04d-%02d-%02d", y, m, d);
+    snprintf(b->time, sizeof(b->time), "%02d:%02d", h, min);
+    /* The schedule view's own rule for the days a portal may ask. */
+    int64_t visit_day = schedule_day(y, m, d), from, to;
+    if (schedule_range_check(schedule_today(now), horizon, visit_day, visit_day, &from, &to) ==
+        SCHED_RANGE_HORIZON) {
+        snprintf(why->num, sizeof(why->num), "%d", horizon);
+        return refuse(why, E_SCHEDULE_PERIOD, why->num, NULL);
+    }
+    b->begin_s = booking_local_epoch(y, m, d, h * 60 + min);
+    if (b->begin_s <= now)
+        return refuse(why, E_CELL_PAST, b->day, b->time);
+    return true;
+}
+
+static char *copy_str(booking_alloc_fn alloc, void *ctx, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(alloc(ctx, n), s, n);
+}
+
+/* Seed 001's optional contact fields. */
+static bool contact_fields(yajl_val root, booking_alloc_fn alloc, void *ctx,
+                           struct booking_req *b, struct booking_refusal *why)
+{
+    bool bad = false;
+    const char *email = field(root, "email", &bad);
+    if (bad || (email && (strlen(email) > EMAIL_MAX || !strchr(email, '@') || email[0] == '@' ||
+                          strpbrk(email, " \t\r\n") || email[strlen(email) - 1] == '@')))
+        return refuse(why, E_PARAM_FORMAT, "email", NULL);
+    b->email = email ? copy_str(alloc, ctx, email) : NULL;
+    const char *phone = field(root, "phone", &bad);
+    char digits[12];
+    if (bad || (phone && ids_phone_ru(phone, digits) != ID_OK))
+        return refuse(why, E_PARAM_FORMAT, "phone", NULL);
+    b->phone = phone ? copy_str(alloc, ctx, digits) : NULL;
+    yajl_val agree = json_get(root, "email_confirm_agree");
+    b->email_agree = -1;
+    if (!json_is_null(agree)) {
+        if (YAJL_IS_INTEGER(agree) && (YAJL_GET_INTEGER(agree) == 0 || YAJL_GET_INTEGER(agree) == 1))
+            b->email_agree = (int)YAJL_GET_INTEGER(agree);
+        else if (YAJL_IS_TRUE(agree) || YAJL_IS_FALSE(agree))
+            b->email_agree = YAJL_IS_TRUE(agree);
+        else
+            return refuse(why, E_PARAM_FORMAT, "email_confirm_agree", NULL);
+    }
+    return true;
+}
+
+bool booking_parse_entry(yajl_val root, int64_t now, int horizon, booking_alloc_fn alloc,
+                         void *ctx, struct booking_req *b, struct booking_refusal *why)
+{
+    why->id = E_NONE;
+    why->nargs = 0;
+    bool bad_id = false, bad_type = false, bad_doctor = false, bad_time = false, bad = false;
+    const char *dir_id = field(root, "directionID", &bad_id);
+    const char *dir_type = field(root, "directionType", &bad_type);
+    if ((!dir_id && !bad_id) != (!dir_type && !bad_type))
+        return refuse(why, E_DIRECTION_PAIR, NULL, NULL);
+    /* Absent, null or "": the seed's 4036; present but not a string: 4101
+     * below, with the field's name. */
+    const char *doctor = field(root, "doctor_id", &bad_doctor);
+    const char *time = field(root, "time", &bad_time);
+    if ((!doctor && !bad_doctor) || (!time && !bad_time))
+        return refuse(why, E_TIME_OR_CELL_EMPTY, NULL, NULL);
+    if (bad_id || (dir_id && ids_guid(dir_id, b->referral) != ID_OK))
+        return refuse(why, E_PARAM_FORMAT, "directionID", NULL);
+    if (bad_type)
+        return refuse(why, E_PARAM_FORMAT, "directionType", NULL);
+    const char *mcod = field(root, "lpu_code", &bad);
+    if (!mcod && !bad)
+        return refuse(why, E_PARAM_REQUIRED, "lpu_code", NULL);
+    if (bad || ids_mcod(mcod) != ID_OK)
+        return refuse(why, E_PARAM_FORMAT, "lpu_code", NULL);
+    b->mcod = copy_str(alloc, ctx, mcod);
+    if (!booking_split_pair(doctor, b->lpu, b->resource))
+        return refuse(why, E_PARAM_FORMAT, "doctor_id", NULL);
+    return when_fields(root, "day", now, horizon, b, why) &&
+           contact_fields(root, alloc, ctx, b, why);
+}
+
+bool booking_parse_direction(yajl_val root, const char *path_lpu, int64_t now, int horizon,
+                             struct booking_req *b, struct booking_refusal *why)
+{
+    why->id = E_NONE;
+    why->nargs = 0;
+    char lpu[GUID_LEN + 1];
+    if (ids_guid(path_lpu, lpu) != ID_OK)
+        return refuse(why, E_PARAM_FORMAT, "lpuGuid", NULL);
+    if (!guid_field(root, "lpuGuid", b->lpu, why) ||
+        !guid_field(root, "resourceGuid", b->resource, why) ||
+        !guid_field(root, "directionGuid", b->referral, why))
+        return false;
+    if (strcmp(lpu, b->lpu) != 0)
+        return refuse(why, E_LPU_MISMATCH, "{lpuGuid} пути", "lpuGuid");
+    return when_fields(root, "date", now, horizon, b, why);
+}
+
 void booking_lock_key(const char *resource, int64_t begin_s, char *out, size_t cap)
 {
     snprintf(out, cap, "cell:lock:%s:%lld", resource, (long long)begin_s);

@@ -29,7 +29,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <yajl/yajl_tree.h>
 
+#include "errors.h"
 #include "req.h"
 #include "util.h"
 
@@ -87,6 +89,29 @@ struct booking_req {
     char lock_value[2 * GUID_LEN + 2];
     bool locked;
 };
+
+/* Why a booking body was refused: the catalogue's entry and its arguments
+ * (they point into the booking_req, or are literals or num; none into the
+ * body's tree, which may be freed before the answer). */
+struct booking_refusal {
+    enum err_id id;            /* E_NONE: not refused */
+    const char *args[2];
+    int nargs;
+    char num[16];              /* a number argument's text */
+};
+typedef void *(*booking_alloc_fn)(void *ctx, size_t n);
+
+/* Seed 001's body (POST /api/v2/iemk/doctors/entry) into b: the seed's own
+ * checks first (4033, 4036), then each field's shape; the visit's day at
+ * most horizon days after now's (epoch seconds) and its time not passed.
+ * The strings b keeps (mcod, email, phone) are copied with alloc, which
+ * must not fail. False, with *why, when refused. */
+bool booking_parse_entry(yajl_val root, int64_t now, int horizon, booking_alloc_fn alloc,
+                         void *ctx, struct booking_req *b, struct booking_refusal *why);
+/* Seed 002's body (POST /api/v2/directions/visit/{lpuGuid}) into b;
+ * path_lpu is the path's {lpuGuid} as given, which the body must name. */
+bool booking_parse_direction(yajl_val root, const char *path_lpu, int64_t now, int horizon,
+                             struct booking_req *b, struct booking_refusal *why);
 
 struct auth_state;
 /* Verifies the token of a booking request at once (auth_begin): NULL when

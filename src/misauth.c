@@ -22,8 +22,6 @@
 #include "util.h"
 #include "worker.h"
 
-#define MISAUTH_PASSWORD_MAX 256
-#define MISAUTH_HEADER_MAX 512
 #define MISAUTH_CACHE_SLOTS 64
 
 /* ---- the per-worker cache of verified headers ---- */
@@ -189,6 +187,45 @@ bool misauth_login_valid(const char *s)
     return true;
 }
 
+/* The base64 part of a Basic credential, or NULL when h is absent, of
+ * another scheme or longer than we read. */
+static const char *basic_b64(const char *h)
+{
+    if (!h || strncasecmp(h, "Basic ", 6) != 0 || strlen(h) > MISAUTH_HEADER_MAX)
+        return NULL;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    return h;
+}
+
+bool misauth_parse_basic(const char *header, char *login, size_t login_cap, char *password,
+                         size_t password_cap)
+{
+    const char *b64 = basic_b64(header);
+    if (!b64)
+        return false;
+    char plain[MISAUTH_HEADER_MAX];
+    int n = b64_decode(b64, strlen(b64), plain, sizeof(plain) - 1);
+    char *colon = n > 0 ? memchr(plain, ':', (size_t)n) : NULL;
+    bool ok = false;
+    if (colon && !memchr(plain, '\0', (size_t)n)) {
+        plain[n] = '\0';
+        *colon = '\0';
+        size_t pwlen = strlen(colon + 1);
+        ok = misauth_login_valid(plain) && pwlen > 0 && pwlen <= MISAUTH_PASSWORD_MAX &&
+             strlen(plain) < login_cap && pwlen < password_cap;
+        if (ok) {
+            memcpy(login, plain, strlen(plain) + 1);
+            memcpy(password, colon + 1, pwlen + 1);
+        }
+    }
+    /* The password was in there. */
+    if (n > 0)
+        explicit_bzero(plain, (size_t)n);
+    return ok;
+}
+
 static void misauth_on_hash(struct hasher_job *j, void *arg)
 {
     (void)j;
@@ -245,7 +282,7 @@ static void misauth_on_pg(PGresult *res, enum store_status st, void *arg)
 void misauth_require(struct req *r, misauth_cb cb)
 {
     const char *h = req_header(r, "Authorization");
-    if (!h || strncasecmp(h, "Basic ", 6) != 0 || strlen(h) > MISAUTH_HEADER_MAX) {
+    if (!basic_b64(h)) {
         unauthorized(r);
         return;
     }
@@ -267,29 +304,14 @@ void misauth_require(struct req *r, misauth_cb cb)
         return;
     }
 
-    const char *b64 = h + 6;
-    while (*b64 == ' ')
-        b64++;
-    char plain[MISAUTH_HEADER_MAX];
-    int n = b64_decode(b64, strlen(b64), plain, sizeof(plain) - 1);
-    char *colon = n > 0 ? memchr(plain, ':', (size_t)n) : NULL;
-    if (!colon || memchr(plain, '\0', (size_t)n)) {
-        if (n > 0)
-            explicit_bzero(plain, (size_t)n);
+    char password[MISAUTH_PASSWORD_MAX + 1];
+    if (!misauth_parse_basic(h, m->who.login, sizeof(m->who.login), password, sizeof(password))) {
         unauthorized(r);
         return;
     }
-    plain[n] = '\0';
-    *colon = '\0';
-    size_t pwlen = strlen(colon + 1);
-    if (!misauth_login_valid(plain) || pwlen == 0 || pwlen > MISAUTH_PASSWORD_MAX) {
-        explicit_bzero(plain, (size_t)n);
-        unauthorized(r);
-        return;
-    }
-    util_strlcpy(m->who.login, plain, sizeof(m->who.login));
-    m->password = req_strdup(r, colon + 1);
-    explicit_bzero(plain, (size_t)n);
+    m->password = req_strdup(r, password);
+    size_t pwlen = strlen(password);
+    explicit_bzero(password, sizeof(password));
 
     const char *values[] = {m->who.login};
     enum store_status st = pg_query(r->w->pg, STMT_MIS_LOGIN, values, misauth_on_pg, m);

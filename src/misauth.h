@@ -37,6 +37,18 @@ void misauth_require(struct req *r, misauth_cb cb);
 /* A login: 1-64 of A-Z a-z 0-9 . _ @ - (mis_users' CHECK says the same). */
 bool misauth_login_valid(const char *s);
 
+#define MISAUTH_PASSWORD_MAX 256
+#define MISAUTH_HEADER_MAX 512  /* bytes of the whole Authorization value */
+
+/* Reads an Authorization value "Basic <base64 of login:password>" (the
+ * scheme in any case, strict padded base64, at most MISAUTH_HEADER_MAX
+ * bytes) into login (a valid one, see above) and password (1 to
+ * MISAUTH_PASSWORD_MAX bytes, no NUL). False, with neither written, when
+ * the value is anything else or a part does not fit its buffer. The
+ * caller wipes password after use. */
+bool misauth_parse_basic(const char *header, char *login, size_t login_cap, char *password,
+                         size_t password_cap);
+
 /* The login's МКОДs as the text[] literal the SQL functions take as
  * "allowed" (ids_mcod_array), appended to out. */
 bool misauth_mcods_literal(const struct misauth_login *who, struct buf *out);

@@ -148,13 +148,13 @@ static int hex_digit(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Decodes n bytes of a form-encoded component ('+' is a space) into the
- * arena. NULL when an escape is broken, when it decodes to NUL (which would
- * cut the C string short and leave the rest of the value unvalidated) or
- * when the result is not UTF-8 (it may be echoed into a JSON message). */
-static char *query_decode(struct req *r, const char *s, size_t n)
+/* Decodes n bytes of a form-encoded component ('+' is a space) into memory
+ * from alloc. NULL when an escape is broken, when it decodes to NUL (which
+ * would cut the C string short and leave the rest of the value unvalidated)
+ * or when the result is not UTF-8 (it may be echoed into a JSON message). */
+static char *query_decode(req_alloc_fn alloc, void *ctx, const char *s, size_t n)
 {
-    char *out = req_alloc(r, n + 1), *o = out;
+    char *out = alloc(ctx, n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '+') {
@@ -175,14 +175,10 @@ static char *query_decode(struct req *r, const char *s, size_t n)
     return ids_utf8_valid(out, (size_t)(o - out)) ? out : NULL;
 }
 
-enum req_query_status req_parse_query(struct req *r, const char **bad_name)
+enum req_query_status req_query_decode(const char *q, int max, req_alloc_fn alloc, void *ctx,
+                                       struct req_param **out, int *nout, const char **bad_name)
 {
     *bad_name = NULL;
-    if (r->query_parsed)
-        return REQ_QUERY_OK;
-    r->query_parsed = true;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
-    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
     if (!q || !*q)
         return REQ_QUERY_OK;
     /* Count before decoding: a 100,000-parameter query must cost nothing. */
@@ -191,30 +187,48 @@ enum req_query_status req_parse_query(struct req *r, const char **bad_name)
         if (*p != '&' && (p == q || p[-1] == '&'))
             n++;
     }
-    if (n > r->w->cfg->http_max_query_params)
+    if (n > max)
         return REQ_QUERY_TOO_MANY;
-    r->query = req_alloc(r, sizeof(*r->query) * (size_t)n);
+    *out = alloc(ctx, sizeof(**out) * (size_t)n);
     for (const char *seg = q; *seg;) {
         size_t len = strcspn(seg, "&");
         if (len > 0) {
             size_t nlen = strcspn(seg, "=&");
-            const char *name = query_decode(r, seg, nlen);
+            const char *name = query_decode(alloc, ctx, seg, nlen);
             if (!name || !*name) {
                 *bad_name = "query";
                 return REQ_QUERY_BAD;
             }
-            const char *value = nlen < len ? query_decode(r, seg + nlen + 1, len - nlen - 1) : "";
+            const char *value =
+                nlen < len ? query_decode(alloc, ctx, seg + nlen + 1, len - nlen - 1) : "";
             if (!value) {
                 *bad_name = name;
                 return REQ_QUERY_BAD;
             }
-            r->query[r->nquery++] = (struct req_param){name, value};
+            (*out)[(*nout)++] = (struct req_param){name, value};
         }
         seg += len;
         if (*seg == '&')
             seg++;
     }
     return REQ_QUERY_OK;
+}
+
+static void *req_arena_alloc(void *ctx, size_t n)
+{
+    return req_alloc(ctx, n);
+}
+
+enum req_query_status req_parse_query(struct req *r, const char **bad_name)
+{
+    *bad_name = NULL;
+    if (r->query_parsed)
+        return REQ_QUERY_OK;
+    r->query_parsed = true;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    return req_query_decode(q, r->w->cfg->http_max_query_params, req_arena_alloc, r, &r->query,
+                            &r->nquery, bad_name);
 }
 
 const char *req_query(struct req *r, const char *name)

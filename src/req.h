@@ -69,6 +69,14 @@ const char *req_method(struct req *r);
  * On REQ_QUERY_BAD *bad_name is the offending parameter's name (or "query"
  * when the name itself is undecodable). */
 enum req_query_status req_parse_query(struct req *r, const char **bad_name);
+/* Memory for req_query_decode: zeroed, and never NULL (req_alloc aborts). */
+typedef void *(*req_alloc_fn)(void *ctx, size_t n);
+/* The decoding of req_parse_query, on the query string q (NULL or "": no
+ * parameters): more than max parameters are refused before any is decoded;
+ * the pairs go to *out (allocated with alloc) and their count, which must
+ * start at 0, to *nout. */
+enum req_query_status req_query_decode(const char *q, int max, req_alloc_fn alloc, void *ctx,
+                                       struct req_param **out, int *nout, const char **bad_name);
 /* A query parameter (the first when repeated), or NULL when absent. Empty
  * values count as absent. */
 const char *req_query(struct req *r, const char *name);
