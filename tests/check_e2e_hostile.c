@@ -1016,7 +1016,7 @@ START_TEST(test_idle_connections)
     }
     double t_opened = mono_ms();
     /* The gateway holds them all (accepted: a descriptor each). */
-    while (proc_fds(pid) < base_fds + n && mono_ms() - t_opened < 3000)
+    while (proc_fds(pid) < base_fds + n - 8 && mono_ms() - t_opened < 3000)
         sleep_ms(20);
     int held = proc_fds(pid) - base_fds;
     /* (less a handful: the count of its other descriptors may move by a
@@ -1025,19 +1025,20 @@ START_TEST(test_idle_connections)
     fprintf(stderr, "hostile: %ld idle connections open in %.0f ms, the gateway holds %d descriptors more\n",
             n, t_opened - t_open0, held);
 
-    /* Normal requests meanwhile, for about two seconds. */
+    /* Normal requests meanwhile, for at most two seconds. */
     enum { REQS = 400 };
     double lat[REQS];
     int done = 0;
-    while (done < REQS && mono_ms() - t_opened < 2500)
+    double t_held = mono_ms();
+    while (done < REQS && mono_ms() - t_held < 2000)
         lat[done] = normal_request(port, done), done++;
-    ck_assert_msg(done >= 100, "only %d normal requests in 2.5 s", done);
+    ck_assert_msg(done >= 100, "only %d normal requests in 2 s", done);
     double p50 = percentile(lat, done, 0.50), p99 = percentile(lat, done, 0.99);
     fprintf(stderr, "hostile: under %ld idle connections: %d requests, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
             n, done, p50, p99, lat[done - 1]);
     ck_assert_msg(p99 < 50.0, "p99 %.1f ms under %ld idle connections", p99, n);
     /* None dropped early: all still open well before the read timeout. */
-    ck_assert_msg(mono_ms() - t_opened < IDLE_TIMEOUT_MS - 1000, "the normal requests took too long");
+    ck_assert_msg(mono_ms() - t_open0 < IDLE_TIMEOUT_MS - 500, "the normal requests took too long");
     long early = 0;
     for (long i = 0; i < n; i++)
         early += peer_closed(fds[i]);
