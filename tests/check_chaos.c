@@ -21,7 +21,9 @@
  * patient each), CHAOS_CELLS ("cell_guid lpu_code doctor_id day time" a
  * line; the first CHAOS_HOT are the contended ones), CHAOS_RECORD, CHAOS_DURATION_S,
  * CHAOS_THREADS, CHAOS_LOCK_TTL_MS, CHAOS_CLIENT_TIMEOUT_MS, CHAOS_LPU (the
- * run's LPU guid, to find its bookings). */
+ * run's LPU guid, to find its bookings), CHAOS_REFERRALS ("person cod_token
+ * referral lpu resource" a line: a tenth of the requests book by referral,
+ * seed 002, each referral's cells contending for it). */
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -36,6 +38,7 @@
 
 #define CHAOS_MAX_THREADS 64
 #define CHAOS_HOT_SHARE 10      /* percent of requests that go to the hot cells */
+#define CHAOS_REFERRAL_SHARE 10 /* percent that book by a referral (seed 002) */
 
 struct cellref {
     char guid[37], lpu_code[16], doctor_id[80], day[11], time[6];
@@ -44,6 +47,14 @@ struct cellref {
 struct patient {
     char person[37];
     char *token;
+};
+
+/* A referral of a patient to one resource, booked with a COD token. */
+struct referral {
+    char person[37], guid[37], lpu[37], resource[37];
+    char *token;
+    int *cells;                 /* indexes of the resource's cells */
+    int ncells;
 };
 
 /* One request as the client saw it. */
@@ -62,6 +73,8 @@ static struct {
     int npatients;
     struct cellref *cells;
     int ncells, hot;
+    struct referral *referrals;
+    int nreferrals;
     double t0, end_ms;
     int client_timeout_ms, lock_ttl_ms;
     pthread_mutex_t lock;
@@ -118,10 +131,11 @@ static void judge(struct rec *rc, const struct http_resp *r)
     }
     yajl_val v = jparse_str(r->body);
     if (r->status == 200) {
-        const char *e = v ? jstr(v, "Entry_id") : NULL;
-        rc->kind = e && strlen(e) == 72 ? 'o' : 'x';
+        /* Seed 001 answers Entry_id (LPU and booking), seed 002 the ticket. */
+        const char *e = v ? jstr(v, "Entry_id") : NULL, *t = v ? jstr(v, "ticketGuid") : NULL;
+        rc->kind = (e && strlen(e) == 72) || (t && strlen(t) == 36) ? 'o' : 'x';
         if (rc->kind == 'o')
-            snprintf(rc->booking, sizeof(rc->booking), "%s", e + 36);
+            snprintf(rc->booking, sizeof(rc->booking), "%s", e ? e + 36 : t);
     } else {
         yajl_val code = v ? jget(v, "Code") : NULL;
         const char *mc = v ? jstr(v, "Message_code") : NULL;
@@ -142,11 +156,51 @@ static void judge(struct rec *rc, const struct http_resp *r)
         yajl_tree_free(v);
 }
 
+/* The patient that a referral's person is, for the record's matching. */
+static int patient_of(const char *person)
+{
+    for (int i = 0; i < run.npatients; i++)
+        if (strcmp(run.patients[i].person, person) == 0)
+            return i;
+    return 0;
+}
+
+/* One booking by a referral (seed 002), for a random cell of its resource;
+ * a referral serves one active booking, so its several cells contend. */
+static void by_referral(unsigned *seed)
+{
+    const struct referral *f = &run.referrals[rand_r(seed) % (unsigned)run.nreferrals];
+    if (f->ncells == 0)
+        return;
+    struct rec rc = {0};
+    rc.patient = patient_of(f->person);
+    rc.cell = f->cells[rand_r(seed) % (unsigned)f->ncells];
+    const struct cellref *c = &run.cells[rc.cell];
+    char path[128], body[512], auth[4200];
+    snprintf(path, sizeof(path), "/api/v2/directions/visit/%s", f->lpu);
+    snprintf(body, sizeof(body),
+             "{\"date\":\"%s\",\"time\":\"%s\",\"directionGuid\":\"%s\",\"lpuGuid\":\"%s\","
+             "\"resourceGuid\":\"%s\"}", c->day, c->time, f->guid, f->lpu, f->resource);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", f->token);
+    const char *h[] = {"Content-Type: application/json", auth, NULL};
+    double t = mono_ms();
+    rc.at_ms = t - run.t0;
+    struct http_resp *r = http_request("POST", path, h, body);
+    rc.elapsed_ms = mono_ms() - t;
+    judge(&rc, r);
+    http_free(r);
+    record(&rc);
+}
+
 static void *client(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u;
     while (!run.stop && mono_ms() < run.end_ms) {
         struct rec rc = {0};
+        if (run.nreferrals > 0 && (int)(rand_r(&seed) % 100) < CHAOS_REFERRAL_SHARE) {
+            by_referral(&seed);
+            continue;
+        }
         rc.patient = (int)(rand_r(&seed) % (unsigned)run.npatients);
         bool hot = run.hot > 0 && (int)(rand_r(&seed) % 100) < CHAOS_HOT_SHARE;
         rc.cell = hot ? (int)(rand_r(&seed) % (unsigned)run.hot)
@@ -243,6 +297,27 @@ START_TEST(chaos_run)
         free(lines[i]);
     }
     free(lines);
+    /* Referrals: "person cod_token referral lpu resource" a line (optional). */
+    const char *rf = getenv("CHAOS_REFERRALS");
+    if (rf && *rf) {
+        lines = read_lines(rf, &nlines);
+        run.referrals = calloc((size_t)nlines, sizeof(*run.referrals));
+        for (int i = 0; i < nlines; i++) {
+            struct referral *f = &run.referrals[run.nreferrals];
+            char tok[4096];
+            if (sscanf(lines[i], "%36s %4095s %36s %36s %36s", f->person, tok, f->guid, f->lpu,
+                       f->resource) == 5) {
+                f->token = strdup(tok);
+                f->cells = calloc((size_t)run.ncells, sizeof(int));
+                for (int k = 0; k < run.ncells; k++)
+                    if (strcmp(run.cells[k].doctor_id + 36, f->resource) == 0)
+                        f->cells[f->ncells++] = k;
+                run.nreferrals++;
+            }
+            free(lines[i]);
+        }
+        free(lines);
+    }
     run.hot = env_int("CHAOS_HOT");
     int threads = env_int("CHAOS_THREADS");
     run.client_timeout_ms = env_int("CHAOS_CLIENT_TIMEOUT_MS");
