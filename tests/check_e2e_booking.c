@@ -106,33 +106,6 @@ static char *token_of(const char *path, const struct patient *p)
     return t;
 }
 
-/* The n-th future cell (3 hours ahead or later) of a resource: its local
- * day and time. */
-struct when {
-    char day[11], time[6];
-    char cell[37];
-};
-static struct when cell_at(const char *resource, int n)
-{
-    char off[16];
-    snprintf(off, sizeof(off), "%d", n);
-    const char *v[] = {resource, off};
-    PGresult *res = pg_exec("SELECT to_char(begin_at AT TIME ZONE '" TZ "', 'YYYY-MM-DD'),"
-                            " to_char(begin_at AT TIME ZONE '" TZ "', 'HH24:MI'), guid::text"
-                            " FROM cells WHERE resource_guid = $1::uuid"
-                            " AND begin_at > now() + interval '3 hours'"
-                            " AND busy_type = 1 AND 'Internet' = ANY (access)"
-                            " ORDER BY begin_at OFFSET $2::int LIMIT 1",
-                            2, v);
-    ck_assert_int_eq(PQntuples(res), 1);
-    struct when w;
-    snprintf(w.day, sizeof(w.day), "%s", PQgetvalue(res, 0, 0));
-    snprintf(w.time, sizeof(w.time), "%s", PQgetvalue(res, 0, 1));
-    snprintf(w.cell, sizeof(w.cell), "%s", PQgetvalue(res, 0, 2));
-    PQclear(res);
-    return w;
-}
-
 static struct http_resp *send_json(const char *method, const char *path, const char *token,
                                    const char *body)
 {
@@ -145,7 +118,7 @@ static struct http_resp *send_json(const char *method, const char *path, const c
 
 /* Seed 001's body for a resource of an LPU; extra is more JSON members
  * (",\"email\":..."), or "". */
-static char *entry_body(const char *mcod, const char *lpu, const char *res, const struct when *w,
+static char *entry_body(const char *mcod, const char *lpu, const char *res, const struct test_cell *w,
                         const char *extra)
 {
     return xasprintf("{\"lpu_code\":\"%s\",\"doctor_id\":\"%s%s\",\"day\":\"%s\",\"time\":\"%s\"%s}",
@@ -153,7 +126,7 @@ static char *entry_body(const char *mcod, const char *lpu, const char *res, cons
 }
 
 static struct http_resp *entry(const char *token, const char *mcod, const char *lpu,
-                               const char *res, const struct when *w, const char *extra)
+                               const char *res, const struct test_cell *w, const char *extra)
 {
     char *b = entry_body(mcod, lpu, res, w, extra);
     struct http_resp *r = send_json("POST", ENTRY, token, b);
@@ -186,7 +159,7 @@ static void expect(struct http_resp *r, int status, const char *code, const char
 }
 #define EXPECT(r, status, code, msg) expect(r, status, code, msg, #r, __LINE__)
 
-static char *direction_body(const char *lpu, const char *res, const char *ref, const struct when *w)
+static char *direction_body(const char *lpu, const char *res, const char *ref, const struct test_cell *w)
 {
     return xasprintf("{\"date\":\"%s\",\"directionGuid\":\"%s\",\"lpuGuid\":\"%s\","
                      "\"resourceGuid\":\"%s\",\"time\":\"%s\"}",
@@ -194,7 +167,7 @@ static char *direction_body(const char *lpu, const char *res, const char *ref, c
 }
 
 static struct http_resp *direction(const char *token, const char *lpu, const char *res,
-                                   const char *ref, const struct when *w)
+                                   const char *ref, const struct test_cell *w)
 {
     char *b = direction_body(lpu, res, ref, w);
     char *path = xasprintf("/api/v2/directions/visit/%s", lpu);
@@ -249,7 +222,7 @@ static void stores_back(void)
 }
 
 
-static char *direction_body(const char *lpu, const char *res, const char *ref, const struct when *w);
+static char *direction_body(const char *lpu, const char *res, const char *ref, const struct test_cell *w);
 
 /* ------------------------------------------------------------------ */
 /* seed 001 */
@@ -257,12 +230,12 @@ static char *direction_body(const char *lpu, const char *res, const char *ref, c
 START_TEST(test_entry_books_once)
 {
     char *tok = token_of(RPGU, &IVANOV);
-    struct when w = cell_at(RES_THERAPIST, 0);
+    struct test_cell w = cell_at(RES_THERAPIST, 0);
     char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w,
                               ",\"email\":\"ivanov@example.org\",\"phone\":\"+7 (999) 555-42-42\","
                               "\"email_confirm_agree\":1"),
                         LPU_470102);
-    ck_assert_int_eq(active_bookings(w.cell), 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
     /* What came with it is stored: on the booking, and the e-mail on the card. */
     const char *v[] = {id + 36};
     char *row = pg_value("SELECT b.email || '|' || b.phone || '|' || b.email_agree || '|' ||"
@@ -278,7 +251,7 @@ START_TEST(test_entry_books_once)
     /* A retry (the client lost the answer) is the same booking, not 4009. */
     char *again = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     ck_assert_str_eq(again, id);
-    ck_assert_int_eq(active_bookings(w.cell), 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
 
     /* Another patient: 4009, from Redis's marker, and again with the marker
      * gone (PostgreSQL alone), which then puts the marker back. */
@@ -287,10 +260,10 @@ START_TEST(test_entry_books_once)
     ck_assert_int_eq(redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:booked:*'))"
                                " do redis.call('DEL', k) end\" 0"), 0);
     EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
-    ck_assert_int_eq(active_bookings(w.cell), 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
 
     /* The seed's own example spells the day as a date-time. */
-    struct when w2 = cell_at(RES_THERAPIST, 1);
+    struct test_cell w2 = cell_at(RES_THERAPIST, 1);
     char *dt = xasprintf("%sT00:00:00.000Z", w2.day);
     char *b = xasprintf("{\"lpu_code\":\"470102\",\"doctor_id\":\"%s%s\",\"day\":\"%s\","
                         "\"time\":\"%s\"}", LPU_470102, RES_THERAPIST2, dt, w2.time);
@@ -311,7 +284,7 @@ START_TEST(test_entry_rules)
     char *fedorov = token_of(RPGU, &FEDOROV);
 
     /* 4000: no card in the LPU (Иванов's only card is in 470102). */
-    struct when w = cell_at(RES_EYES, 2);
+    struct test_cell w = cell_at(RES_EYES, 2);
     char *msg = xasprintf("Не найден МКАБ: %s в лпу: 330501", ivanov_person());
     EXPECT(entry(ivanov, "330501", LPU_330501, RES_EYES, &w, ""), 400, "4000", msg);
     free(msg);
@@ -337,7 +310,7 @@ START_TEST(test_entry_rules)
     /* 4008: a second therapy booking while one is active and ahead. */
     w = cell_at(RES_THERAPIST, 3);
     free(entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
-    struct when w2 = cell_at(RES_THERAPIST2, 4);
+    struct test_cell w2 = cell_at(RES_THERAPIST2, 4);
     char *m4008 = xasprintf("Вы уже записаны Смирнов А. В. на %c%c.%c%c.%.4s %s. Запрещено иметь "
                             "более одной активной записи на прием на одну специальность.",
                             w.day[8], w.day[9], w.day[5], w.day[6], w.day, w.time);
@@ -365,7 +338,7 @@ END_TEST
 START_TEST(test_entry_request_errors)
 {
     char *tok = token_of(RPGU, &IVANOV);
-    struct when w = cell_at(RES_THERAPIST, 5);
+    struct test_cell w = cell_at(RES_THERAPIST, 5);
 
     /* 4033: one of directionID and directionType alone. */
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"directionID\":\"" REF_IVANOV "\""),
@@ -384,18 +357,18 @@ START_TEST(test_entry_request_errors)
     /* 5066: beyond the horizon (21 days). */
     PGresult *res = pg_exec("SELECT to_char((now() AT TIME ZONE '" TZ "')::date + 22, 'YYYY-MM-DD')",
                             0, NULL);
-    struct when far = w;
+    struct test_cell far = w;
     snprintf(far.day, sizeof(far.day), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &far, ""), 400, "5066",
            "Недопустимый период расписания. Максимальный период 21 дней");
     /* No cell at that time (the project's 4130), a time passed (4131). */
-    struct when odd = w;
+    struct test_cell odd = w;
     snprintf(odd.time, sizeof(odd.time), "%.3s07", w.time);
     char *m = xasprintf("В расписании ресурса нет приема на %s %s", odd.day, odd.time);
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &odd, ""), 400, "4130", m);
     free(m);
-    struct when past = {"2020-01-10", "09:00", ""};
+    struct test_cell past = {.day = "2020-01-10", .time = "09:00"};
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &past, ""), 400, "4131",
            "Время приема 2020-01-10 09:00 уже прошло");
     /* Shapes: each field named. */
@@ -403,7 +376,7 @@ START_TEST(test_entry_request_errors)
            "Параметр lpu_code имеет неверный формат");
     EXPECT(entry(tok, "470102", LPU_470102, "not-a-guid", &w, ""), 400, "4101",
            "Параметр doctor_id имеет неверный формат");
-    struct when bad = w;
+    struct test_cell bad = w;
     snprintf(bad.day, sizeof(bad.day), "2026-13-01");
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &bad, ""), 400, "4101",
            "Параметр day имеет неверный формат");
@@ -434,14 +407,14 @@ START_TEST(test_entry_request_errors)
     EXPECT(send_json("POST", ENTRY, tok, "[1]"), 400, "4110", NULL);
     const char *h[] = {NULL};
     EXPECT(http_request("POST", ENTRY, h, "{}"), 415, "4115", NULL);
-    ck_assert_int_eq(active_bookings(w.cell), 0);
+    ck_assert_int_eq(active_bookings(w.guid), 0);
     free(tok);
 }
 END_TEST
 
 START_TEST(test_entry_tokens)
 {
-    struct when w = cell_at(RES_THERAPIST, 6);
+    struct test_cell w = cell_at(RES_THERAPIST, 6);
     char *b = entry_body("470102", LPU_470102, RES_THERAPIST, &w, "");
     EXPECT(send_json("POST", ENTRY, NULL, b), 403, "5010",
            "Запрос должен содержать 'Authorization: Bearer ...'\"");
@@ -462,7 +435,7 @@ START_TEST(test_entry_tokens)
     char *d = direction_body(LPU_330501, RES_EYES, REF_IVANOV, &w);
     EXPECT(send_json("POST", "/api/v2/directions/visit/" LPU_330501, old, d), 403, "5007",
            "Время действия токена истекло");
-    ck_assert_int_eq(active_bookings(w.cell), 0);
+    ck_assert_int_eq(active_bookings(w.guid), 0);
     free(b), free(cod), free(rpgu), free(old), free(d);
 }
 END_TEST
@@ -473,7 +446,7 @@ START_TEST(test_scripts_lost)
 {
     char *ivanov = token_of(RPGU, &IVANOV);
     char *petrova = token_of(RPGU, &PETROVA);
-    struct when w = cell_at(RES_THERAPIST, 14);
+    struct test_cell w = cell_at(RES_THERAPIST, 14);
     ck_assert_int_eq(redis_cli("SCRIPT FLUSH"), 0);
     free(entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
     ck_assert_int_eq(redis_cli("SCRIPT FLUSH"), 0);
@@ -512,7 +485,7 @@ START_TEST(test_portal_tokens)
     long long now = (long long)time(NULL);
     char *ivanov = portal_token(key, "", IVANOV.v1, IVANOV.birthday, now + 600);
     char *petrova = portal_token(key, "", PETROVA.v1, PETROVA.birthday, now + 600);
-    struct when w = cell_at(RES_THERAPIST, 15);
+    struct test_cell w = cell_at(RES_THERAPIST, 15);
     char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
     char *again = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
@@ -537,16 +510,16 @@ START_TEST(test_entry_cell_closed)
                             " AND begin_at > now() + interval '3 hours'"
                             " AND NOT 'Internet' = ANY (access) ORDER BY begin_at LIMIT 1", 0, NULL);
     ck_assert_msg(PQntuples(res) == 1, "the demo has a cell closed to Internet booking");
-    struct when w;
+    struct test_cell w;
     snprintf(w.day, sizeof(w.day), "%s", PQgetvalue(res, 0, 0));
     snprintf(w.time, sizeof(w.time), "%s", PQgetvalue(res, 0, 1));
-    snprintf(w.cell, sizeof(w.cell), "%s", PQgetvalue(res, 0, 2));
+    snprintf(w.guid, sizeof(w.guid), "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4132", msg);
-    ck_assert_int_eq(active_bookings(w.cell), 0);
+    ck_assert_int_eq(active_bookings(w.guid), 0);
 
     w = cell_at(RES_THERAPIST2, 7);
-    const char *v[] = {w.cell};
+    const char *v[] = {w.guid};
     PQclear(pg_exec("UPDATE cells SET busy_type = 0 WHERE guid = $1::uuid", 1, v));
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), 400, "4132", msg);
     PQclear(pg_exec("UPDATE cells SET busy_type = 1 WHERE guid = $1::uuid", 1, v));
@@ -597,17 +570,17 @@ START_TEST(test_direction_visit)
 {
     char *cod = token_of(COD, &FEDOROV);
     char *rpgu = token_of(RPGU, &FEDOROV);
-    struct when w = cell_at(RES_CARDIO_REF, 3);
+    struct test_cell w = cell_at(RES_CARDIO_REF, 3);
     struct http_resp *r = direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
     ck_assert_msg(r->status == 200, "visit: %d %s", r->status, show(r));
     yajl_val v = jbody(r, "visit");
-    assert_ticket_shape(v, w.cell, RES_CARDIO_REF);
+    assert_ticket_shape(v, w.guid, RES_CARDIO_REF);
     char *visit = xasprintf("%s%s", LPU_330501, jstr(v, "ticketGuid"));
     yajl_tree_free(v);
     http_free(r);
 
     /* The referral is used up: another cell with it is 4031. */
-    struct when w2 = cell_at(RES_CARDIO_REF, 4);
+    struct test_cell w2 = cell_at(RES_CARDIO_REF, 4);
     EXPECT(direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w2), 400, "4031", MSG_4031);
     /* Cancelled, it is free again, and so is the cell. */
     EXPECT(cancel(rpgu, visit), 200, "2000", "Вызов отменен");
@@ -657,8 +630,8 @@ START_TEST(test_direction_errors)
     char *fedorov = token_of(COD, &FEDOROV);
     char *ivanov = token_of(COD, &IVANOV);
     char *petrova = token_of(COD, &PETROVA);
-    struct when w = cell_at(RES_CARDIO_REF, 6);
-    struct when we = cell_at(RES_EYES, 6);
+    struct test_cell w = cell_at(RES_CARDIO_REF, 6);
+    struct test_cell we = cell_at(RES_EYES, 6);
 
     /* 4001: no card in that LPU (Иванов's referral is to 330501). */
     EXPECT(direction(ivanov, LPU_330501, RES_EYES, REF_IVANOV, &we), 404, "4001", MSG_NO_EMK);
@@ -723,7 +696,7 @@ START_TEST(test_cancel)
 {
     char *ivanov = token_of(RPGU, &IVANOV);
     char *petrova = token_of(RPGU, &PETROVA);
-    struct when w = cell_at(RES_THERAPIST, 8);
+    struct test_cell w = cell_at(RES_THERAPIST, 8);
     char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     char *nf = xasprintf("Запись на прием %s не найдена", id);
     /* Someone else's: not found, as an unknown one. */
@@ -732,14 +705,14 @@ START_TEST(test_cancel)
     EXPECT(cancel(ivanov, "abc"), 400, "4101", "Параметр visitId имеет неверный формат");
     /* Own: 2000, the cell free for everyone at once (its Redis marker gone). */
     EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
-    ck_assert_int_eq(active_bookings(w.cell), 0);
+    ck_assert_int_eq(active_bookings(w.guid), 0);
     free(entry_ok(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
     /* Again: answered as the first time. */
     EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
-    ck_assert_int_eq(active_bookings(w.cell), 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
 
     /* DeleteVisitStatus: the visit took place. */
-    struct when w2 = cell_at(RES_THERAPIST2, 9);
+    struct test_cell w2 = cell_at(RES_THERAPIST2, 9);
     char *id2 = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST2, &w2, ""), LPU_470102);
     const char *v[] = {id2 + 36};
     PQclear(pg_exec("UPDATE bookings SET status = 'visited' WHERE guid = $1::uuid", 1, v));
@@ -765,7 +738,7 @@ START_TEST(test_one_per_speciality_concurrent)
     int pipes[N][2];
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(pipe(pipes[i]), 0);
-        struct when w = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 20 + i);
+        struct test_cell w = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 20 + i);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -810,14 +783,14 @@ START_TEST(test_redis_down)
 {
     char *ivanov = token_of(RPGU, &IVANOV);
     char *petrova = token_of(RPGU, &PETROVA);
-    struct when w = cell_at(RES_THERAPIST, 12);
+    struct test_cell w = cell_at(RES_THERAPIST, 12);
     ck_assert_int_eq(ctl("redis-stop"), 0);
     /* PostgreSQL alone: one booking, the second 4009, the retry the same. */
     char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
     char *again = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     ck_assert_str_eq(id, again);
-    ck_assert_int_eq(active_bookings(w.cell), 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
     EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
     ck_assert_int_eq(ctl("redis-start"), 0);
     /* Back: the cell is free (no marker was left behind). */
@@ -843,7 +816,7 @@ START_TEST(test_cards_unavailable)
     char *person = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1, v);
     long long now = (long long)time(NULL);
     char *tok = sign_own(person, now - 10, now + 600, TOKEN_COD);
-    struct when w = cell_at(RES_CARDIO_REF, 13);
+    struct test_cell w = cell_at(RES_CARDIO_REF, 13);
     ck_assert_int_eq(ctl("pg-stop"), 0);
     struct http_resp *r = direction(tok, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
     ck_assert_int_eq(ctl("pg-start"), 0);

@@ -177,37 +177,7 @@ static void bookings_clean(void)
     redis_del_cells();
 }
 
-struct cell {
-    char day[11], time[6], guid[37], lockkey[128];
-    const char *resource;
-};
-
-/* The n-th future Internet cell (3 hours ahead or later) of a resource. */
-static struct cell cell_at(const char *resource, int n)
-{
-    char off[16];
-    snprintf(off, sizeof(off), "%d", n);
-    const char *v[] = {resource, off};
-    PGresult *res = pg_exec("SELECT to_char(begin_at AT TIME ZONE '" TZ "', 'YYYY-MM-DD'),"
-                            " to_char(begin_at AT TIME ZONE '" TZ "', 'HH24:MI'), guid::text,"
-                            " extract(epoch FROM begin_at)::bigint"
-                            " FROM cells WHERE resource_guid = $1::uuid"
-                            " AND begin_at > now() + interval '3 hours'"
-                            " AND busy_type = 1 AND 'Internet' = ANY (access)"
-                            " ORDER BY begin_at OFFSET $2::int LIMIT 1",
-                            2, v);
-    ck_assert_int_eq(PQntuples(res), 1);
-    struct cell c;
-    snprintf(c.day, sizeof(c.day), "%s", PQgetvalue(res, 0, 0));
-    snprintf(c.time, sizeof(c.time), "%s", PQgetvalue(res, 0, 1));
-    snprintf(c.guid, sizeof(c.guid), "%s", PQgetvalue(res, 0, 2));
-    snprintf(c.lockkey, sizeof(c.lockkey), "cell:lock:%s:%s", resource, PQgetvalue(res, 0, 3));
-    c.resource = resource;
-    PQclear(res);
-    return c;
-}
-
-static char *entry_body(const struct cell *c, const char *extra)
+static char *entry_body(const struct test_cell *c, const char *extra)
 {
     return xasprintf("{\"lpu_code\":\"470102\",\"doctor_id\":\"%s%s\",\"day\":\"%s\",\"time\":\"%s\"%s}",
                      LPU_470102, c->resource, c->day, c->time, extra);
@@ -389,7 +359,7 @@ static void families(struct family f[NFAM])
                              xasprintf("[{\"personSnils\":\"" IVANOV_SNILS "\",\"resourceGuid\":\"%s\"}]",
                                        own_resource()),
                              K_MIS, 0};
-    struct cell c = cell_at(RES_THERAPIST, 90);
+    struct test_cell c = cell_at(RES_THERAPIST, 90);
     f[i++] = (struct family){"entry", strdup(ENTRY), bearer(rpgu),
                              entry_body(&c, ",\"email\":\"ivanov@example.org\",\"phone\":\"79995554242\","
                                             "\"email_confirm_agree\":1"),
@@ -1195,7 +1165,7 @@ static long count_of(const char *sql, const char *param)
 }
 
 /* Sends a booking on a new connection and returns the socket (still open). */
-static int send_booking(int port, const char *token, const struct cell *c)
+static int send_booking(int port, const char *token, const struct test_cell *c)
 {
     char *b = entry_body(c, "");
     char *req = xasprintf("POST " ENTRY " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -1228,7 +1198,7 @@ static void drop(int fd, bool reset)
 
 /* The cell holds one active booking with its history, or none; and its
  * lock is gone within lock_ttl_ms (from since). Returns 1 if booked. */
-static int cell_consistent(const struct cell *c, double since, int lock_ttl_ms)
+static int cell_consistent(const struct test_cell *c, double since, int lock_ttl_ms)
 {
     while (redis_exists(c->lockkey)) {
         ck_assert_msg(mono_ms() - since < lock_ttl_ms + 500, "%s still locked %.0f ms after the request",
@@ -1264,7 +1234,7 @@ START_TEST(test_disconnect_mid_booking)
     /* (a) 40 cells, each request dropped 0-30 ms after it was sent, all at
      * once, half by FIN and half by RST. */
     enum { N = 40 };
-    struct cell cells[N];
+    struct test_cell cells[N];
     int fds[N];
     for (int i = 0; i < N; i++)
         cells[i] = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 40 + i / 2);
@@ -1293,7 +1263,7 @@ START_TEST(test_disconnect_mid_booking)
     /* (b) PostgreSQL slow: the test holds the cells' rows FOR UPDATE for a
      * second while the bookings arrive; their clients leave after 100 ms. */
     enum { M = 6 };
-    struct cell slow[M];
+    struct test_cell slow[M];
     PGconn *hold = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
     ck_assert_msg(PQstatus(hold) == CONNECTION_OK, "pg: %s", PQerrorMessage(hold));
     PQclear(PQexec(hold, "BEGIN"));

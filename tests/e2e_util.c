@@ -481,3 +481,29 @@ int gw_stop(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
 }
 
+
+/* ---- the demo's cells ---- */
+
+struct test_cell cell_at(const char *resource, int n)
+{
+    char off[16];
+    snprintf(off, sizeof(off), "%d", n);
+    const char *v[] = {resource, off};
+    PGresult *res = pg_exec("SELECT to_char(begin_at AT TIME ZONE 'Europe/Moscow', 'YYYY-MM-DD'),"
+                            " to_char(begin_at AT TIME ZONE 'Europe/Moscow', 'HH24:MI'), guid::text,"
+                            " extract(epoch FROM begin_at)::bigint"
+                            " FROM cells WHERE resource_guid = $1::uuid"
+                            " AND begin_at > now() + interval '3 hours'"
+                            " AND busy_type = 1 AND 'Internet' = ANY (access)"
+                            " ORDER BY begin_at OFFSET $2::int LIMIT 1",
+                            2, v);
+    ck_assert_int_eq(PQntuples(res), 1);
+    struct test_cell c;
+    snprintf(c.day, sizeof(c.day), "%s", PQgetvalue(res, 0, 0));
+    snprintf(c.time, sizeof(c.time), "%s", PQgetvalue(res, 0, 1));
+    snprintf(c.guid, sizeof(c.guid), "%s", PQgetvalue(res, 0, 2));
+    snprintf(c.lockkey, sizeof(c.lockkey), "cell:lock:%s:%s", resource, PQgetvalue(res, 0, 3));
+    c.resource = resource;
+    PQclear(res);
+    return c;
+}

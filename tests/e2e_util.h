@@ -71,6 +71,15 @@ char *portal_token(const char *key, const char *series, const char *number, cons
 /* A token from path (COD or RPGU) for an ЕНП and birthday; the caller frees. */
 char *cod_token(const char *path, const char *enp, const char *birthday);
 
+/* The n-th (0-based) cell of a resource at least 3 hours ahead that the
+ * Internet may book: its day and time in the demo's zone (Europe/Moscow, as
+ * booking bodies give them), its guid and its Redis lock key. */
+struct test_cell {
+    char day[11], time[6], guid[37], lockkey[128];
+    const char *resource;
+};
+struct test_cell cell_at(const char *resource, int n);
+
 /* A free TCP port on the loopback (bound and released). */
 int free_port(void);
 /* Starts `mipgw serve` (MIPGW_TEST_BIN) on a free port, one worker, demo

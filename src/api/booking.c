@@ -166,5 +166,13 @@ static void visits_on_auth(struct req *r, const struct auth_session *s)
 
 void api_booking_visits(struct req *r)
 {
+    /* No parameter means anything here, but http.max_query_params holds
+     * for every request (docs/configuration.md): 100,000 of them are
+     * refused before the token is verified. */
+    const char *bad;
+    if (req_parse_query(r, &bad) == REQ_QUERY_TOO_MANY) {
+        req_fail(r, E_PARAM_TOO_MANY);
+        return;
+    }
     auth_require(r, TOKEN_COD | TOKEN_RPGU, visits_on_auth);
 }
