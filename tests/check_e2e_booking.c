@@ -230,7 +230,7 @@ static char *direction_body(const char *lpu, const char *res, const char *ref, c
 START_TEST(test_entry_books_once)
 {
     char *tok = token_of(RPGU, &IVANOV);
-    struct test_cell w = cell_at(RES_THERAPIST, 0);
+    struct test_cell w = internet_cell(RES_THERAPIST, 0);
     char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w,
                               ",\"email\":\"ivanov@example.org\",\"phone\":\"+7 (999) 555-42-42\","
                               "\"email_confirm_agree\":1"),
@@ -263,7 +263,7 @@ START_TEST(test_entry_books_once)
     ck_assert_int_eq(active_bookings(w.guid), 1);
 
     /* The seed's own example spells the day as a date-time. */
-    struct test_cell w2 = cell_at(RES_THERAPIST, 1);
+    struct test_cell w2 = internet_cell(RES_THERAPIST, 1);
     char *dt = xasprintf("%sT00:00:00.000Z", w2.day);
     char *b = xasprintf("{\"lpu_code\":\"470102\",\"doctor_id\":\"%s%s\",\"day\":\"%s\","
                         "\"time\":\"%s\"}", LPU_470102, RES_THERAPIST2, dt, w2.time);
@@ -284,33 +284,33 @@ START_TEST(test_entry_rules)
     char *fedorov = token_of(RPGU, &FEDOROV);
 
     /* 4000: no card in the LPU (Иванов's only card is in 470102). */
-    struct test_cell w = cell_at(RES_EYES, 2);
+    struct test_cell w = internet_cell(RES_EYES, 2);
     char *msg = xasprintf("Не найден МКАБ: %s в лпу: 330501", ivanov_person());
     EXPECT(entry(ivanov, "330501", LPU_330501, RES_EYES, &w, ""), 400, "4000", msg);
     free(msg);
 
     /* 4005: an adult at a children's LPU (Смирнова, 1992, card in ДП №2). */
-    w = cell_at(RES_ENT_KIDS, 2);
+    w = internet_cell(RES_ENT_KIDS, 2);
     EXPECT(entry(smirnova, "470103", LPU_470103, RES_ENT_KIDS, &w, ""), 400, "4005", MSG_4005);
 
     /* 4007: self-booking blocked on the card (Козлов's blackLabel). */
-    w = cell_at(RES_THERAPIST, 2);
+    w = internet_cell(RES_THERAPIST, 2);
     EXPECT(entry(kozlov, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4007", MSG_4007_SELF);
 
     /* 4007, second message: dispensary-only, not on the list; Петрова is. */
-    w = cell_at(RES_CARDIO_DISP, 2);
+    w = internet_cell(RES_CARDIO_DISP, 2);
     EXPECT(entry(ivanov, "470102", LPU_470102, RES_CARDIO_DISP, &w, ""), 400, "4007", MSG_4007_DISP);
     free(entry_ok(entry(petrova, "470102", LPU_470102, RES_CARDIO_DISP, &w, ""), LPU_470102));
 
     /* 4029: the mammography room takes women of 40 and over. */
-    w = cell_at(RES_MAMMO, 2);
+    w = internet_cell(RES_MAMMO, 2);
     EXPECT(entry(ivanov, "470102", LPU_470102, RES_MAMMO, &w, ""), 400, "4029", MSG_4029);
     free(entry_ok(entry(petrova, "470102", LPU_470102, RES_MAMMO, &w, ""), LPU_470102));
 
     /* 4008: a second therapy booking while one is active and ahead. */
-    w = cell_at(RES_THERAPIST, 3);
+    w = internet_cell(RES_THERAPIST, 3);
     free(entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
-    struct test_cell w2 = cell_at(RES_THERAPIST2, 4);
+    struct test_cell w2 = internet_cell(RES_THERAPIST2, 4);
     char *m4008 = xasprintf("Вы уже записаны Смирнов А. В. на %c%c.%c%c.%.4s %s. Запрещено иметь "
                             "более одной активной записи на прием на одну специальность.",
                             w.day[8], w.day[9], w.day[5], w.day[6], w.day, w.time);
@@ -318,7 +318,7 @@ START_TEST(test_entry_rules)
     free(m4008);
 
     /* Referral-only resource without a referral: the project's 4133. */
-    w = cell_at(RES_CARDIO_REF, 2);
+    w = internet_cell(RES_CARDIO_REF, 2);
     EXPECT(entry(fedorov, "330501", LPU_330501, RES_CARDIO_REF, &w, ""), 400, "4133",
            "Запись к этому специалисту возможна только по направлению.");
     /* With its referral in seed 001's pair it books. */
@@ -326,7 +326,7 @@ START_TEST(test_entry_rules)
     free(entry_ok(entry(fedorov, "330501", LPU_330501, RES_CARDIO_REF, &w, pair), LPU_330501));
     free(pair);
     /* 4031: someone else's referral (Петрова with Федоров's). */
-    w = cell_at(RES_CARDIO_REF, 3);
+    w = internet_cell(RES_CARDIO_REF, 3);
     pair = xasprintf(",\"directionID\":\"%s\",\"directionType\":\"consultation\"", REF_FEDOROV);
     EXPECT(entry(petrova, "330501", LPU_330501, RES_CARDIO_REF, &w, pair), 400, "4031", MSG_4031);
     free(pair);
@@ -338,7 +338,7 @@ END_TEST
 START_TEST(test_entry_request_errors)
 {
     char *tok = token_of(RPGU, &IVANOV);
-    struct test_cell w = cell_at(RES_THERAPIST, 5);
+    struct test_cell w = internet_cell(RES_THERAPIST, 5);
 
     /* 4033: one of directionID and directionType alone. */
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ",\"directionID\":\"" REF_IVANOV "\""),
@@ -414,7 +414,7 @@ END_TEST
 
 START_TEST(test_entry_tokens)
 {
-    struct test_cell w = cell_at(RES_THERAPIST, 6);
+    struct test_cell w = internet_cell(RES_THERAPIST, 6);
     char *b = entry_body("470102", LPU_470102, RES_THERAPIST, &w, "");
     EXPECT(send_json("POST", ENTRY, NULL, b), 403, "5010",
            "Запрос должен содержать 'Authorization: Bearer ...'\"");
@@ -446,7 +446,7 @@ START_TEST(test_scripts_lost)
 {
     char *ivanov = token_of(RPGU, &IVANOV);
     char *petrova = token_of(RPGU, &PETROVA);
-    struct test_cell w = cell_at(RES_THERAPIST, 14);
+    struct test_cell w = internet_cell(RES_THERAPIST, 14);
     ck_assert_int_eq(redis_cli("SCRIPT FLUSH"), 0);
     free(entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102));
     ck_assert_int_eq(redis_cli("SCRIPT FLUSH"), 0);
@@ -485,7 +485,7 @@ START_TEST(test_portal_tokens)
     long long now = (long long)time(NULL);
     char *ivanov = portal_token(key, "", IVANOV.v1, IVANOV.birthday, now + 600);
     char *petrova = portal_token(key, "", PETROVA.v1, PETROVA.birthday, now + 600);
-    struct test_cell w = cell_at(RES_THERAPIST, 15);
+    struct test_cell w = internet_cell(RES_THERAPIST, 15);
     char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
     char *again = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
@@ -518,7 +518,7 @@ START_TEST(test_entry_cell_closed)
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4132", msg);
     ck_assert_int_eq(active_bookings(w.guid), 0);
 
-    w = cell_at(RES_THERAPIST2, 7);
+    w = internet_cell(RES_THERAPIST2, 7);
     const char *v[] = {w.guid};
     PQclear(pg_exec("UPDATE cells SET busy_type = 0 WHERE guid = $1::uuid", 1, v));
     EXPECT(entry(tok, "470102", LPU_470102, RES_THERAPIST2, &w, ""), 400, "4132", msg);
@@ -570,7 +570,7 @@ START_TEST(test_direction_visit)
 {
     char *cod = token_of(COD, &FEDOROV);
     char *rpgu = token_of(RPGU, &FEDOROV);
-    struct test_cell w = cell_at(RES_CARDIO_REF, 3);
+    struct test_cell w = internet_cell(RES_CARDIO_REF, 3);
     struct http_resp *r = direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
     ck_assert_msg(r->status == 200, "visit: %d %s", r->status, show(r));
     yajl_val v = jbody(r, "visit");
@@ -580,7 +580,7 @@ START_TEST(test_direction_visit)
     http_free(r);
 
     /* The referral is used up: another cell with it is 4031. */
-    struct test_cell w2 = cell_at(RES_CARDIO_REF, 4);
+    struct test_cell w2 = internet_cell(RES_CARDIO_REF, 4);
     EXPECT(direction(cod, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w2), 400, "4031", MSG_4031);
     /* Cancelled, it is free again, and so is the cell. */
     EXPECT(cancel(rpgu, visit), 200, "2000", "Вызов отменен");
@@ -630,8 +630,8 @@ START_TEST(test_direction_errors)
     char *fedorov = token_of(COD, &FEDOROV);
     char *ivanov = token_of(COD, &IVANOV);
     char *petrova = token_of(COD, &PETROVA);
-    struct test_cell w = cell_at(RES_CARDIO_REF, 6);
-    struct test_cell we = cell_at(RES_EYES, 6);
+    struct test_cell w = internet_cell(RES_CARDIO_REF, 6);
+    struct test_cell we = internet_cell(RES_EYES, 6);
 
     /* 4001: no card in that LPU (Иванов's referral is to 330501). */
     EXPECT(direction(ivanov, LPU_330501, RES_EYES, REF_IVANOV, &we), 404, "4001", MSG_NO_EMK);
@@ -696,7 +696,7 @@ START_TEST(test_cancel)
 {
     char *ivanov = token_of(RPGU, &IVANOV);
     char *petrova = token_of(RPGU, &PETROVA);
-    struct test_cell w = cell_at(RES_THERAPIST, 8);
+    struct test_cell w = internet_cell(RES_THERAPIST, 8);
     char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     char *nf = xasprintf("Запись на прием %s не найдена", id);
     /* Someone else's: not found, as an unknown one. */
@@ -712,7 +712,7 @@ START_TEST(test_cancel)
     ck_assert_int_eq(active_bookings(w.guid), 1);
 
     /* DeleteVisitStatus: the visit took place. */
-    struct test_cell w2 = cell_at(RES_THERAPIST2, 9);
+    struct test_cell w2 = internet_cell(RES_THERAPIST2, 9);
     char *id2 = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST2, &w2, ""), LPU_470102);
     const char *v[] = {id2 + 36};
     PQclear(pg_exec("UPDATE bookings SET status = 'visited' WHERE guid = $1::uuid", 1, v));
@@ -738,7 +738,7 @@ START_TEST(test_one_per_speciality_concurrent)
     int pipes[N][2];
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(pipe(pipes[i]), 0);
-        struct test_cell w = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 20 + i);
+        struct test_cell w = internet_cell(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 20 + i);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -783,7 +783,7 @@ START_TEST(test_redis_down)
 {
     char *ivanov = token_of(RPGU, &IVANOV);
     char *petrova = token_of(RPGU, &PETROVA);
-    struct test_cell w = cell_at(RES_THERAPIST, 12);
+    struct test_cell w = internet_cell(RES_THERAPIST, 12);
     ck_assert_int_eq(ctl("redis-stop"), 0);
     /* PostgreSQL alone: one booking, the second 4009, the retry the same. */
     char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
@@ -816,7 +816,7 @@ START_TEST(test_cards_unavailable)
     char *person = pg_value("SELECT person_guid::text FROM medical_cards WHERE guid = $1::uuid", 1, v);
     long long now = (long long)time(NULL);
     char *tok = sign_own(person, now - 10, now + 600, TOKEN_COD);
-    struct test_cell w = cell_at(RES_CARDIO_REF, 13);
+    struct test_cell w = internet_cell(RES_CARDIO_REF, 13);
     ck_assert_int_eq(ctl("pg-stop"), 0);
     struct http_resp *r = direction(tok, LPU_330501, RES_CARDIO_REF, REF_FEDOROV, &w);
     ck_assert_int_eq(ctl("pg-start"), 0);

@@ -359,12 +359,12 @@ static void families(struct family f[NFAM])
                              xasprintf("[{\"personSnils\":\"" IVANOV_SNILS "\",\"resourceGuid\":\"%s\"}]",
                                        own_resource()),
                              K_MIS, 0};
-    struct test_cell c = cell_at(RES_THERAPIST, 90);
+    struct test_cell c = internet_cell(RES_THERAPIST, 90);
     f[i++] = (struct family){"entry", strdup(ENTRY), bearer(rpgu),
                              entry_body(&c, ",\"email\":\"ivanov@example.org\",\"phone\":\"79995554242\","
                                             "\"email_confirm_agree\":1"),
                              K_BOOKING, 16 * 1024};
-    c = cell_at(RES_CARDIO_REF, 90);
+    c = internet_cell(RES_CARDIO_REF, 90);
     f[i++] = (struct family){"direction", strdup(DIRECTION), bearer(cod),
                              xasprintf("{\"date\":\"%s\",\"directionGuid\":\"" REF_FEDOROV "\",\"lpuGuid\":\""
                                        LPU_330501 "\",\"resourceGuid\":\"" RES_CARDIO_REF "\",\"time\":\"%s\"}",
@@ -1237,7 +1237,7 @@ START_TEST(test_disconnect_mid_booking)
     struct test_cell cells[N];
     int fds[N];
     for (int i = 0; i < N; i++)
-        cells[i] = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 40 + i / 2);
+        cells[i] = internet_cell(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 40 + i / 2);
     double t0 = mono_ms();
     for (int i = 0; i < N; i++) {
         fds[i] = send_booking(port, tok, &cells[i]);
@@ -1268,7 +1268,7 @@ START_TEST(test_disconnect_mid_booking)
     ck_assert_msg(PQstatus(hold) == CONNECTION_OK, "pg: %s", PQerrorMessage(hold));
     PQclear(PQexec(hold, "BEGIN"));
     for (int i = 0; i < M; i++) {
-        slow[i] = cell_at(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 70 + i);
+        slow[i] = internet_cell(i % 2 ? RES_THERAPIST : RES_THERAPIST2, 70 + i);
         const char *v[] = {slow[i].guid};
         PGresult *res = PQexecParams(hold, "SELECT 1 FROM cells WHERE guid = $1::uuid FOR UPDATE", 1, NULL, v,
                                      NULL, NULL, 0);

@@ -484,7 +484,7 @@ int gw_stop(pid_t pid)
 
 /* ---- the demo's cells ---- */
 
-struct test_cell cell_at(const char *resource, int n)
+struct test_cell internet_cell(const char *resource, int n)
 {
     char off[16];
     snprintf(off, sizeof(off), "%d", n);

@@ -78,7 +78,7 @@ struct test_cell {
     char day[11], time[6], guid[37], lockkey[128];
     const char *resource;
 };
-struct test_cell cell_at(const char *resource, int n);
+struct test_cell internet_cell(const char *resource, int n);
 
 /* A free TCP port on the loopback (bound and released). */
 int free_port(void);
