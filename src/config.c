@@ -99,6 +99,8 @@ static const struct setting settings[] = {
           "largest request body, in bytes"),
     S_INT("http", "read_timeout_ms", http_read_timeout_ms, "15000", 1, MS_MAX,
           "an idle or slow client is disconnected after this many ms"),
+    S_INT("http", "request_timeout_ms", http_request_timeout_ms, "30000", 1000, MS_MAX,
+          "a connection with no whole request for this long, in ms, while none of its requests is answered, is closed: the read timeout restarts with every byte, this does not (a client that sends a byte a second)"),
     S_INT("http", "write_timeout_ms", http_write_timeout_ms, "15000", 1, MS_MAX,
           "a client that does not read its answer is disconnected after this many ms"),
     S_INT("http", "shutdown_grace_ms", http_shutdown_grace_ms, "10000", 1, MS_MAX,

@@ -22,6 +22,7 @@ struct config {
     int http_max_header_size;      /* bytes of request line + headers */
     int http_max_body_size;        /* bytes */
     int http_read_timeout_ms;      /* idle or slow client: connection dropped */
+    int http_request_timeout_ms;   /* a whole request must arrive within this */
     int http_write_timeout_ms;
     int http_shutdown_grace_ms;    /* SIGTERM: how long requests in flight may finish */
     char http_trusted_proxies[256];/* comma-separated IPs whose X-Forwarded-For is believed */

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "connwatch.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
@@ -320,6 +321,7 @@ static void req_send(struct req *r, int status, const char *msg_code, const char
         evhttp_add_header(h, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(r->ev), body, len);
     evhttp_send_reply(r->ev, status, req_reason(status), NULL);
+    connwatch_request_end(r->w->conns, r->conn);
 
     int64_t lat = util_mono_us() - r->start_us;
     metrics_request(&r->w->metrics, r->route_idx, status, lat);

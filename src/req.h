@@ -23,6 +23,7 @@
 struct worker;
 struct route;
 struct req_chunk;
+struct conn_entry;
 
 /* One decoded query parameter. */
 struct req_param {
@@ -52,6 +53,7 @@ struct req {
     struct req_chunk *arena;
     void *state;                   /* the handler's own, allocated from the arena */
     bool ehealth;                  /* under /private/cabinet/: errors in the eHealth envelope */
+    struct conn_entry *conn;       /* its connection's watch (connwatch.h), NULL if none */
 };
 
 /* Called by the worker for each request read off a connection. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "connwatch.h"
 #include "errors.h"
 #include "log.h"
 #include "pg.h"
@@ -35,6 +36,7 @@ static void worker_on_request(struct evhttp_request *ev, void *arg)
 {
     struct worker *w = arg;
     struct req *r = req_new(w, ev);
+    r->conn = connwatch_request_begin(w->conns, ev);
     if (w->state != WORKER_RUNNING) {
         req_fail(r, E_SHUTTING_DOWN);
         return;
@@ -93,10 +95,12 @@ bool worker_is_trusted_proxy(const struct worker *w, const char *addr)
  * waiting for fills of expired entries were). */
 static struct bufferevent *worker_new_bev(struct event_base *base, void *arg)
 {
-    (void)arg;
+    struct worker *w = arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev)
+    if (bev) {
         (void)bufferevent_set_max_single_write(bev, WORKER_MAX_SINGLE_WRITE);
+        connwatch_add(w->conns, bev);
+    }
     return bev;
 }
 
@@ -230,6 +234,11 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         snprintf(err, errlen, "cannot accept on the listener");
         return -1;
     }
+    w->conns = connwatch_new(w->base, cfg->http_request_timeout_ms);
+    if (!w->conns) {
+        snprintf(err, errlen, "cannot start the connection watch");
+        return -1;
+    }
     w->stop_ev = event_new(w->base, -1, 0, worker_on_stop, w);
     w->drain_timer = event_new(w->base, -1, EV_PERSIST, worker_drain_check, w);
     metrics_register(&w->metrics);
@@ -292,6 +301,8 @@ void worker_free(struct worker *w)
     if (w->bound)
         evhttp_del_accept_socket(w->http, w->bound);
     evhttp_free(w->http);
+    /* After evhttp_free, whose closing of every connection it hears. */
+    connwatch_free(w->conns);
     event_free(w->stop_ev);
     event_free(w->drain_timer);
     event_base_free(w->base);

@@ -54,6 +54,7 @@ struct worker {
     struct schedule_cache *schedule;  /* the schedule view's cells (schedule.h) */
     struct token_memo *token_memo;    /* tokens that verified (token.h) */
     struct janitor janitor;           /* worker 0's sweep of expired rows (janitor.h) */
+    struct connwatch *conns;          /* each connection's request deadline (connwatch.h) */
 };
 
 /* Creates the listener socket and the worker's reactor; no thread yet.

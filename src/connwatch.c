@@ -1,0 +1,209 @@
+/* connwatch.c - see connwatch.h. */
+#include "connwatch.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "util.h"
+
+#define CONNWATCH_TICK_MS 1000
+
+/* One connection's state. */
+enum conn_state {
+    CONN_NEW,        /* no request yet: the watch holds a reference on bev */
+    CONN_OPEN,       /* has had a request: its close callback will come */
+    CONN_CLOSED,     /* closed while a request was answered; freed at its end */
+};
+
+struct conn_entry {
+    struct connwatch *cw;
+    struct bufferevent *bev;
+    enum conn_state state;
+    int busy;                    /* requests read and not yet answered */
+    int64_t since_us;            /* accepted, or its last request read or answered */
+    struct conn_entry *prev, *next;
+};
+
+struct connwatch {
+    struct event *timer;
+    int64_t timeout_us;
+    struct conn_entry *head;     /* every entry not CONN_CLOSED */
+    struct conn_entry **by_fd;   /* an index for the request path, filled lazily */
+    int nfd;
+};
+
+static void conn_unlink(struct connwatch *cw, struct conn_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        cw->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+    int fd = (int)bufferevent_getfd(e->bev);
+    if (fd >= 0 && fd < cw->nfd && cw->by_fd[fd] == e)
+        cw->by_fd[fd] = NULL;
+}
+
+/* libevent drops a bufferevent by clearing its callbacks before it lets go
+ * of its own reference: with ours still held, that is how its end shows. */
+static bool conn_dropped(struct conn_entry *e)
+{
+    bufferevent_data_cb readcb;
+    bufferevent_getcb(e->bev, &readcb, NULL, NULL, NULL);
+    return readcb == NULL;
+}
+
+static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connwatch *cw = arg;
+    int64_t now = util_mono_us();
+    struct conn_entry *next;
+    for (struct conn_entry *e = cw->head; e; e = next) {
+        next = e->next;
+        if (e->state == CONN_NEW && conn_dropped(e)) {
+            conn_unlink(cw, e);
+            bufferevent_decref(e->bev);   /* the last reference: closes the socket */
+            free(e);
+            continue;
+        }
+        if (e->busy == 0 && now - e->since_us > cw->timeout_us) {
+            int s = (int)bufferevent_getfd(e->bev);
+            if (s >= 0) {
+                log_debug("connwatch: no whole request on fd %d for %lld ms; closing", s,
+                          (long long)(cw->timeout_us / 1000));
+                shutdown(s, SHUT_RDWR);
+            }
+            e->since_us = now;  /* once is enough: libevent takes it from here */
+        }
+    }
+}
+
+struct connwatch *connwatch_new(struct event_base *base, int timeout_ms)
+{
+    struct connwatch *cw = calloc(1, sizeof(*cw));
+    if (!cw)
+        return NULL;
+    cw->timeout_us = (int64_t)timeout_ms * 1000;
+    cw->timer = event_new(base, -1, EV_PERSIST, connwatch_on_tick, cw);
+    struct timeval tv = {CONNWATCH_TICK_MS / 1000, 0};
+    if (!cw->timer || event_add(cw->timer, &tv) != 0) {
+        connwatch_free(cw);
+        return NULL;
+    }
+    return cw;
+}
+
+void connwatch_free(struct connwatch *cw)
+{
+    if (!cw)
+        return;
+    struct conn_entry *next;
+    for (struct conn_entry *e = cw->head; e; e = next) {
+        next = e->next;
+        if (e->state == CONN_NEW)
+            bufferevent_decref(e->bev);
+        free(e);
+    }
+    if (cw->timer)
+        event_free(cw->timer);
+    free(cw->by_fd);
+    free(cw);
+}
+
+void connwatch_add(struct connwatch *cw, struct bufferevent *bev)
+{
+    struct conn_entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return;  /* unwatched: the read timeout still holds */
+    e->cw = cw;
+    e->bev = bev;
+    e->state = CONN_NEW;
+    e->since_us = util_mono_us();
+    bufferevent_incref(bev);
+    e->next = cw->head;
+    if (cw->head)
+        cw->head->prev = e;
+    cw->head = e;
+}
+
+/* libevent's close callback of a connection that has had a request: the
+ * entry goes now, or when the request being answered ends. */
+static void conn_on_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct conn_entry *e = arg;
+    conn_unlink(e->cw, e);
+    if (e->busy > 0)
+        e->state = CONN_CLOSED;
+    else
+        free(e);
+}
+
+/* The entry of a connection, by its socket; the first request of each
+ * connection finds it in the list once. */
+static struct conn_entry *conn_find(struct connwatch *cw, struct bufferevent *bev)
+{
+    int fd = (int)bufferevent_getfd(bev);
+    if (fd < 0)
+        return NULL;
+    if (fd < cw->nfd && cw->by_fd[fd] && cw->by_fd[fd]->bev == bev)
+        return cw->by_fd[fd];
+    struct conn_entry *e = cw->head;
+    while (e && e->bev != bev)
+        e = e->next;
+    if (!e)
+        return NULL;
+    if (fd >= cw->nfd) {
+        int n = cw->nfd ? cw->nfd : 1024;
+        while (n <= fd)
+            n *= 2;
+        struct conn_entry **m = realloc(cw->by_fd, (size_t)n * sizeof(*m));
+        if (!m)
+            return e;
+        memset(m + cw->nfd, 0, (size_t)(n - cw->nfd) * sizeof(*m));
+        cw->by_fd = m;
+        cw->nfd = n;
+    }
+    cw->by_fd[fd] = e;
+    return e;
+}
+
+struct conn_entry *connwatch_request_begin(struct connwatch *cw, struct evhttp_request *ev)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct conn_entry *e = bev ? conn_find(cw, bev) : NULL;
+    if (!e)
+        return NULL;
+    if (e->state == CONN_NEW) {
+        /* From here libevent says when it closes: our reference goes (its
+         * own keeps the bufferevent), so the socket closes with it. */
+        evhttp_connection_set_closecb(evcon, conn_on_close, e);
+        e->state = CONN_OPEN;
+        bufferevent_decref(bev);
+    }
+    e->busy++;
+    e->since_us = util_mono_us();
+    return e;
+}
+
+void connwatch_request_end(struct connwatch *cw, struct conn_entry *e)
+{
+    (void)cw;
+    if (!e)
+        return;
+    e->busy--;
+    e->since_us = util_mono_us();
+    if (e->state == CONN_CLOSED && e->busy == 0)
+        free(e);
+}

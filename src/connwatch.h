@@ -1,0 +1,42 @@
+/* connwatch.h - a deadline for each whole request, per connection.
+ *
+ * libevent 2.1's read timeout (http.read_timeout_ms) restarts with every
+ * byte it reads, and it offers no hook where a request begins, so a client
+ * that sends one byte a second would keep its connection until it reached
+ * http.max_header_size. The worker's bufferevent callback registers every
+ * connection here; a request that arrives whole, and its answer, tell when
+ * the connection last made progress; a timer once a second shuts down any
+ * connection that has had no whole request for http.request_timeout_ms while
+ * none of its requests is being answered. libevent then sees the end of the
+ * stream and frees the connection itself.
+ *
+ * Ownership: until a connection's first request, libevent has no close hook
+ * for it, so the watch holds a reference on its bufferevent and lets go once
+ * libevent has dropped it (its callbacks cleared); from the first request on,
+ * the connection's close callback tells. An entry lives while a request of
+ * its connection is being answered, even if the connection is gone. */
+#ifndef MIPGW_CONNWATCH_H
+#define MIPGW_CONNWATCH_H
+
+#include <stdint.h>
+
+struct bufferevent;
+struct event_base;
+struct evhttp_request;
+struct connwatch;
+struct conn_entry;
+
+/* timeout_ms: http.request_timeout_ms. NULL when out of memory. */
+struct connwatch *connwatch_new(struct event_base *base, int timeout_ms);
+/* After evhttp_free: lets go of the connections it still holds. */
+void connwatch_free(struct connwatch *cw);
+
+/* From the worker's bufferevent callback: a new connection. */
+void connwatch_add(struct connwatch *cw, struct bufferevent *bev);
+/* A whole request arrived: the entry to hand to connwatch_request_end, or
+ * NULL (not watched: nothing to do at the end). */
+struct conn_entry *connwatch_request_begin(struct connwatch *cw, struct evhttp_request *ev);
+/* Its answer has been sent (or it was dropped): the deadline starts again. */
+void connwatch_request_end(struct connwatch *cw, struct conn_entry *e);
+
+#endif
