@@ -283,3 +283,17 @@ size_t util_b64url(const unsigned char *in, size_t n, char *out)
     *o = '\0';
     return (size_t)(o - out);
 }
+
+bool util_list_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    while (*list) {
+        while (*list == ' ' || *list == ',')
+            list++;
+        size_t len = strcspn(list, ", ");
+        if (len == n && len && memcmp(list, item, n) == 0)
+            return true;
+        list += len;
+    }
+    return false;
+}

@@ -49,6 +49,10 @@ void util_sha256_hex(const void *data, size_t n, char out[65]);
 /* Constant-time comparison for secrets. */
 bool util_secret_eq(const void *a, const void *b, size_t n);
 
+/* True when item is one of list's entries, which commas and blanks
+ * separate ("127.0.0.1, ::1"). An empty item is in no list. */
+bool util_list_has(const char *list, const char *item);
+
 /* Copies at most cap-1 bytes and terminates; returns false if truncated. */
 bool util_strlcpy(char *dst, const char *src, size_t cap);
 

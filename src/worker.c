@@ -72,17 +72,7 @@ void worker_request_end(struct worker *w)
 
 bool worker_is_trusted_proxy(const struct worker *w, const char *addr)
 {
-    const char *list = w->cfg->http_trusted_proxies;
-    size_t n = strlen(addr);
-    while (*list) {
-        while (*list == ' ' || *list == ',')
-            list++;
-        size_t len = strcspn(list, ", ");
-        if (len == n && len && memcmp(list, addr, n) == 0)
-            return true;
-        list += len;
-    }
-    return false;
+    return util_list_has(w->cfg->http_trusted_proxies, addr);
 }
 
 /* Each accepted connection's bufferevent, made as evhttp would but for its

@@ -70,6 +70,18 @@ START_TEST(guid_shape)
 }
 END_TEST
 
+START_TEST(list_membership)
+{
+    ck_assert(util_list_has("127.0.0.1, ::1", "::1"));
+    ck_assert(util_list_has("127.0.0.1,::1", "127.0.0.1"));
+    ck_assert(util_list_has("cabinet", "cabinet"));
+    ck_assert(!util_list_has("cabinet", "cab"));
+    ck_assert(!util_list_has("cabinet,portal", "cabinet,portal"));
+    ck_assert(!util_list_has("", ""));
+    ck_assert(!util_list_has("a,,b", ""));
+}
+END_TEST
+
 START_TEST(sha256_hex)
 {
     char out[65];
@@ -87,6 +99,7 @@ int main(void)
     tcase_add_loop_test(tc, format_time_matches_libc, 0, 7);
     tcase_add_test(tc, guid_shape);
     tcase_add_test(tc, sha256_hex);
+    tcase_add_test(tc, list_membership);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

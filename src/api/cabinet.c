@@ -87,24 +87,13 @@ static bool one_row(struct req *r, PGresult *res, enum store_status st,
     return false;
 }
 
-static bool login_is_client(const struct config *cfg, const char *login)
-{
-    size_t n = strlen(login);
-    for (const char *p = cfg->ehealth_clients; *p;) {
-        size_t len = strcspn(p, ",");
-        if (len == n && memcmp(p, login, n) == 0)
-            return true;
-        p += len + (p[len] == ',');
-    }
-    return false;
-}
 
 /* The body of a trusted client's request, validated by check; NULL when
  * answered. The caller frees the tree. */
 static yajl_val client_body(struct req *r, const struct misauth_login *who,
                             int (*check)(yajl_val, struct ehs_report *))
 {
-    if (!login_is_client(r->w->cfg, who->login)) {
+    if (!util_list_has(r->w->cfg->ehealth_clients, who->login)) {
         req_reply_eh_error(r, EH_CLIENT_FORBIDDEN, NULL, 0, NULL);
         return NULL;
     }
