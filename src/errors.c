@@ -269,6 +269,21 @@ static void gen_cstr(yajl_gen g, const char *s)
     yajl_gen_string(g, (const unsigned char *)s, strlen(s));
 }
 
+void err_eh_meta(yajl_gen g, int status, const char *url, const char *request_id)
+{
+    gen_cstr(g, "meta");
+    yajl_gen_map_open(g);
+    gen_cstr(g, "code");
+    yajl_gen_integer(g, status);
+    gen_cstr(g, "url");
+    gen_cstr(g, url ? url : "");
+    gen_cstr(g, "type");
+    gen_cstr(g, "object");
+    gen_cstr(g, "request_id");
+    gen_cstr(g, request_id ? request_id : "");
+    yajl_gen_map_close(g);
+}
+
 void err_eh_body(enum eh_err_id id, const char *const *args, int nargs, const char *url,
                  const char *request_id, const char *invalid, struct buf *out)
 {
@@ -279,17 +294,7 @@ void err_eh_body(enum eh_err_id id, const char *const *args, int nargs, const ch
 
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_map_open(g);
-    gen_cstr(g, "meta");
-    yajl_gen_map_open(g);
-    gen_cstr(g, "code");
-    yajl_gen_integer(g, d->http_status);
-    gen_cstr(g, "url");
-    gen_cstr(g, url ? url : "");
-    gen_cstr(g, "type");
-    gen_cstr(g, "object");
-    gen_cstr(g, "request_id");
-    gen_cstr(g, request_id ? request_id : "");
-    yajl_gen_map_close(g);
+    err_eh_meta(g, d->http_status, url, request_id);
     gen_cstr(g, "error");
     yajl_gen_map_open(g);
     gen_cstr(g, "type");

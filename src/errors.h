@@ -8,6 +8,7 @@
 #define MIPGW_ERRORS_H
 
 #include <stdio.h>
+#include <yajl/yajl_gen.h>
 
 #include "util.h"
 
@@ -127,6 +128,10 @@ const struct eh_err_def *err_eh_get(enum eh_err_id id);
 /* The eHealth twin of a МИП entry that a shared layer (body limits, JSON
  * parsing, Basic auth, the stores, shutdown) answers with. */
 enum eh_err_id err_eh_twin(enum err_id id);
+/* Writes the envelope's "meta" key and object {code, url, type "object",
+ * request_id} into g, inside the open top-level map: the success envelope
+ * (req.c) and the error envelope below share it. */
+void err_eh_meta(yajl_gen g, int status, const char *url, const char *request_id);
 /* The eHealth envelope into out (reset first): meta {code, url, type
  * "object", request_id} and error {type, message[, invalid]}. invalid is
  * the JSON text of the "invalid" array, or NULL. */

@@ -390,13 +390,7 @@ void req_reply_eh_gen(struct req *r, int status, yajl_gen data)
     req_url(r, &url);
     yajl_gen g = json_gen_new();
     yajl_gen_map_open(g);
-    json_gen_str(g, "meta");
-    yajl_gen_map_open(g);
-    json_gen_kv_int(g, "code", status);
-    json_gen_kv_str(g, "url", url.data);
-    json_gen_kv_str(g, "type", "object");
-    json_gen_kv_str(g, "request_id", r->id);
-    yajl_gen_map_close(g);
+    err_eh_meta(g, status, url.data, r->id);
     json_gen_str(g, "data");
     json_gen_finish(g, &body);
     /* yajl writes the colon with the value, which is spliced in as text. */
