@@ -505,19 +505,17 @@ static int check_login_list(char *value, char *msg, size_t cap)
     return 0;
 }
 
-/* http://IP[:port]/path: the sender connects without resolving names. */
+/* http://IP[:port]/path (util_http_url, which the sender uses too): the
+ * sender connects without resolving names. */
 static int check_webhook_url(char *value, char *msg, size_t cap)
 {
     if (!*value)
         return 0;
-    if (strncmp(value, "http://", 7) != 0)
-        return fail(msg, cap, "must start with http://");
     char host[64];
-    const char *h = value + 7, *end = h + strcspn(h, ":/");
-    if ((size_t)(end - h) >= sizeof(host))
-        return fail(msg, cap, "host too long");
-    memcpy(host, h, (size_t)(end - h));
-    host[end - h] = '\0';
+    int port;
+    const char *path;
+    if (!util_http_url(value, host, sizeof(host), &port, &path))
+        return fail(msg, cap, "not http://HOST[:PORT][/PATH] with a port of 1-65535");
     if (!is_ip_literal(host))
         return fail(msg, cap, "the host must be an IPv4 address (no DNS on an event loop)");
     return 0;

@@ -131,29 +131,6 @@ static void webhook_on_response(struct evhttp_request *req, void *arg)
     webhook_later(c, webhook_after, 0);
 }
 
-/* http://IP[:port]/path, as config.c checked it. */
-static bool webhook_parse(const char *url, char host[64], int *port, const char **path)
-{
-    const char *h = url + 7;
-    size_t n = strcspn(h, ":/");
-    if (n == 0 || n >= 64)
-        return false;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    *port = 80;
-    const char *p = h + n;
-    if (*p == ':') {
-        char *end;
-        long v = strtol(p + 1, &end, 10);
-        if (v < 1 || v > 65535)
-            return false;
-        *port = (int)v;
-        p = end;
-    }
-    *path = *p == '/' ? p : "/";
-    return true;
-}
-
 static void webhook_attempt(struct sms_call *c)
 {
     const struct config *cfg = c->r->w->cfg;
@@ -161,7 +138,7 @@ static void webhook_attempt(struct sms_call *c)
     char host[64];
     int port;
     const char *path;
-    if (!webhook_parse(cfg->ehealth_sms_webhook_url, host, &port, &path)) {
+    if (!util_http_url(cfg->ehealth_sms_webhook_url, host, sizeof(host), &port, &path)) {
         sms_done(c, false);
         return;
     }

@@ -297,3 +297,27 @@ bool util_list_has(const char *list, const char *item)
     }
     return false;
 }
+
+bool util_http_url(const char *url, char *host, size_t hostcap, int *port, const char **path)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return false;
+    const char *h = url + 7;
+    size_t n = strcspn(h, ":/");
+    if (n == 0 || n >= hostcap)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = 80;
+    const char *p = h + n;
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v < 1 || v > 65535 || (*end && *end != '/'))
+            return false;
+        *port = (int)v;
+        p = end;
+    }
+    *path = *p == '/' ? p : "/";
+    return true;
+}

@@ -49,6 +49,12 @@ void util_sha256_hex(const void *data, size_t n, char out[65]);
 /* Constant-time comparison for secrets. */
 bool util_secret_eq(const void *a, const void *b, size_t n);
 
+/* Splits "http://HOST[:PORT][/PATH]" into host (hostcap bytes), port (80
+ * when absent) and path ("/" when absent, else a pointer into url).
+ * False when it is not of that form, the host is empty or too long, or the
+ * port is not 1-65535. The host is not resolved. */
+bool util_http_url(const char *url, char *host, size_t hostcap, int *port, const char **path);
+
 /* True when item is one of list's entries, which commas and blanks
  * separate ("127.0.0.1, ::1"). An empty item is in no list. */
 bool util_list_has(const char *list, const char *item);

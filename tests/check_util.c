@@ -82,6 +82,28 @@ START_TEST(list_membership)
 }
 END_TEST
 
+START_TEST(http_url_parts)
+{
+    char host[16];
+    int port;
+    const char *path;
+    ck_assert(util_http_url("http://10.0.0.5:8080/sms/send", host, sizeof(host), &port, &path));
+    ck_assert_str_eq(host, "10.0.0.5");
+    ck_assert_int_eq(port, 8080);
+    ck_assert_str_eq(path, "/sms/send");
+    ck_assert(util_http_url("http://10.0.0.5", host, sizeof(host), &port, &path));
+    ck_assert_int_eq(port, 80);
+    ck_assert_str_eq(path, "/");
+    ck_assert(!util_http_url("https://10.0.0.5/", host, sizeof(host), &port, &path));
+    ck_assert(!util_http_url("http:///x", host, sizeof(host), &port, &path));
+    ck_assert(!util_http_url("http://10.0.0.5:0/x", host, sizeof(host), &port, &path));
+    ck_assert(!util_http_url("http://10.0.0.5:65536/x", host, sizeof(host), &port, &path));
+    ck_assert(!util_http_url("http://10.0.0.5:/x", host, sizeof(host), &port, &path));
+    ck_assert(!util_http_url("http://10.0.0.5:80abc", host, sizeof(host), &port, &path));
+    ck_assert(!util_http_url("http://a-host-name-far-too-long.example:80/", host, sizeof(host), &port, &path));
+}
+END_TEST
+
 START_TEST(sha256_hex)
 {
     char out[65];
@@ -100,6 +122,7 @@ int main(void)
     tcase_add_test(tc, guid_shape);
     tcase_add_test(tc, sha256_hex);
     tcase_add_test(tc, list_membership);
+    tcase_add_test(tc, http_url_parts);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
