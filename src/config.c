@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "token.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -482,9 +483,11 @@ static int check_log_level(char *value, char *msg, size_t cap)
     return 0;
 }
 
+/* The names token.c signs and verifies with. */
 static int check_jwt_alg(char *value, char *msg, size_t cap)
 {
-    if (strcmp(value, "HS256") != 0 && strcmp(value, "HS512") != 0)
+    enum token_alg alg;
+    if (!token_alg_parse(value, &alg))
         return fail(msg, cap, "\"%s\" is neither HS256 nor HS512", value);
     return 0;
 }

@@ -76,14 +76,14 @@ const char *otp_verdict_message(enum otp_verdict v)
 
 /* HMAC-SHA256(cabinet key, phone ":" code) in hex: binds the code to its
  * phone, and nobody without the key can test guesses against a copy. */
-static void otp_mac(const struct config *cfg, const char *phone, const char *code,
+static void otp_mac(const struct token_keys *keys, const char *phone, const char *code,
                     char out[OTP_MAC_HEX])
 {
     char msg[64];
     int n = snprintf(msg, sizeof(msg), "%s:%s", phone, code);
     unsigned char mac[32];
     unsigned int len = 0;
-    HMAC(EVP_sha256(), cfg->ehealth_jwt_key, (int)strlen(cfg->ehealth_jwt_key),
+    HMAC(EVP_sha256(), keys->cabinet, (int)keys->cabinet_len,
          (const unsigned char *)msg, (size_t)n, mac, &len);
     util_hex(mac, 32, out);
     explicit_bzero(msg, sizeof(msg));
@@ -142,7 +142,7 @@ void otp_issue(struct req *r, const char *phone, char code[OTP_LEN + 1], otp_cb 
     *c = (struct otp_call){r, cb, arg, true};
     char code_key[OTP_KEY_MAX], rate_key[OTP_KEY_MAX], mac[OTP_MAC_HEX];
     otp_keys(phone, code_key, rate_key);
-    otp_mac(cfg, phone, code, mac);
+    otp_mac(&r->w->keys, phone, code, mac);
     char ttl[16], attempts[16], keep[16], window[16], max[16];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)cfg->ehealth_otp_ttl_s * 1000);
     snprintf(attempts, sizeof(attempts), "%d", cfg->ehealth_otp_attempts);
@@ -159,7 +159,7 @@ void otp_check(struct req *r, const char *phone, const char *code, otp_cb cb, vo
     *c = (struct otp_call){r, cb, arg, false};
     char code_key[OTP_KEY_MAX], mac[OTP_MAC_HEX];
     otp_keys(phone, code_key, NULL);
-    otp_mac(r->w->cfg, phone, code, mac);
+    otp_mac(&r->w->keys, phone, code, mac);
     const char *argv[] = {code_key, mac};
     otp_eval(c, &check_script, 1, (int)ARRAY_LEN(argv), argv);
 }

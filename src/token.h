@@ -27,11 +27,20 @@ enum token_verdict {
     TOKEN_BAD_SIGNATURE,  /* 403/5009 */
 };
 
+/* The algorithms of the cabinet's UserRequest tokens (below). */
+enum token_alg {
+    TOKEN_HS256,
+    TOKEN_HS512,
+};
+
 struct token_keys {
     const unsigned char *own;      /* the gateway's HS256 key */
     size_t own_len;
     const unsigned char *portal;   /* portals' shared key for RPGU tokens; NULL: none */
     size_t portal_len;
+    const unsigned char *cabinet;  /* the eHealth cabinet's key; NULL: the cabinet is off */
+    size_t cabinet_len;
+    enum token_alg cabinet_alg;    /* ehealth.jwt_alg */
 };
 
 /* Claims of a token, issued or verified. Strings are NUL-terminated. */
@@ -88,10 +97,6 @@ const char *token_type_name(enum token_type t);
  * TOKEN_UR_ISSUER, "user_request_id": guid}, signed with the cabinet's own
  * key. Verification accepts the configured algorithm only. */
 #define TOKEN_UR_ISSUER "mipgw-cabinet"
-enum token_alg {
-    TOKEN_HS256,
-    TOKEN_HS512,
-};
 bool token_alg_parse(const char *name, enum token_alg *out);
 /* A malloc'd token, or NULL (bad arguments, no key). */
 char *token_ur_sign(const unsigned char *key, size_t key_len, enum token_alg alg,

@@ -183,6 +183,12 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         w->keys.portal = (const unsigned char *)cfg->tokens_portal_key;
         w->keys.portal_len = strlen(cfg->tokens_portal_key);
     }
+    if (cfg->ehealth_jwt_key[0]) {
+        w->keys.cabinet = (const unsigned char *)cfg->ehealth_jwt_key;
+        w->keys.cabinet_len = strlen(cfg->ehealth_jwt_key);
+        /* config.c admits HS256 and HS512 only. */
+        token_alg_parse(cfg->ehealth_jwt_alg, &w->keys.cabinet_alg);
+    }
     /* Request ids: a random per-worker prefix and a counter, unique across
      * workers and restarts without asking the kernel for randomness per request. */
     unsigned char rnd[4];

@@ -52,7 +52,7 @@
 /* The cabinet runs only with a key to sign its tokens (demo mode has one). */
 static bool cabinet_enabled(struct req *r)
 {
-    if (r->w->cfg->ehealth_jwt_key[0])
+    if (r->w->keys.cabinet)
         return true;
     req_reply_eh_error(r, EH_NOT_FOUND, NULL, 0, NULL);
     return false;
@@ -142,12 +142,9 @@ static void ur_on_pg(PGresult *res, enum store_status st, void *arg)
     struct ur_create *u = r->state;
     if (!one_row(r, res, st, req_fail_store))
         return;
-    const struct config *cfg = r->w->cfg;
+    const struct token_keys *k = &r->w->keys;
     long long exp = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    enum token_alg alg = TOKEN_HS256;
-    token_alg_parse(cfg->ehealth_jwt_alg, &alg);
-    char *token = token_ur_sign((const unsigned char *)cfg->ehealth_jwt_key,
-                                strlen(cfg->ehealth_jwt_key), alg, u->id,
+    char *token = token_ur_sign(k->cabinet, k->cabinet_len, k->cabinet_alg, u->id,
                                 util_wall_us() / 1000000, exp);
     if (!token) {
         req_reply_eh_error(r, EH_INTERNAL, NULL, 0, NULL);
@@ -540,14 +537,11 @@ void api_cabinet_register(struct req *r)
 {
     if (!cabinet_enabled(r))
         return;
-    const struct config *cfg = r->w->cfg;
+    const struct token_keys *k = &r->w->keys;
     struct reg *g = req_alloc(r, sizeof(*g));
     r->state = g;
 
-    enum token_alg alg = TOKEN_HS256;
-    token_alg_parse(cfg->ehealth_jwt_alg, &alg);
-    enum token_verdict v = token_ur_verify((const unsigned char *)cfg->ehealth_jwt_key,
-                                           strlen(cfg->ehealth_jwt_key), alg,
+    enum token_verdict v = token_ur_verify(k->cabinet, k->cabinet_len, k->cabinet_alg,
                                            req_header(r, "Authorization"),
                                            util_wall_us() / 1000000, g->ur_id);
     if (v != TOKEN_VALID) {
