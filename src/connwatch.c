@@ -197,9 +197,8 @@ struct conn_entry *connwatch_request_begin(struct connwatch *cw, struct evhttp_r
     return e;
 }
 
-void connwatch_request_end(struct connwatch *cw, struct conn_entry *e)
+void connwatch_request_end(struct conn_entry *e)
 {
-    (void)cw;
     if (!e)
         return;
     e->busy--;

@@ -37,6 +37,6 @@ void connwatch_add(struct connwatch *cw, struct bufferevent *bev);
  * NULL (not watched: nothing to do at the end). */
 struct conn_entry *connwatch_request_begin(struct connwatch *cw, struct evhttp_request *ev);
 /* Its answer has been sent (or it was dropped): the deadline starts again. */
-void connwatch_request_end(struct connwatch *cw, struct conn_entry *e);
+void connwatch_request_end(struct conn_entry *e);
 
 #endif

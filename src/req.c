@@ -321,7 +321,7 @@ static void req_send(struct req *r, int status, const char *msg_code, const char
         evhttp_add_header(h, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(r->ev), body, len);
     evhttp_send_reply(r->ev, status, req_reason(status), NULL);
-    connwatch_request_end(r->w->conns, r->conn);
+    connwatch_request_end(r->conn);
 
     int64_t lat = util_mono_us() - r->start_us;
     metrics_request(&r->w->metrics, r->route_idx, status, lat);
