@@ -170,6 +170,17 @@ static struct http_resp *ask_code(int port, const char *phone)
     return r;
 }
 
+/* A gateway whose webhook is http://127.0.0.1:port/path, asked for a code
+ * for this test's phone k (into phone): the answer; *pid is the gateway's. */
+static struct http_resp *code_through(int port, const char *path, int k, char phone[16], pid_t *pid)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    int gw_port = gw_with_webhook(url, pid);
+    test_phone(k, phone);
+    return ask_code(gw_port, phone);
+}
+
 static void assert_eh_error(const struct http_resp *r, int status, const char *type)
 {
     ck_assert_msg(r->status == status, "want %d, got %d: %s", status, r->status, show(r));
@@ -195,12 +206,9 @@ static void teardown(void)
 START_TEST(test_webhook_retries_then_sends)
 {
     hook_start(1, false);
-    char url[64], phone[16];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/sms/send", hook.port);
+    char phone[16];
     pid_t pid;
-    int port = gw_with_webhook(url, &pid);
-    test_phone(1, phone);
-    struct http_resp *r = ask_code(port, phone);
+    struct http_resp *r = code_through(hook.port, "/sms/send", 1, phone, &pid);
     int hits = hook_hits();
     hook_stop();
     ck_assert_msg(r->status == 201, "want 201, got %d: %s", r->status, show(r));
@@ -227,12 +235,9 @@ END_TEST
 START_TEST(test_webhook_gives_up)
 {
     hook_start(1000, false);
-    char url[64], phone[16];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/sms", hook.port);
+    char phone[16];
     pid_t pid;
-    int port = gw_with_webhook(url, &pid);
-    test_phone(2, phone);
-    struct http_resp *r = ask_code(port, phone);
+    struct http_resp *r = code_through(hook.port, "/sms", 2, phone, &pid);
     int hits = hook_hits();
     hook_stop();
     assert_eh_error(r, 503, "sms_not_sent");
@@ -247,12 +252,9 @@ END_TEST
 START_TEST(test_webhook_deadline)
 {
     hook_start(0, true);
-    char url[64], phone[16];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/sms", hook.port);
+    char phone[16];
     pid_t pid;
-    int port = gw_with_webhook(url, &pid);
-    test_phone(3, phone);
-    struct http_resp *r = ask_code(port, phone);
+    struct http_resp *r = code_through(hook.port, "/sms", 3, phone, &pid);
     int hits = hook_hits();
     double elapsed = r->elapsed_ms;
     hook_stop();
@@ -269,12 +271,9 @@ END_TEST
 /* Nothing listens there: refused at once, each attempt, then 503. */
 START_TEST(test_webhook_refused)
 {
-    char url[64], phone[16];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/sms", free_port());
+    char phone[16];
     pid_t pid;
-    int port = gw_with_webhook(url, &pid);
-    test_phone(4, phone);
-    struct http_resp *r = ask_code(port, phone);
+    struct http_resp *r = code_through(free_port(), "/sms", 4, phone, &pid);
     assert_eh_error(r, 503, "sms_not_sent");
     ck_assert_msg(r->elapsed_ms < 3000, "took %.0f ms", r->elapsed_ms);
     http_free(r);
