@@ -61,6 +61,12 @@ finish() {
             fi
         fi
     fi
+    # Every tax id the cabinet stored in this run, to look for in the logs
+    # below (read while PostgreSQL is still up).
+    local tax_ids=$state/tax-ids.txt
+    psql -X -q -A -t "${MIPGW_PG_CONNINFO:-}" -c \
+        "SELECT tax_id FROM cabinet_user_requests UNION SELECT tax_id FROM cabinet_users" \
+        >"$tax_ids" 2>/dev/null || : >"$tax_ids"
     "${ctl[@]}" stop
 
     # Logs must never hold a token (a JWT starts with base64 '{"' = "eyJ"), a
@@ -90,6 +96,15 @@ finish() {
                 rc=1
             fi
         done
+        # A whole tax id, as a word of its own.
+        if [[ -s $tax_ids ]]; then
+            hits=$(grep -nwF -f "$tax_ids" "${logs[@]}" | cut -d: -f1,2 | head -n 5)
+            if [[ -n $hits ]]; then
+                echo "e2e: FAIL: the logs hold a whole tax id, at:" >&2
+                echo "$hits" >&2
+                rc=1
+            fi
+        fi
     fi
 
     if [[ $rc -ne 0 ]]; then
