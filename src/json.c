@@ -122,6 +122,31 @@ void json_gen_str(yajl_gen g, const char *s)
     yajl_gen_string(g, (const unsigned char *)s, strlen(s));
 }
 
+void json_buf_str(struct buf *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_puts(out, "\"");
+    for (const char *run = s;; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        buf_append(out, run, (size_t)(s - run));
+        if (!ch)
+            break;
+        char esc[6] = {'\\', (char)ch};
+        size_t n = 2;
+        if (ch < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            n = 6;
+        }
+        buf_append(out, esc, n);
+        run = s + 1;
+    }
+    buf_puts(out, "\"");
+}
+
 void json_gen_kv_str(yajl_gen g, const char *key, const char *val)
 {
     json_gen_str(g, key);

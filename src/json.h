@@ -36,6 +36,8 @@ void json_gen_kv_int(yajl_gen g, const char *key, long long val);
 void json_gen_kv_bool(yajl_gen g, const char *key, bool val);
 /* Writes a parsed value back out (for storing an object as jsonb). */
 void json_gen_value(yajl_gen g, yajl_val v);
+/* Appends s as a JSON string, quoted and escaped (s is valid UTF-8). */
+void json_buf_str(struct buf *out, const char *s);
 /* Appends the generated text to out and frees the generator. */
 void json_gen_finish(yajl_gen g, struct buf *out);
 

@@ -107,6 +107,12 @@ void metrics_render(struct buf *out, const char *const *route_names, int nroutes
                   SUM(pg_shed));
     render_scalar(out, "mipgw_pg_unavailable_total", "counter", "Queries refused because no connection was up.",
                   SUM(pg_unavailable));
+    render_scalar(out, "mipgw_pg_batches_total", "counter",
+                  "Calls of a batchable statement sent together, one batch each.", SUM(pg_batches));
+    render_scalar(out, "mipgw_pg_batched_calls_total", "counter", "Calls sent in those batches.",
+                  SUM(pg_batched));
+    render_scalar(out, "mipgw_pg_batch_retries_total", "counter",
+                  "Batches that failed and whose calls were run one by one.", SUM(pg_batch_retries));
     render_scalar(out, "mipgw_redis_errors_total", "counter", "Redis commands that failed.", SUM(redis_errors));
     render_scalar(out, "mipgw_redis_timeouts_total", "counter", "Redis commands past their deadline.",
                   SUM(redis_timeouts));

@@ -23,6 +23,7 @@ struct metrics {
     metric_t latency[METRICS_MAX_ROUTES][METRICS_LAT_BUCKETS]; /* cumulative at render */
     metric_t latency_sum_us[METRICS_MAX_ROUTES];
     metric_t pg_errors, pg_timeouts, pg_shed, pg_unavailable;
+    metric_t pg_batches, pg_batched, pg_batch_retries;
     metric_t redis_errors, redis_timeouts, redis_unavailable;
     metric_t pg_conns_up, pg_busy, pg_queued; /* gauges */
     metric_t redis_up;                        /* gauge */

@@ -658,9 +658,18 @@ int patient_import(PGconn *conn, yajl_val item, const char *const *allowed, int 
         buf_printf(msg, "an allowed LPU is not a МКОД");
         goto out;
     }
-    const char *params[] = {c.item.data, allowed ? lit.data : NULL};
+    /* A batch of one, as the pool sends a call that found no company. */
+    const char *call[] = {c.item.data, allowed ? lit.data : NULL};
+    const char *const *calls[] = {call};
+    struct buf vals[2];
+    buf_init(&vals[0]);
+    buf_init(&vals[1]);
+    stmt_batch_values(STMT_PATIENT_UPLOAD, calls, 1, vals);
+    const char *params[] = {vals[0].data, vals[1].data};
     const struct pg_stmt *st = &pg_stmts[STMT_PATIENT_UPLOAD];
     PGresult *pr = PQexecParams(conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0);
+    buf_free(&vals[0]);
+    buf_free(&vals[1]);
     buf_free(&lit);
     if (PQresultStatus(pr) != PGRES_TUPLES_OK || PQntuples(pr) != 1) {
         const char *e = PQresultErrorField(pr, PG_DIAG_MESSAGE_PRIMARY);

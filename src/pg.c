@@ -15,6 +15,7 @@
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 3000
 #define PG_MAX_PARAMS 16
+#define PG_BATCH_MAX 256     /* pg.batch_max's upper bound */
 
 /* States of one pool connection. */
 enum pgc_state {
@@ -22,7 +23,7 @@ enum pgc_state {
     PGC_CONNECTING,  /* PQconnectPoll in progress; the timer is the deadline */
     PGC_PREPARING,   /* preparing statement prep_next; the timer is the deadline */
     PGC_IDLE,        /* ready for a query */
-    PGC_BUSY,        /* running q; q's own timer is the deadline */
+    PGC_BUSY,        /* running q (and its peers); each one's own timer is its deadline */
 };
 
 struct pg_query {
@@ -33,6 +34,8 @@ struct pg_query {
     void *arg;
     struct event timer;
     struct pg_conn *conn;    /* set while running */
+    struct pg_query *peer;   /* the next call of the batch this one runs in */
+    bool solo;               /* its batch failed: it runs alone */
     int nvalues;
     char *values[PG_MAX_PARAMS];
     enum store_status deferred;  /* outcome to hand over from the event loop */
@@ -48,7 +51,7 @@ struct pg_conn {
     struct event timer;
     int prep_next;
     bool want_write;         /* output not yet flushed */
-    struct pg_query *q;
+    struct pg_query *q;      /* the running call, the first of its batch */
     PGresult *res;           /* first result of the running command */
     int backoff_ms;
 };
@@ -64,6 +67,8 @@ struct pg_pool {
     struct pg_queue queue;
     int queued;
     int up;
+    int batch_busy;          /* connections running a batchable statement */
+    int batch_conns;         /* ... at most this many (pg.batch_conns) */
     struct event *fail_ev;   /* fails queued queries when the last connection goes */
     bool closing;
     bool in_submit;          /* inside pg_query: outcomes must wait for the loop */
@@ -144,6 +149,97 @@ static void pg_finish(struct pg_query *q, PGresult *res, enum store_status st)
     cb(res, st, arg);
 }
 
+/* Detaches the connection's running call (and its batch). */
+static struct pg_query *pg_conn_take(struct pg_conn *c)
+{
+    struct pg_query *q = c->q;
+    c->q = NULL;
+    if (q && pg_stmts[q->stmt].batch)
+        c->pool->batch_busy--;
+    return q;
+}
+
+/* Hands every call of a batch the same outcome. */
+static void pg_finish_all(struct pg_query *q, PGresult *res, enum store_status st)
+{
+    while (q) {
+        struct pg_query *next = q->peer;
+        q->peer = NULL;
+        pg_finish(q, res, st);
+        q = next;
+    }
+}
+
+/* Puts a batch's calls back at the head of the queue, in their order. */
+static void pg_requeue(struct pg_pool *p, struct pg_query *q, bool solo)
+{
+    struct pg_query *after = NULL;
+    while (q) {
+        struct pg_query *next = q->peer;
+        q->peer = NULL;
+        q->conn = NULL;
+        q->solo = q->solo || solo;
+        if (after)
+            TAILQ_INSERT_AFTER(&p->queue, after, q, link);
+        else
+            TAILQ_INSERT_HEAD(&p->queue, q, link);
+        after = q;
+        p->queued++;
+        q = next;
+    }
+}
+
+/* Row `row` of res as a result of its own, for one call of a batch. */
+static PGresult *pg_result_row(const PGresult *res, int row)
+{
+    PGresult *one = PQcopyResult(res, PG_COPYRES_ATTRS);
+    if (!one)
+        abort();
+    for (int col = 0; col < PQnfields(res); col++) {
+        int len = PQgetisnull(res, row, col) ? -1 : PQgetlength(res, row, col);
+        if (!PQsetvalue(one, 0, col, PQgetvalue(res, row, col), len))
+            abort();
+    }
+    return one;
+}
+
+/* A command's result reaches its call, or each call of its batch its own
+ * row. A batch that failed is not the calls' fault, as far as anyone can
+ * tell: one bad call (a unique violation) rolled back the others, so each
+ * runs again alone and gets its own outcome. */
+static void pg_deliver(struct pg_pool *p, struct pg_query *q, PGresult *res, bool ok)
+{
+    if (!q->peer) {
+        pg_finish(q, res, ok ? STORE_OK : STORE_ERROR);
+        return;
+    }
+    int n = 0;
+    for (struct pg_query *m = q; m; m = m->peer)
+        n++;
+    if (!ok) {
+        METRIC_INC(p->m->pg_batch_retries);
+        log_info("pg: a batch of %d %s calls failed (%s); running them one by one", n,
+                 pg_stmts[q->stmt].name, pg_sqlstate(res));
+        pg_requeue(p, q, true);
+        return;
+    }
+    if (PQntuples(res) != n) {
+        /* Committed, so not to be run again: no call learns its answer. */
+        log_error("pg: %s answered %d rows for a batch of %d", pg_stmts[q->stmt].name,
+                  PQntuples(res), n);
+        pg_finish_all(q, NULL, STORE_ERROR);
+        return;
+    }
+    for (int row = 0; q; row++) {
+        struct pg_query *next = q->peer;
+        q->peer = NULL;
+        PGresult *one = pg_result_row(res, row);
+        pg_finish(q, one, STORE_OK);
+        PQclear(one);
+        q = next;
+    }
+}
+
 static void pg_set_io(struct pg_conn *c, short what)
 {
     if (c->io_set)
@@ -189,8 +285,7 @@ static void pg_conn_reset(struct pg_conn *c, const char *why)
     }
     c->state = PGC_DOWN;
     c->want_write = false;
-    struct pg_query *q = c->q;
-    c->q = NULL;
+    struct pg_query *q = pg_conn_take(c);
     if (!p->closing) {
         pg_arm_timer(c, c->backoff_ms);
         c->backoff_ms = c->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : c->backoff_ms * 2;
@@ -198,8 +293,7 @@ static void pg_conn_reset(struct pg_conn *c, const char *why)
     if (p->up == 0 && p->queued > 0)
         event_active(p->fail_ev, 0, 0);
     pg_gauges(p);
-    if (q)
-        pg_finish(q, NULL, STORE_DOWN);
+    pg_finish_all(q, NULL, STORE_DOWN);
 }
 
 static void pg_flush(struct pg_conn *c)
@@ -259,12 +353,11 @@ static void pg_command_done(struct pg_conn *c)
         return;
     }
 
-    struct pg_query *q = c->q;
-    c->q = NULL;
+    struct pg_query *q = pg_conn_take(c);
     c->state = PGC_IDLE;
     pg_gauges(c->pool);
     if (q)
-        pg_finish(q, res, ok ? STORE_OK : STORE_ERROR);
+        pg_deliver(c->pool, q, res, ok);
     PQclear(res);
     pg_dispatch(c->pool);
 }
@@ -373,9 +466,9 @@ static void pg_query_timeout(evutil_socket_t fd, short what, void *arg)
     struct pg_conn *c = q->conn;
     if (c) {
         /* Closing the connection is the only non-blocking way to stop the
-         * query (PQcancel would block on a new connection). */
-        c->q = NULL;
-        pg_finish(q, NULL, STORE_TIMEOUT);
+         * query (PQcancel would block on a new connection). The calls of
+         * its batch end with it: none of them was committed. */
+        pg_finish_all(pg_conn_take(c), NULL, STORE_TIMEOUT);
         pg_conn_reset(c, "query deadline passed");
         return;
     }
@@ -400,26 +493,88 @@ static void pg_fail_queued(evutil_socket_t fd, short what, void *arg)
     pg_gauges(p);
 }
 
+/* The next call to send: the first in the queue, passing over batchable
+ * ones while they hold all the connections they may. A batchable call takes
+ * the calls of its statement queued behind it along, up to pg.batch_max,
+ * chained by peer; *n is how many. */
+static struct pg_query *pg_next(struct pg_pool *p, int *n)
+{
+    struct pg_query *q;
+    TAILQ_FOREACH(q, &p->queue, link) {
+        if (!pg_stmts[q->stmt].batch || p->batch_busy < p->batch_conns)
+            break;
+    }
+    if (!q)
+        return NULL;
+    struct pg_query *next = TAILQ_NEXT(q, link);
+    TAILQ_REMOVE(&p->queue, q, link);
+    p->queued--;
+    *n = 1;
+    if (!pg_stmts[q->stmt].batch || q->solo)
+        return q;
+    for (struct pg_query *tail = q, *o = next; o && *n < p->cfg->pg_batch_max; o = next) {
+        next = TAILQ_NEXT(o, link);
+        if (o->stmt != q->stmt || o->solo)
+            continue;
+        TAILQ_REMOVE(&p->queue, o, link);
+        p->queued--;
+        tail->peer = o;
+        tail = o;
+        ++*n;
+    }
+    return q;
+}
+
+/* Sends q (with its n-1 peers) on c. */
+static bool pg_send(struct pg_conn *c, struct pg_query *q, int n)
+{
+    const struct pg_stmt *st = &pg_stmts[q->stmt];
+    if (!st->batch)
+        return PQsendQueryPrepared(c->conn, st->name, q->nvalues, (const char *const *)q->values,
+                                   NULL, NULL, 0);
+    const char *const *calls[PG_BATCH_MAX];
+    int k = 0;
+    for (struct pg_query *m = q; m && k < PG_BATCH_MAX; m = m->peer)
+        calls[k++] = (const char *const *)m->values;
+    struct buf vals[PG_MAX_PARAMS];
+    const char *params[PG_MAX_PARAMS];
+    for (int i = 0; i < st->nparams; i++)
+        buf_init(&vals[i]);
+    stmt_batch_values(q->stmt, calls, n, vals);
+    for (int i = 0; i < st->nparams; i++)
+        params[i] = vals[i].data;
+    int sent = PQsendQueryPrepared(c->conn, st->name, st->nparams, params, NULL, NULL, 0);
+    for (int i = 0; i < st->nparams; i++)
+        buf_free(&vals[i]);
+    if (sent && n > 1) {
+        METRIC_INC(c->pool->m->pg_batches);
+        METRIC_ADD(c->pool->m->pg_batched, n);
+    }
+    return sent;
+}
+
 static void pg_dispatch(struct pg_pool *p)
 {
     for (int i = 0; i < p->nconns && !TAILQ_EMPTY(&p->queue); i++) {
         struct pg_conn *c = &p->conns[i];
         if (c->state != PGC_IDLE)
             continue;
-        struct pg_query *q = TAILQ_FIRST(&p->queue);
-        TAILQ_REMOVE(&p->queue, q, link);
-        p->queued--;
-        if (!PQsendQueryPrepared(c->conn, pg_stmts[q->stmt].name, q->nvalues,
-                                 (const char *const *)q->values, NULL, NULL, 0)) {
-            /* Put it back and give up on this connection. */
-            TAILQ_INSERT_HEAD(&p->queue, q, link);
-            p->queued++;
+        int n;
+        struct pg_query *q = pg_next(p, &n);
+        if (!q)
+            break;
+        if (!pg_send(c, q, n)) {
+            /* Put them back and give up on this connection. */
+            pg_requeue(p, q, false);
             pg_conn_reset(c, PQerrorMessage(c->conn));
             continue;
         }
         c->state = PGC_BUSY;
         c->q = q;
-        q->conn = c;
+        if (pg_stmts[q->stmt].batch)
+            p->batch_busy++;
+        for (struct pg_query *m = q; m; m = m->peer)
+            m->conn = c;
         pg_flush(c);
     }
     pg_gauges(p);
@@ -468,6 +623,9 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct config *cfg, s
     p->cfg = cfg;
     p->m = m;
     p->nconns = cfg->pg_pool_size;
+    p->batch_conns = cfg->pg_batch_conns > 0 ? cfg->pg_batch_conns : p->nconns / 2;
+    if (p->batch_conns < 1)
+        p->batch_conns = 1;
     p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));
     if (!p->conns)
         abort();

@@ -4,7 +4,13 @@
  * connection waits in a bounded queue; a full queue sheds the query at once
  * (STORE_BUSY) rather than letting latency grow without bound. Every query
  * has a deadline; a connection whose query misses it is closed (which also
- * ends the query on the server) and reconnected with backoff. */
+ * ends the query on the server) and reconnected with backoff.
+ *
+ * Calls of a batchable statement (stmts.h) hold at most pg.batch_conns
+ * connections; those that queue up meanwhile go as one call and one
+ * transaction, up to pg.batch_max of them, and each still gets its own
+ * outcome and its own row, after the commit. A batch that fails is run
+ * again call by call, so that one bad call fails alone. */
 #ifndef MIPGW_PG_H
 #define MIPGW_PG_H
 

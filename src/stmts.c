@@ -1,6 +1,8 @@
 /* stmts.c - see stmts.h. */
 #include "stmts.h"
 
+#include "json.h"
+
 /* The person columns every identity look-up returns, in enum ident_column
  * order. Closed cards are not cards a patient can use. At most 16 persons:
  * an identity that matches more is bad data, not a patient. */
@@ -55,8 +57,11 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         "SELECT refdata_referrals($1::jsonb, $2::text[])::text", 2},
     [STMT_REFDATA_DISPENSARY] = {"refdata_dispensary",
         "SELECT refdata_dispensary($1::jsonb, $2::text[])::text", 2},
+    /* $1 the items, $2 the МКОДs each call's login may write for (a text[]
+     * literal, null: any) */
     [STMT_PATIENT_UPLOAD] = {"patient_upload",
-        "SELECT mip_patient_upload($1::jsonb, $2::text[])::text", 2},
+        "SELECT a::text FROM mip_patient_upload_many($1::jsonb, $2::jsonb) AS a", 2,
+        .batch = true, .json_params = 1u << 0},
     /* The resource's row first (kind 0), then one row per cell of it from
      * $3 to $4, epoch seconds (kind 1), ordered by begin; the resource's
      * columns are not repeated on every cell's row, nor the cell's on the
@@ -126,3 +131,23 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         "   FROM cabinet_access_tokens WHERE expires_at < now() LIMIT 1000) RETURNING 1)"
         " SELECT (SELECT count(*) FROM ur) + (SELECT count(*) FROM tok)", 0},
 };
+
+void stmt_batch_values(enum stmt_id stmt, const char *const *const *calls, int n, struct buf *out)
+{
+    const struct pg_stmt *st = &pg_stmts[stmt];
+    for (int i = 0; i < st->nparams; i++) {
+        buf_puts(&out[i], "[");
+        for (int k = 0; k < n; k++) {
+            const char *v = calls[k][i];
+            if (k)
+                buf_puts(&out[i], ",");
+            if (!v)
+                buf_puts(&out[i], "null");
+            else if (st->json_params & (1u << i))
+                buf_puts(&out[i], v);
+            else
+                json_buf_str(&out[i], v);
+        }
+        buf_puts(&out[i], "]");
+    }
+}

@@ -4,6 +4,10 @@
 #ifndef MIPGW_STMTS_H
 #define MIPGW_STMTS_H
 
+#include <stdbool.h>
+
+#include "util.h"
+
 enum stmt_id {
     STMT_PING,
     STMT_CLIENT_APPS,
@@ -21,7 +25,8 @@ enum stmt_id {
     STMT_REFDATA_CELLS,
     STMT_REFDATA_REFERRALS,
     STMT_REFDATA_DISPENSARY,
-    /* POST /patients and the importer: one Patient, stored in one call */
+    /* POST /patients and the importer: Patients, each stored as one call of
+     * mip_patient_upload, several in one transaction (batchable) */
     STMT_PATIENT_UPLOAD,
     /* the schedule view (schedule.c) */
     STMT_SCHEDULE_FILL,
@@ -54,8 +59,22 @@ struct pg_stmt {
     const char *name;
     const char *sql;
     int nparams;
+    /* Batchable: the statement stores several calls at once, in one
+     * transaction. Each parameter is a JSON array with one element per call
+     * (see stmt_batch_values), and the answer is one row per call, in order.
+     * A call's answer must not depend on being alone: the pool (pg.c) runs
+     * calls that queued up together, and runs them one by one again when
+     * the batch fails. */
+    bool batch;
+    unsigned json_params;  /* bit i: parameter i is JSON text, put in its array as it is */
 };
 
 extern const struct pg_stmt pg_stmts[STMT__COUNT];
+
+/* The values of a batchable statement for n calls: out[i] (the caller's,
+ * initialized) gets parameter i as a JSON array of the calls' values i,
+ * calls[k][i] for call k: JSON text as it is, other text as a JSON string,
+ * NULL as null. */
+void stmt_batch_values(enum stmt_id stmt, const char *const *const *calls, int n, struct buf *out);
 
 #endif

@@ -151,6 +151,8 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.pg_timeout_ms, 2000);
     ck_assert_int_eq(c.pg_connect_timeout_ms, 3000);
     ck_assert_int_eq(c.pg_queue_max, 512);
+    ck_assert_int_eq(c.pg_batch_max, 16);
+    ck_assert_int_eq(c.pg_batch_conns, 0);
     ck_assert_str_eq(c.redis_host, "127.0.0.1");
     ck_assert_int_eq(c.redis_port, 6379);
     ck_assert_int_eq(c.redis_timeout_ms, 500);

@@ -1146,6 +1146,169 @@ START_TEST(test_concurrent_same_person)
 }
 END_TEST
 
+/* ---- batches ---- */
+
+/* A counter of the gateway on port, from its /metrics. */
+static double metric_at(int port, const char *name)
+{
+    struct http_resp *r = http_get_at(port, "/metrics", NULL);
+    ck_assert_int_eq(r->status, 200);
+    const char *line = strstr(r->body, name);
+    while (line && line != r->body && line[-1] != '\n')
+        line = strstr(line + 1, name);
+    ck_assert_msg(line != NULL, "/metrics has no %s", name);
+    double v = strtod(line + strlen(name), NULL);
+    http_free(r);
+    return v;
+}
+
+/* Uploads, from a child process of its own, each tp to port, all at once
+ * when the parent closes go[1]; each child writes "status body" to its
+ * pipe. */
+static void upload_children(int port, const struct tp *ps, int n, const int go[2], int fds[][2],
+                            pid_t *pids)
+{
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(pipe(fds[i]), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            char *j = tp_json(&ps[i]), c;
+            close(go[1]);
+            if (read(go[0], &c, 1) != 0)
+                _exit(1);
+            const char *headers[] = {"Content-Type: application/json", auth_all, NULL};
+            struct http_resp *r = http_request_at(port, "POST", "/patients", headers, j);
+            char out[512];
+            snprintf(out, sizeof(out), "%d %.400s", r->status, r->body ? r->body : "");
+            if (write(fds[i][1], out, strlen(out)) < 0)
+                _exit(1);
+            _exit(0);
+        }
+        pids[i] = pid;
+        close(fds[i][1]);
+    }
+}
+
+/* Reaps the children: not wait(), which would wait for a spawned gateway. */
+static void reap(const pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++)
+        waitpid(pids[i], NULL, 0);
+}
+
+static void read_answer(int fd, char *buf, size_t cap)
+{
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Uploads that queue up while the one connection they may use is busy go
+ * to PostgreSQL as one batch; when one of them fails it (here a trigger
+ * refuses it), the others are run again one by one: each is stored and
+ * answered Uploaded, the failed one gets 500 and leaves nothing behind. */
+START_TEST(test_batch_fallback)
+{
+    static const char *const settings[] = {"MIPGW_PG_POOL_SIZE=2", "MIPGW_PG_BATCH_CONNS=1",
+                                           "MIPGW_PG_BATCH_MAX=16", NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    /* The credential verified once, so that no hash staggers the uploads. */
+    http_free(http_get_at(port, "/mis/v1/whoami", auth_all, NULL));
+
+    enum { N = 7 };  /* [0] holds the connection, [N-1] is refused */
+    struct tp ps[N];
+    for (int i = 0; i < N; i++)
+        tp_new(&ps[i]);
+    PQclear(pg_exec("CREATE TABLE IF NOT EXISTS test_upload_faults (family text PRIMARY KEY, act text)",
+                    0, NULL));
+    PQclear(pg_exec("CREATE OR REPLACE FUNCTION test_upload_fault() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " DECLARE a text := (SELECT act FROM test_upload_faults WHERE family = NEW.family);"
+                    " BEGIN"
+                    "  IF a = 'sleep' THEN PERFORM pg_sleep(0.6); END IF;"
+                    "  IF a = 'fail' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+                    "  RETURN NEW;"
+                    " END $$", 0, NULL));
+    PQclear(pg_exec("DROP TRIGGER IF EXISTS test_upload_fault ON persons", 0, NULL));
+    PQclear(pg_exec("CREATE TRIGGER test_upload_fault BEFORE INSERT ON persons"
+                    " FOR EACH ROW EXECUTE FUNCTION test_upload_fault()", 0, NULL));
+    const char *slow[] = {ps[0].family, "sleep"}, *bad[] = {ps[N - 1].family, "fail"};
+    PQclear(pg_exec("INSERT INTO test_upload_faults VALUES ($1, $2)", 2, slow));
+    PQclear(pg_exec("INSERT INTO test_upload_faults VALUES ($1, $2)", 2, bad));
+    double batches0 = metric_at(port, "mipgw_pg_batches_total");
+    double retries0 = metric_at(port, "mipgw_pg_batch_retries_total");
+
+    int fds[N][2], go0[2], go[2];
+    pid_t pids[N];
+    ck_assert_int_eq(pipe(go0), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    upload_children(port, ps, 1, go0, fds, pids);
+    close(go0[1]);
+    sleep_ms(250);  /* [0] sleeps in PostgreSQL on the one connection for uploads */
+    upload_children(port, ps + 1, N - 1, go, fds + 1, pids + 1);
+    close(go[1]);
+    char buf[N][512];
+    for (int i = 0; i < N; i++)
+        read_answer(fds[i][0], buf[i], sizeof(buf[i]));
+    close(go0[0]);
+    close(go[0]);
+    reap(pids, N);
+    PQclear(pg_exec("DROP TRIGGER test_upload_fault ON persons", 0, NULL));
+
+    for (int i = 0; i < N - 1; i++) {
+        ck_assert_msg(strncmp(buf[i], "200 ", 4) == 0 && strstr(buf[i], "\"MkabStatus\":\"Uploaded\""),
+                      "upload %d: %s", i, buf[i]);
+        char d[12];
+        ck_assert_int_eq(ids_snils(ps[i].snils, d), ID_OK);
+        ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", d), 1);
+    }
+    ck_assert_msg(strncmp(buf[N - 1], "500 ", 4) == 0, "the refused upload: %s", buf[N - 1]);
+    char d[12];
+    ck_assert_int_eq(ids_snils(ps[N - 1].snils, d), ID_OK);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", d), 0);
+    /* The five behind [0] went as one batch, which failed and was re-run. */
+    ck_assert_double_ge(metric_at(port, "mipgw_pg_batches_total") - batches0, 1);
+    ck_assert_double_ge(metric_at(port, "mipgw_pg_batch_retries_total") - retries0, 1);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
+/* Many uploads at once through the main gateway: those that queue up are
+ * batched, and every one is answered with its own card. */
+START_TEST(test_batch_answers_own)
+{
+    enum { N = 24 };
+    struct tp ps[N];
+    for (int i = 0; i < N; i++)
+        tp_new(&ps[i]);
+    for (int i = 0; i < 8; i++)
+        http_free(http_get("/mis/v1/whoami", auth_all, NULL));
+    int fds[N][2], go[2];
+    pid_t pids[N];
+    ck_assert_int_eq(pipe(go), 0);
+    upload_children(http_default_port(), ps, N, go, fds, pids);
+    close(go[1]);
+    for (int i = 0; i < N; i++) {
+        char buf[512];
+        read_answer(fds[i][0], buf, sizeof(buf));
+        ck_assert_msg(strncmp(buf, "200 ", 4) == 0 && strstr(buf, "\"MkabStatus\":\"Uploaded\""),
+                      "upload %d: %s", i, buf);
+        yajl_val v = jparse_str(buf + 4);
+        char d[12];
+        ck_assert_int_eq(ids_snils(ps[i].snils, d), ID_OK);
+        const char *params[] = {jstr(v, "MkabGuid"), d};
+        char *n = pg_value("SELECT count(*) FROM medical_cards c JOIN persons p ON p.guid = c.person_guid"
+                           " WHERE c.guid = $1::uuid AND p.snils = $2", 2, params);
+        ck_assert_msg(n && strcmp(n, "1") == 0, "upload %d: its answer names another card", i);
+        free(n);
+        yajl_tree_free(v);
+    }
+    close(go[0]);
+    reap(pids, N);
+}
+END_TEST
+
 /* ---- the importer's entry ---- */
 
 /* Every demo patient goes through patient_import (the same validation and
@@ -1231,6 +1394,14 @@ static Suite *patients_suite(void)
     tcase_add_test(tc, test_update_drops_cached_identity);
     tcase_add_test(tc, test_concurrent_same_person);
     tcase_add_test(tc, test_import_entry_demo);
+    tcase_add_test(tc, test_batch_answers_own);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("batch");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, logins_setup, NULL);
+    tcase_add_checked_fixture(tc, spawned_reset, spawned_kill_all);
+    tcase_add_test(tc, test_batch_fallback);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,6 +10,7 @@
 
 #include "ids.h"
 #include "json.h"
+#include "stmts.h"
 #include "util.h"
 
 /* Parses exactly len bytes from an exact-size heap copy, so that ASan
@@ -492,6 +493,56 @@ START_TEST(gen_kv_helpers)
 }
 END_TEST
 
+/* json_buf_str writes what yajl reads back as the same string, and escapes
+ * exactly the quote, the backslash and the control characters. */
+START_TEST(buf_str_round_trip)
+{
+    static const char *const cases[] = {"", "plain", "Иванов", "{470102,470103}", "q\"b\\s",
+                                        "\n\r\t\x01\x1f", "\x7f and €"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct buf out;
+        char err[128];
+        buf_init(&out);
+        buf_puts(&out, "[");
+        json_buf_str(&out, cases[i]);
+        buf_puts(&out, "]");
+        yajl_val v = parse(out.data, err, sizeof(err));
+        ck_assert_msg(v && YAJL_IS_ARRAY(v) && v->u.array.len == 1, "case %zu: %s", i, out.data);
+        ck_assert_str_eq(json_str(v->u.array.values[0]), cases[i]);
+        yajl_tree_free(v);
+        buf_free(&out);
+    }
+    struct buf out;
+    buf_init(&out);
+    json_buf_str(&out, "a\"\\\x02z");
+    ck_assert_str_eq(out.data, "\"a\\\"\\\\\\u0002z\"");
+    buf_free(&out);
+}
+END_TEST
+
+/* A batchable statement's values: one JSON array per parameter, JSON
+ * parameters as they are, text ones as strings, NULL as null. */
+START_TEST(batch_values)
+{
+    const char *a[] = {"{\"k\":1}", "{470102}"};
+    const char *b[] = {"{\"k\":\"\\\"\"}", NULL};
+    const char *const *calls[] = {a, b};
+    struct buf out[2];
+    buf_init(&out[0]);
+    buf_init(&out[1]);
+    stmt_batch_values(STMT_PATIENT_UPLOAD, calls, 2, out);
+    ck_assert_str_eq(out[0].data, "[{\"k\":1},{\"k\":\"\\\"\"}]");
+    ck_assert_str_eq(out[1].data, "[\"{470102}\",null]");
+    buf_reset(&out[0]);
+    buf_reset(&out[1]);
+    stmt_batch_values(STMT_PATIENT_UPLOAD, calls + 1, 1, out);
+    ck_assert_str_eq(out[0].data, "[{\"k\":\"\\\"\"}]");
+    ck_assert_str_eq(out[1].data, "[null]");
+    buf_free(&out[0]);
+    buf_free(&out[1]);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -521,6 +572,8 @@ static Suite *json_suite(void)
     tc = tcase_create("gen");
     tcase_add_test(tc, gen_value_round_trip);
     tcase_add_test(tc, gen_kv_helpers);
+    tcase_add_test(tc, buf_str_round_trip);
+    tcase_add_test(tc, batch_values);
     suite_add_tcase(s, tc);
 
     return s;

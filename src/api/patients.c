@@ -10,7 +10,8 @@
  *           arena's copy of the normalized item goes on
  *   owner   a well-formed МКОД the login does not own      → 403
  *           a card that failed validation                  → 200 NotValid
- *   pg      mip_patient_upload, one round trip, atomic     → 503/500
+ *   pg      mip_patient_upload, atomic, in one transaction with the
+ *           uploads that queued up beside it (pg.c batches) → 503/500
  *   forget  a change of the person's cards drops their cached look-ups
  *           and token sessions (identity_forget_person)
  *   reply   200 {MkabStatus, AttachmentStatus, PersonGuid, MkabGuid,

@@ -75,6 +75,8 @@ $$;
 -- Error too, as is a SNILS of another person: nothing is written.
 -- A row is written only when a value in it differs (a re-sent card writes
 -- nothing, and keeps its updated_at).
+-- The caller holds the item's advisory locks (mip_patient_upload_many, 008,
+-- takes them for every item of a batch at once, in one order).
 CREATE FUNCTION mip_patient_upload(item jsonb, allowed text[]) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -115,29 +117,6 @@ BEGIN
     IF v_lpu IS NULL THEN
         RETURN mip_patient_answer('NotValid', 'None', NULL, NULL, NULL,
             jsonb_build_array(format('Mcod: ЛПУ с МКОД %s не найдено', v_mcod)), false);
-    END IF;
-
-    -- Uploads that may concern one person or one card wait for each other.
-    -- A lock per key the item has, the kinds always taken in this order,
-    -- each in a key space of its own (the lock's first half), so that two
-    -- kinds never meet on one lock: every upload locks in one order, and
-    -- none can deadlock. (Cheaper than one statement that sorts hashes.)
-    IF v_snils IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(3301, hashtext(v_snils));
-    END IF;
-    IF v_enp THEN
-        PERFORM pg_advisory_xact_lock(3302, hashtext(v_pkey));
-    END IF;
-    IF v_pass THEN
-        PERFORM pg_advisory_xact_lock(3303, hashtext(v_series || '|' || v_number));
-    END IF;
-    PERFORM pg_advisory_xact_lock(3304, hashtext(v_fkey || '|' || v_nkey || '|' || v_pakey || '|'
-                                                 || (item->>'birthday')));
-    IF v_guid IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(3305, hashtext(v_guid::text));
-    END IF;
-    IF v_att_guid IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(3306, hashtext(v_att_guid::text));
     END IF;
 
     -- Checks first: nothing is written until the card is known to be fine.
