@@ -123,10 +123,10 @@ static const struct setting settings[] = {
           "deadline of a connection attempt, in ms"),
     S_INT("pg", "queue_max", pg_queue_max, "512", 1, 100000,
           "queries waiting for a connection, per worker; more are refused with 503"),
-    S_INT("pg", "batch_max", pg_batch_max, "16", 1, 256,
+    S_INT("pg", "batch_max", pg_batch_max, "32", 1, 256,
           "calls of a batchable statement (POST /patients) sent as one call and one transaction when they queue up; 1: never"),
-    S_INT("pg", "batch_conns", pg_batch_conns, "0", 0, 64,
-          "connections per worker that batchable statements may hold at once, so that their calls queue up into batches and other queries keep a connection; 0: half of pool_size"),
+    S_INT("pg", "batch_conns", pg_batch_conns, "1", 1, 64,
+          "connections per worker that batchable statements may hold at once, so that their calls queue up into batches and other queries keep a connection"),
 
     /* [redis] */
     S_STR("redis", "host", T_STRING, redis_host, "127.0.0.1", check_redis_host,

@@ -36,7 +36,7 @@ struct config {
     int pg_connect_timeout_ms;
     int pg_queue_max;              /* queries waiting for a connection, per worker; more: 503 */
     int pg_batch_max;              /* calls of a batchable statement sent as one */
-    int pg_batch_conns;            /* connections batchable statements may hold; 0: half the pool */
+    int pg_batch_conns;            /* connections batchable statements may hold at once */
 
     /* [redis] */
     char redis_host[256];          /* IP literal, or a path for a unix socket */

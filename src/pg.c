@@ -67,8 +67,8 @@ struct pg_pool {
     struct pg_queue queue;
     int queued;
     int up;
-    int batch_busy;          /* connections running a batchable statement */
-    int batch_conns;         /* ... at most this many (pg.batch_conns) */
+    int batch_busy[STMT__COUNT]; /* connections running each batchable statement */
+    int batch_conns;         /* ... at most this many each (pg.batch_conns) */
     struct event *fail_ev;   /* fails queued queries when the last connection goes */
     bool closing;
     bool in_submit;          /* inside pg_query: outcomes must wait for the loop */
@@ -155,7 +155,7 @@ static struct pg_query *pg_conn_take(struct pg_conn *c)
     struct pg_query *q = c->q;
     c->q = NULL;
     if (q && pg_stmts[q->stmt].batch)
-        c->pool->batch_busy--;
+        c->pool->batch_busy[q->stmt]--;
     return q;
 }
 
@@ -494,14 +494,14 @@ static void pg_fail_queued(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The next call to send: the first in the queue, passing over batchable
- * ones while they hold all the connections they may. A batchable call takes
+ * ones while their statement holds all the connections it may. A batchable call takes
  * the calls of its statement queued behind it along, up to pg.batch_max,
  * chained by peer; *n is how many. */
 static struct pg_query *pg_next(struct pg_pool *p, int *n)
 {
     struct pg_query *q;
     TAILQ_FOREACH(q, &p->queue, link) {
-        if (!pg_stmts[q->stmt].batch || p->batch_busy < p->batch_conns)
+        if (!pg_stmts[q->stmt].batch || p->batch_busy[q->stmt] < p->batch_conns)
             break;
     }
     if (!q)
@@ -572,7 +572,7 @@ static void pg_dispatch(struct pg_pool *p)
         c->state = PGC_BUSY;
         c->q = q;
         if (pg_stmts[q->stmt].batch)
-            p->batch_busy++;
+            p->batch_busy[q->stmt]++;
         for (struct pg_query *m = q; m; m = m->peer)
             m->conn = c;
         pg_flush(c);
@@ -623,7 +623,8 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct config *cfg, s
     p->cfg = cfg;
     p->m = m;
     p->nconns = cfg->pg_pool_size;
-    p->batch_conns = cfg->pg_batch_conns > 0 ? cfg->pg_batch_conns : p->nconns / 2;
+    /* At least one connection stays for the other statements. */
+    p->batch_conns = cfg->pg_batch_conns < p->nconns ? cfg->pg_batch_conns : p->nconns - 1;
     if (p->batch_conns < 1)
         p->batch_conns = 1;
     p->conns = calloc((size_t)p->nconns, sizeof(*p->conns));

@@ -7,7 +7,8 @@
  * ends the query on the server) and reconnected with backoff.
  *
  * Calls of a batchable statement (stmts.h) hold at most pg.batch_conns
- * connections; those that queue up meanwhile go as one call and one
+ * connections (fewer than the pool's, per statement); those that queue up
+ * meanwhile go as one call and one
  * transaction, up to pg.batch_max of them, and each still gets its own
  * outcome and its own row, after the commit. A batch that fails is run
  * again call by call, so that one bad call fails alone. */

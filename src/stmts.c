@@ -104,7 +104,9 @@ const struct pg_stmt pg_stmts[STMT__COUNT] = {
         "SELECT to_char(birthday, 'YYYYMMDD'), coalesce(gender, 0) FROM persons WHERE guid = $1::uuid", 1},
     /* The answer without its TicketVisitWithLpu, and that apart, as text
      * the handler sends as it is. */
-    [STMT_BOOK] = {"book", "SELECT (a - 'visit')::text, (a->'visit')::text FROM mip_book($1::jsonb) a", 1},
+    [STMT_BOOK] = {"book",
+        "SELECT (a - 'visit')::text, (a->'visit')::text FROM mip_book_many($1::jsonb) AS a", 1,
+        .batch = true, .json_params = 1u << 0},
     [STMT_CANCEL] = {"cancel", "SELECT mip_cancel($1::jsonb)::text", 1},
     /* $1 person, $2 time zone, $3 how many */
     [STMT_VISITS] = {"visits", "SELECT mip_visits($1::uuid, $2, $3::int)::text", 3},

@@ -151,8 +151,8 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.pg_timeout_ms, 2000);
     ck_assert_int_eq(c.pg_connect_timeout_ms, 3000);
     ck_assert_int_eq(c.pg_queue_max, 512);
-    ck_assert_int_eq(c.pg_batch_max, 16);
-    ck_assert_int_eq(c.pg_batch_conns, 0);
+    ck_assert_int_eq(c.pg_batch_max, 32);
+    ck_assert_int_eq(c.pg_batch_conns, 1);
     ck_assert_str_eq(c.redis_host, "127.0.0.1");
     ck_assert_int_eq(c.redis_port, 6379);
     ck_assert_int_eq(c.redis_timeout_ms, 500);
@@ -200,7 +200,7 @@ START_TEST(test_help)
     int lines = 0;
     for (const char *p = out; *p; p++)
         lines += *p == '\n';
-    ck_assert_int_eq(lines, 76); /* every field of struct config */
+    ck_assert_int_eq(lines, 78); /* every field of struct config */
     ck_assert_ptr_nonnull(strstr(out, "http.port  (MIPGW_HTTP_PORT)  default: 8080  \u2014 "));
     ck_assert_ptr_nonnull(strstr(out, "pg.conninfo  (MIPGW_PG_CONNINFO)  default: \"hostaddr="));
     ck_assert_ptr_nonnull(strstr(out, "tokens.cod_key  (MIPGW_TOKENS_COD_KEY)  default: \"\""));

@@ -246,7 +246,7 @@ BEGIN
         -- pass the look-up below: they queue on this lock until commit (and
         -- the look-up is a statement of its own, for a snapshot taken after
         -- the wait).
-        PERFORM pg_advisory_xact_lock(hashtextextended('book:' || p_person || ':' || f.spec_code, 0));
+        PERFORM pg_advisory_xact_lock(mip_book_spec_key(p_person, f.spec_code));  -- 008
         SELECT * INTO b FROM bookings
          WHERE person_guid = p_person AND spec_code = f.spec_code AND status = 'active'
            AND begin_at > now()
