@@ -111,11 +111,60 @@ struct req_with_chunk {
     char space[REQ_CHUNK_SIZE];  /* chunk's space: right behind its header */
 };
 
-struct req *req_new(struct worker *w, struct evhttp_request *ev)
+/* A freed request's memory, kept by its worker for the next request: at
+ * over 4 KiB each is a "large" block to glibc, whose every allocation first
+ * merges all the small free blocks of the thread's arena, about a tenth of
+ * the CPU of a request that is answered from Redis. */
+struct req_spare {
+    struct req_spare *next;
+};
+#ifdef __SANITIZE_ADDRESS__
+#define REQ_SPARES_MAX 0     /* every request freed, so that AddressSanitizer sees a use after it */
+#else
+#define REQ_SPARES_MAX 256   /* about 1 MiB per worker at most */
+#endif
+
+_Static_assert(sizeof(struct req_with_chunk) >= sizeof(struct req_spare), "a spare fits");
+
+static struct req_with_chunk *req_block_get(struct worker *w)
 {
+    struct req_spare *s = w->req_spares;
+    if (s) {
+        w->req_spares = s->next;
+        w->nreq_spares--;
+        return (struct req_with_chunk *)(void *)s;
+    }
     struct req_with_chunk *rc = malloc(sizeof(*rc));
     if (!rc)
         abort();
+    return rc;
+}
+
+static void req_block_put(struct worker *w, struct req_with_chunk *rc)
+{
+    if (w->nreq_spares >= REQ_SPARES_MAX) {
+        free(rc);
+        return;
+    }
+    struct req_spare *s = (struct req_spare *)(void *)rc;
+    s->next = w->req_spares;
+    w->req_spares = s;
+    w->nreq_spares++;
+}
+
+void req_spares_free(struct worker *w)
+{
+    while (w->req_spares) {
+        struct req_spare *s = w->req_spares;
+        w->req_spares = s->next;
+        free(s);
+    }
+    w->nreq_spares = 0;
+}
+
+struct req *req_new(struct worker *w, struct evhttp_request *ev)
+{
+    struct req_with_chunk *rc = req_block_get(w);
     struct req *r = &rc->r;
     memset(r, 0, sizeof(*r));
     rc->chunk.next = NULL;
@@ -335,7 +384,7 @@ static void req_send(struct req *r, int status, const char *msg_code, const char
         free(r->arena);
         r->arena = next;
     }
-    free(r);
+    req_block_put(r->w, (struct req_with_chunk *)(void *)r);
 }
 
 void req_reply_json(struct req *r, int status, const char *msg_code, const char *body, size_t len)

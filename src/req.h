@@ -58,6 +58,8 @@ struct req {
 
 /* Called by the worker for each request read off a connection. */
 struct req *req_new(struct worker *w, struct evhttp_request *ev);
+/* Frees the worker's spare requests (at its end). */
+void req_spares_free(struct worker *w);
 
 /* Arena memory, zeroed, freed with the request. */
 void *req_alloc(struct req *r, size_t n);

@@ -299,6 +299,7 @@ void worker_free(struct worker *w)
     evhttp_free(w->http);
     /* After evhttp_free, whose closing of every connection it hears. */
     connwatch_free(w->conns);
+    req_spares_free(w);
     event_free(w->stop_ev);
     event_free(w->drain_timer);
     event_base_free(w->base);

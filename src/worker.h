@@ -55,6 +55,8 @@ struct worker {
     struct token_memo *token_memo;    /* tokens that verified (token.h) */
     struct janitor janitor;           /* worker 0's sweep of expired rows (janitor.h) */
     struct connwatch *conns;          /* each connection's request deadline (connwatch.h) */
+    struct req_spare *req_spares;     /* freed requests kept for the next ones (req.c) */
+    int nreq_spares;
 };
 
 /* Creates the listener socket and the worker's reactor; no thread yet.
