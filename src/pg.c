@@ -224,10 +224,11 @@ static void pg_deliver(struct pg_pool *p, struct pg_query *q, PGresult *res, boo
         return;
     }
     if (PQntuples(res) != n) {
-        /* Committed, so not to be run again: no call learns its answer. */
+        /* Committed, so not to be run again: no call learns its answer
+         * (an error whose result has no SQLSTATE). */
         log_error("pg: %s answered %d rows for a batch of %d", pg_stmts[q->stmt].name,
                   PQntuples(res), n);
-        pg_finish_all(q, NULL, STORE_ERROR);
+        pg_finish_all(q, res, STORE_ERROR);
         return;
     }
     for (int row = 0; q; row++) {
