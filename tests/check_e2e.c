@@ -1376,22 +1376,6 @@ START_TEST(test_health_ready)
 }
 END_TEST
 
-/* The value of the metric line that starts with prefix (name{labels}). */
-static bool metric_value(const char *text, const char *prefix, double *out)
-{
-    size_t n = strlen(prefix);
-    for (const char *line = text; line && *line;) {
-        if (strncmp(line, prefix, n) == 0 && line[n] == ' ') {
-            *out = strtod(line + n + 1, NULL);
-            return true;
-        }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
-    return false;
-}
-
 START_TEST(test_metrics)
 {
     struct issued t = issue_ivanov();

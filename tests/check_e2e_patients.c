@@ -1083,84 +1083,7 @@ START_TEST(test_update_drops_cached_identity)
 }
 END_TEST
 
-/* ---- uploads at once ----
- *
- * The same new person sent by several MIS at the same moment (to three
- * LPUs, four times each) becomes one person with one card per LPU: the SQL
- * function's locks serialize uploads that share a SNILS, ЕНП or names. */
-START_TEST(test_concurrent_same_person)
-{
-    struct tp p;
-    tp_new(&p);
-    static const char *const mcods[] = {"470102", "470103", "330501"};
-    enum { N = 12 };
-    int fds[N][2], go[2];
-    ck_assert_int_eq(pipe(go), 0);  /* closed by the parent: every child starts at once */
-    for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(pipe(fds[i]), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            struct tp q = p;
-            snprintf(q.mcod, sizeof(q.mcod), "%s", mcods[i % 3]);
-            char *j = tp_json(&q), c;
-            close(go[1]);
-            if (read(go[0], &c, 1) != 0)
-                _exit(1);
-            struct http_resp *r = post_json("/patients", auth_all, j);
-            char out[512];
-            snprintf(out, sizeof(out), "%d %.400s", r->status, r->body ? r->body : "");
-            if (write(fds[i][1], out, strlen(out)) < 0)
-                _exit(1);
-            _exit(0);
-        }
-        close(fds[i][1]);
-    }
-    /* Each worker remembers the verified header for a while: with it
-     * remembered, no password hash staggers the uploads. */
-    for (int i = 0; i < 8; i++)
-        http_free(http_get("/mis/v1/whoami", auth_all, NULL));
-    close(go[0]);
-    close(go[1]);
-    char person[N][40];
-    for (int i = 0; i < N; i++) {
-        char buf[512] = "";
-        ssize_t n = read(fds[i][0], buf, sizeof(buf) - 1);
-        close(fds[i][0]);
-        ck_assert_msg(n > 0, "upload %d: no answer", i);
-        buf[n] = '\0';
-        ck_assert_msg(strncmp(buf, "200 ", 4) == 0 && strstr(buf, "\"MkabStatus\":\"Uploaded\""),
-                      "upload %d: %s", i, buf);
-        yajl_val v = jparse_str(buf + 4);
-        snprintf(person[i], sizeof(person[i]), "%s", jstr(v, "PersonGuid"));
-        yajl_tree_free(v);
-    }
-    while (wait(NULL) > 0)
-        ;
-    for (int i = 1; i < N; i++)
-        ck_assert_str_eq(person[i], person[0]);
-    char d[12];
-    ck_assert_int_eq(ids_snils(p.snils, d), ID_OK);
-    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", d), 1);
-    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", person[0]), 3);
-}
-END_TEST
-
-/* ---- batches ---- */
-
-/* A counter of the gateway on port, from its /metrics. */
-static double metric_at(int port, const char *name)
-{
-    struct http_resp *r = http_get_at(port, "/metrics", NULL);
-    ck_assert_int_eq(r->status, 200);
-    const char *line = strstr(r->body, name);
-    while (line && line != r->body && line[-1] != '\n')
-        line = strstr(line + 1, name);
-    ck_assert_msg(line != NULL, "/metrics has no %s", name);
-    double v = strtod(line + strlen(name), NULL);
-    http_free(r);
-    return v;
-}
+/* ---- uploads at once ---- */
 
 /* Uploads, from a child process of its own, each tp to port, all at once
  * when the parent closes go[1]; each child writes "status body" to its
@@ -1202,6 +1125,64 @@ static void read_answer(int fd, char *buf, size_t cap)
     ssize_t n = read(fd, buf, cap - 1);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
+}
+
+/* The same new person sent by several MIS at the same moment (to three
+ * LPUs, four times each) becomes one person with one card per LPU: the
+ * upload's locks serialize uploads that share a SNILS, ЕНП or names. */
+START_TEST(test_concurrent_same_person)
+{
+    struct tp p;
+    tp_new(&p);
+    static const char *const mcods[] = {"470102", "470103", "330501"};
+    enum { N = 12 };
+    struct tp ps[N];
+    for (int i = 0; i < N; i++) {
+        ps[i] = p;
+        snprintf(ps[i].mcod, sizeof(ps[i].mcod), "%s", mcods[i % 3]);
+    }
+    int fds[N][2], go[2];
+    pid_t pids[N];
+    ck_assert_int_eq(pipe(go), 0);  /* closed by the parent: every child starts at once */
+    upload_children(http_default_port(), ps, N, go, fds, pids);
+    /* Each worker remembers the verified header for a while: with it
+     * remembered, no password hash staggers the uploads. */
+    for (int i = 0; i < 8; i++)
+        http_free(http_get("/mis/v1/whoami", auth_all, NULL));
+    close(go[0]);
+    close(go[1]);
+    char person[N][40];
+    for (int i = 0; i < N; i++) {
+        char buf[512];
+        read_answer(fds[i][0], buf, sizeof(buf));
+        ck_assert_msg(buf[0], "upload %d: no answer", i);
+        ck_assert_msg(strncmp(buf, "200 ", 4) == 0 && strstr(buf, "\"MkabStatus\":\"Uploaded\""),
+                      "upload %d: %s", i, buf);
+        yajl_val v = jparse_str(buf + 4);
+        snprintf(person[i], sizeof(person[i]), "%s", jstr(v, "PersonGuid"));
+        yajl_tree_free(v);
+    }
+    reap(pids, N);
+    for (int i = 1; i < N; i++)
+        ck_assert_str_eq(person[i], person[0]);
+    char d[12];
+    ck_assert_int_eq(ids_snils(p.snils, d), ID_OK);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", d), 1);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM medical_cards WHERE person_guid = $1::uuid", person[0]), 3);
+}
+END_TEST
+
+/* ---- batches ---- */
+
+/* A counter of the gateway on port, from its /metrics. */
+static double metric_at(int port, const char *name)
+{
+    struct http_resp *r = http_get_at(port, "/metrics", NULL);
+    ck_assert_int_eq(r->status, 200);
+    double v;
+    ck_assert_msg(metric_value(r->body, name, &v), "/metrics has no %s", name);
+    http_free(r);
+    return v;
 }
 
 /* Uploads that queue up while the one connection they may use is busy go

@@ -241,6 +241,21 @@ char *basic_header(const char *login, const char *password)
     return h;
 }
 
+bool metric_value(const char *text, const char *prefix, double *out)
+{
+    size_t n = strlen(prefix);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, prefix, n) == 0 && line[n] == ' ') {
+            *out = strtod(line + n + 1, NULL);
+            return true;
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return false;
+}
+
 struct http_resp *post_json(const char *path, const char *auth_header, const char *body)
 {
     const char *headers[] = {"Content-Type: application/json", auth_header, NULL};

@@ -53,6 +53,9 @@ int ctl(const char *what);
 double ready_streak(int port, int want, int streak, double timeout_ms);
 /* "Authorization: Basic base64(login:password)"; the caller frees. */
 char *basic_header(const char *login, const char *password);
+/* The value of the /metrics line that starts with prefix (name{labels})
+ * followed by a space; false when there is none. */
+bool metric_value(const char *text, const char *prefix, double *out);
 /* POST with Content-Type: application/json and an optional header line. */
 struct http_resp *post_json(const char *path, const char *auth_header, const char *body);
 /* Runs one statement on the test PostgreSQL (MIPGW_TEST_PG_CONNINFO) on a
