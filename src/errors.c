@@ -118,6 +118,11 @@ const struct err_def *err_get(enum err_id id)
     return &catalogue[id];
 }
 
+const char *err_name(enum err_id id)
+{
+    return names[err_get(id)->id];
+}
+
 const char *err_type_name(enum err_type t)
 {
     return t == ERR_TYPE_VALIDATION ? "Validation" : "Error";
@@ -238,6 +243,11 @@ void err_body(enum err_id id, const char *const *args, int nargs, struct buf *ou
 static const struct eh_err_def eh_catalogue[EH__COUNT] = {EH_CATALOGUE(EH_ROW)};
 static const char *const eh_names[EH__COUNT] = {EH_CATALOGUE(EH_NAME)};
 _Static_assert(0 EH_CATALOGUE(EH_ONE) == EH__COUNT, "one catalogue row per enum eh_err_id");
+
+const char *err_eh_name(enum eh_err_id id)
+{
+    return eh_names[err_eh_get(id)->id];
+}
 
 const struct eh_err_def *err_eh_get(enum eh_err_id id)
 {

@@ -88,6 +88,8 @@ struct err_def {
 };
 
 const struct err_def *err_get(enum err_id id);
+/* The entry's enum name ("E_CELL_TAKEN"), as docs/errors.md lists it. */
+const char *err_name(enum err_id id);
 
 /* The eHealth cabinet's own catalogue (issue 5): its routes answer every
  * error in the eHealth envelope, {"meta": {code, url, type, request_id},
@@ -125,6 +127,7 @@ struct eh_err_def {
 };
 
 const struct eh_err_def *err_eh_get(enum eh_err_id id);
+const char *err_eh_name(enum eh_err_id id);
 /* The eHealth twin of a МИП entry that a shared layer (body limits, JSON
  * parsing, Basic auth, the stores, shutdown) answers with. */
 enum eh_err_id err_eh_twin(enum err_id id);

@@ -53,6 +53,26 @@ static uint64_t sum_of(size_t offset)
 
 #define SUM(field) sum_of(offsetof(struct metrics, field))
 
+/* Error answers by catalogue entry, entries never answered left out: an
+ * operator sees which rule refuses, a load test which answers it got. */
+static void render_errors(struct buf *out)
+{
+    buf_puts(out, "# HELP mipgw_errors_total Error answers, by catalogue entry (docs/errors.md).\n"
+                  "# TYPE mipgw_errors_total counter\n");
+    for (int id = 1; id < E__COUNT; id++) {
+        uint64_t n = SUM(errors[id]);
+        if (n)
+            buf_printf(out, "mipgw_errors_total{code=\"%s\",error=\"%s\"} %llu\n", err_get(id)->code,
+                       err_name(id), (unsigned long long)n);
+    }
+    for (int id = 1; id < EH__COUNT; id++) {
+        uint64_t n = SUM(eh_errors[id]);
+        if (n)
+            buf_printf(out, "mipgw_errors_total{code=\"%s\",error=\"%s\"} %llu\n", err_eh_get(id)->type,
+                       err_eh_name(id), (unsigned long long)n);
+    }
+}
+
 static void render_scalar(struct buf *out, const char *name, const char *type, const char *help,
                           uint64_t v)
 {
@@ -100,6 +120,7 @@ void metrics_render(struct buf *out, const char *const *route_names, int nroutes
         buf_printf(out, "mipgw_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[r],
                    (unsigned long long)cum);
     }
+    render_errors(out);
     render_scalar(out, "mipgw_pg_errors_total", "counter", "PostgreSQL queries that failed.", SUM(pg_errors));
     render_scalar(out, "mipgw_pg_timeouts_total", "counter", "PostgreSQL queries past their deadline.",
                   SUM(pg_timeouts));

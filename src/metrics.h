@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "util.h"
 
 #define METRICS_MAX_ROUTES 48
@@ -22,6 +23,8 @@ struct metrics {
     metric_t requests[METRICS_MAX_ROUTES][METRICS_STATUSES];
     metric_t latency[METRICS_MAX_ROUTES][METRICS_LAT_BUCKETS]; /* cumulative at render */
     metric_t latency_sum_us[METRICS_MAX_ROUTES];
+    metric_t errors[E__COUNT];       /* error answers by catalogue entry */
+    metric_t eh_errors[EH__COUNT];   /* ... and by eHealth catalogue entry */
     metric_t pg_errors, pg_timeouts, pg_shed, pg_unavailable;
     metric_t pg_batches, pg_batched, pg_batch_retries;
     metric_t redis_errors, redis_timeouts, redis_unavailable;

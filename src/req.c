@@ -421,6 +421,7 @@ void req_reply_eh_error(struct req *r, enum eh_err_id id, const char *const *arg
                         const char *invalid)
 {
     const struct eh_err_def *d = err_eh_get(id);
+    METRIC_INC(r->w->metrics.eh_errors[d->id]);
     struct buf url, body;
     buf_init(&url);
     buf_init(&body);
@@ -460,6 +461,7 @@ void req_reply_error(struct req *r, enum err_id id, const char *const *args, int
         return;
     }
     const struct err_def *d = err_get(id);
+    METRIC_INC(r->w->metrics.errors[d->id]);
     if (nargs == 0) {
         size_t len;
         const char *plain = err_plain_body(id, &len);

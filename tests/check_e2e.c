@@ -1412,6 +1412,16 @@ START_TEST(test_metrics)
     ck_assert_msg(metric_value(m, "mipgw_requests_in_flight", &v) && v >= 0, "no in-flight gauge");
     ck_assert_msg(metric_value(m, "mipgw_redis_connections_up", &v) && v >= 1, "redis connections up: %g", v);
     ck_assert_msg(metric_value(m, "mipgw_pg_connections_up", &v) && v >= 1, "pg connections up: %g", v);
+    /* Error answers by catalogue entry: one more unknown path, one more. */
+    static const char *const e4140 = "mipgw_errors_total{code=\"4140\",error=\"E_NOT_FOUND\"}";
+    double before, after;
+    ck_assert_msg(metric_value(m, e4140, &before) && before >= 1, "no %s:\n%.3000s", e4140, m);
+    ck_assert_msg(strstr(m, "# TYPE mipgw_errors_total counter\n") != NULL, "no TYPE of errors_total");
+    http_free(r);
+    expect_error("/no/such/path/either", NULL, 404, "4140", MSG_4140);
+    r = http_get("/metrics", NULL);
+    ck_assert_msg(metric_value(r->body, e4140, &after) && after == before + 1, "%s: %g, then %g", e4140,
+                  before, after);
     http_free(r);
 }
 END_TEST
