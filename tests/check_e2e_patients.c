@@ -1191,8 +1191,10 @@ static double metric_at(int port, const char *name)
  * answered Uploaded, the failed one gets 500 and leaves nothing behind. */
 START_TEST(test_batch_fallback)
 {
-    static const char *const settings[] = {"MIPGW_PG_POOL_SIZE=2", "MIPGW_PG_BATCH_CONNS=1",
-                                           "MIPGW_PG_BATCH_MAX=16", NULL};
+    /* One worker: each worker has a pool of its own, and with two the
+     * uploads would split between them, the refused one perhaps alone. */
+    static const char *const settings[] = {"MIPGW_HTTP_WORKERS=1", "MIPGW_PG_POOL_SIZE=2",
+                                           "MIPGW_PG_BATCH_CONNS=1", "MIPGW_PG_BATCH_MAX=16", NULL};
     pid_t pid;
     int port = gw_spawn(settings, &pid);
     /* The credential verified once, so that no hash staggers the uploads. */
