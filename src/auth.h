@@ -29,7 +29,7 @@ typedef void (*auth_cb)(struct req *r, const struct auth_session *s);
 void auth_require(struct req *r, unsigned accept, auth_cb cb);
 
 /* auth_require in two halves, for a handler that reads the session in a
- * Redis round trip of its own (the booking's lock script): auth_begin
+ * Redis round trip of its own (the booking's, with the cell's marker): auth_begin
  * verifies the token at once and answers a refusal (NULL); otherwise it
  * gives the session's Redis key (valid as long as the request), and
  * auth_resume goes on with that key's value (NULL: missing, or Redis away:

@@ -224,21 +224,17 @@ void booking_marker_key(const char *resource, int64_t begin_s, char *out, size_t
 
 /* --- Redis: the fast path --- */
 
-/* KEYS marker, lock and, when given, the token's session; ARGV person,
- * lock value, lock ttl (ms). Answers {verdict, session value or nil}; the
- * verdict 0: taken by someone else; 1: locked for us; 2: the patient's own
- * (a booking it holds, or its own booking of the cell under way): on to
- * PostgreSQL, without the lock, for the answer it holds. One round trip
- * reads the session and settles the lock. */
+/* KEYS marker, lock; ARGV person, lock value, lock ttl (ms). Answers the
+ * verdict: 0 taken by someone else; 1 locked for us; 2 the patient's own (a
+ * booking it holds, or its own booking of the cell under way): on to
+ * PostgreSQL, without the lock, for the answer it holds. */
 static struct redis_script try_script = {
-    "local s = false\n"
-    "if KEYS[3] then s = redis.call('GET', KEYS[3]) end\n"
     "local holder = redis.call('GET', KEYS[1])\n"
-    "if holder then if holder == ARGV[1] then return {2, s} end return {0, s} end\n"
-    "if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, s} end\n"
+    "if holder then if holder == ARGV[1] then return 2 end return 0 end\n"
+    "if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end\n"
     "local v = redis.call('GET', KEYS[2])\n"
-    "if v and string.sub(v, 1, 36) == ARGV[1] then return {2, s} end\n"
-    "return {0, s}\n",
+    "if v and string.sub(v, 1, 36) == ARGV[1] then return 2 end\n"
+    "return 0\n",
     ""};
 
 /* KEYS marker, lock; ARGV holder ("" none), lock value ("" none), marker
@@ -482,7 +478,7 @@ static void booking_write(struct req *r, struct booking_req *b)
     }
 }
 
-/* What the lock script said. */
+/* What the marker or the lock script said. */
 enum {
     TRY_UNKNOWN = -1,  /* not asked yet, or Redis did not answer: PostgreSQL alone */
     TRY_TAKEN = 0,     /* booked or being booked by someone else: 4009 */
@@ -517,19 +513,11 @@ static void booking_on_session(struct req *r, const struct auth_session *s)
     booking_write(r, b);
 }
 
-static void booking_on_try(const redisReply *reply, enum store_status st, void *arg)
+/* The Redis step has settled the verdict (TRY_UNKNOWN when Redis did not
+ * answer: PostgreSQL decides alone) and, when it was asked for, read the
+ * token's session (NULL: missing, or Redis away). */
+static void booking_settled(struct req *r, struct booking_req *b, const char *session)
 {
-    struct req *r = arg;
-    struct booking_req *b = r->state;
-    const char *session = NULL;
-    if (st == STORE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-        reply->element[0]->type == REDIS_REPLY_INTEGER) {
-        b->verdict = (int)reply->element[0]->integer;
-        b->locked = b->verdict == TRY_LOCKED;
-        if (reply->element[1]->type == REDIS_REPLY_STRING)
-            session = reply->element[1]->str;
-    }
-    /* Anything else (down, late, an error reply): PostgreSQL decides alone. */
     if (!b->with_session) {
         if (b->verdict == TRY_TAKEN)
             req_fail(r, E_CELL_TAKEN);
@@ -546,11 +534,20 @@ static void booking_on_try(const redisReply *reply, enum store_status st, void *
     auth_resume(b->auth, session);
 }
 
-/* The lock script; with session_key, it reads the token's session too. */
-static void booking_try(struct req *r, struct booking_req *b, const char *session_key)
+static void booking_on_try(const redisReply *reply, enum store_status st, void *arg)
 {
-    b->tried = true;
-    b->with_session = session_key != NULL;
+    struct req *r = arg;
+    struct booking_req *b = r->state;
+    if (st == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
+        b->verdict = (int)reply->integer;
+        b->locked = b->verdict == TRY_LOCKED;
+    }
+    booking_settled(r, b, b->session);
+}
+
+/* The lock script, for a cell that had no marker when it was read. */
+static void booking_lock(struct req *r, struct booking_req *b)
+{
     /* Whose lock this is: the patient (a retry of its own is let through)
      * and a random GUID (from the per-thread pool: no system call). */
     char nonce[GUID_LEN + 1];
@@ -558,18 +555,47 @@ static void booking_try(struct req *r, struct booking_req *b, const char *sessio
     snprintf(b->lock_value, sizeof(b->lock_value), "%s:%s", b->person, nonce);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->booking_lock_ttl_ms);
-    const char *argv[6];
-    int n = 0;
-    argv[n++] = b->marker_key;
-    argv[n++] = b->lock_key;
-    if (session_key)
-        argv[n++] = session_key;
-    int nkeys = n;
-    argv[n++] = b->person;
-    argv[n++] = b->lock_value;
-    argv[n++] = ttl;
-    if (redis_eval(r->w->redis, &try_script, booking_on_try, r, nkeys, n, argv) != STORE_OK)
+    const char *argv[] = {b->marker_key, b->lock_key, b->person, b->lock_value, ttl};
+    if (redis_eval(r->w->redis, &try_script, booking_on_try, r, 2, 5, argv) != STORE_OK)
         booking_on_try(NULL, STORE_DOWN, r);
+}
+
+static void booking_on_peek(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct req *r = arg;
+    struct booking_req *b = r->state;
+    if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != (b->with_session ? 2u : 1u)) {
+        booking_settled(r, b, NULL);  /* Redis away: PostgreSQL decides alone */
+        return;
+    }
+    const redisReply *marker = reply->element[0];
+    if (b->with_session && reply->element[1]->type == REDIS_REPLY_STRING)
+        b->session = req_strdup(r, reply->element[1]->str);
+    if (marker->type == REDIS_REPLY_STRING) {
+        /* Booked: by this patient (its retry, answered by PostgreSQL with
+         * the booking it holds) or by someone else (4009, nothing more). */
+        b->verdict = strcmp(marker->str, b->person) == 0 ? TRY_OWN : TRY_TAKEN;
+        booking_settled(r, b, b->session);
+        return;
+    }
+    booking_lock(r, b);
+}
+
+/* The Redis step. The cell's marker (and the token's session) first, in one
+ * plain MGET: a booked cell is settled by it without a script, which is
+ * the case that comes in floods (a popular cell asked for again and again
+ * after it was taken) and that Redis, shared by every gateway, must bear
+ * cheaply. A cell with no marker goes on to the lock script, which reads
+ * the marker again, atomically with taking the lock: one more round trip
+ * for a booking that then waits for PostgreSQL's commit anyway. */
+static void booking_try(struct req *r, struct booking_req *b, const char *session_key)
+{
+    b->tried = true;
+    b->with_session = session_key != NULL;
+    const char *argv[] = {"MGET", b->marker_key, session_key};
+    if (redis_commandv(r->w->redis, booking_on_peek, r, session_key ? 3 : 2, argv) != STORE_OK)
+        booking_settled(r, b, NULL);
 }
 
 struct auth_state *booking_auth(struct req *r, unsigned accept, const char **session_key)
@@ -587,9 +613,9 @@ void booking_book(struct req *r, struct booking_req *b, struct auth_state *auth,
     r->state = b;
     booking_lock_key(b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
     booking_marker_key(b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
-    /* Our own tokens name their person: the lock and the session in one
+    /* Our own tokens name their person: the marker and the session in one
      * round trip. A portal's token names a polis: its person comes with the
-     * session, and the lock after it. */
+     * session, and the marker after it. */
     const char *person = auth_claimed_person(auth);
     if (person) {
         util_strlcpy(b->person, person, sizeof(b->person));

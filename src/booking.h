@@ -82,9 +82,10 @@ struct booking_req {
     /* the steps' own */
     booking_cb cb;
     struct auth_state *auth;
-    bool tried;                   /* the lock script was sent */
-    bool with_session;            /* ... and reads the token's session */
-    int verdict;                  /* its answer (booking.c's TRY_*) */
+    bool tried;                   /* the cell's marker was read (then the lock script sent) */
+    bool with_session;            /* ... and the token's session with it */
+    const char *session;          /* the session read with the marker (arena), or NULL */
+    int verdict;                  /* their answer (booking.c's TRY_*) */
     char lock_key[96], marker_key[96];
     char lock_value[2 * GUID_LEN + 2];
     bool locked;

@@ -121,6 +121,8 @@ void metrics_render(struct buf *out, const char *const *route_names, int nroutes
                    (unsigned long long)cum);
     }
     render_errors(out);
+    render_scalar(out, "mipgw_pg_calls_total", "counter",
+                  "PostgreSQL queries the pool accepted (each call of a batch counts).", SUM(pg_calls));
     render_scalar(out, "mipgw_pg_errors_total", "counter", "PostgreSQL queries that failed.", SUM(pg_errors));
     render_scalar(out, "mipgw_pg_timeouts_total", "counter", "PostgreSQL queries past their deadline.",
                   SUM(pg_timeouts));

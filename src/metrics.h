@@ -25,7 +25,7 @@ struct metrics {
     metric_t latency_sum_us[METRICS_MAX_ROUTES];
     metric_t errors[E__COUNT];       /* error answers by catalogue entry */
     metric_t eh_errors[EH__COUNT];   /* ... and by eHealth catalogue entry */
-    metric_t pg_errors, pg_timeouts, pg_shed, pg_unavailable;
+    metric_t pg_calls, pg_errors, pg_timeouts, pg_shed, pg_unavailable;
     metric_t pg_batches, pg_batched, pg_batch_retries;
     metric_t redis_errors, redis_timeouts, redis_unavailable;
     metric_t pg_conns_up, pg_busy, pg_queued; /* gauges */

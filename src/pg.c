@@ -592,6 +592,7 @@ enum store_status pg_query(struct pg_pool *p, enum stmt_id stmt, const char *con
         METRIC_INC(p->m->pg_shed);
         return STORE_BUSY;
     }
+    METRIC_INC(p->m->pg_calls);
     struct pg_query *q = calloc(1, sizeof(*q));
     if (!q)
         abort();

@@ -257,10 +257,14 @@ START_TEST(test_entry_books_once)
     /* Another patient: 4009, from Redis's marker, and again with the marker
      * gone (PostgreSQL alone), which then puts the marker back. */
     char *other = token_of(RPGU, &PETROVA);
+    double calls0 = metric_at(http_default_port(), "mipgw_pg_calls_total");
     EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    ck_assert_msg(metric_at(http_default_port(), "mipgw_pg_calls_total") == calls0, "a booked cell's 4009 asked PostgreSQL");
     ck_assert_int_eq(redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:booked:*'))"
                                " do redis.call('DEL', k) end\" 0"), 0);
     EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    ck_assert_msg(metric_at(http_default_port(), "mipgw_pg_calls_total") > calls0,
+                  "without its marker, the cell's 4009 came from PostgreSQL");
     ck_assert_int_eq(active_bookings(w.guid), 1);
 
     /* The seed's own example spells the day as a date-time. */

@@ -1174,17 +1174,6 @@ END_TEST
 
 /* ---- batches ---- */
 
-/* A counter of the gateway on port, from its /metrics. */
-static double metric_at(int port, const char *name)
-{
-    struct http_resp *r = http_get_at(port, "/metrics", NULL);
-    ck_assert_int_eq(r->status, 200);
-    double v;
-    ck_assert_msg(metric_value(r->body, name, &v), "/metrics has no %s", name);
-    http_free(r);
-    return v;
-}
-
 /* Uploads that queue up while the one connection they may use is busy go
  * to PostgreSQL as one batch; when one of them fails it (here a trigger
  * refuses it), the others are run again one by one: each is stored and

@@ -241,6 +241,16 @@ char *basic_header(const char *login, const char *password)
     return h;
 }
 
+double metric_at(int port, const char *name)
+{
+    struct http_resp *r = http_get_at(port, "/metrics", NULL);
+    ck_assert_int_eq(r->status, 200);
+    double v;
+    ck_assert_msg(metric_value(r->body, name, &v), "/metrics has no %s", name);
+    http_free(r);
+    return v;
+}
+
 bool metric_value(const char *text, const char *prefix, double *out)
 {
     size_t n = strlen(prefix);

@@ -56,6 +56,9 @@ char *basic_header(const char *login, const char *password);
 /* The value of the /metrics line that starts with prefix (name{labels})
  * followed by a space; false when there is none. */
 bool metric_value(const char *text, const char *prefix, double *out);
+/* A counter of the gateway on port (http_default_port() for the suite's
+ * own), read from its /metrics; fails the test when it is not there. */
+double metric_at(int port, const char *name);
 /* POST with Content-Type: application/json and an optional header line. */
 struct http_resp *post_json(const char *path, const char *auth_header, const char *body);
 /* Runs one statement on the test PostgreSQL (MIPGW_TEST_PG_CONNINFO) on a

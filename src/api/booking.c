@@ -10,8 +10,8 @@
  *   type    Content-Type application/json (bodies)         → 415
  *   token   verified at once                                → 403
  *   parse   the body or path: shape, horizon, time passed   → 400 (catalogue)
- *   book    booking_book (the token's session is read in the lock's round
- *           trip) / booking_cancel (booking.h)              → the rules' codes
+ *   book    booking_book (the token's session is read with the cell's
+ *           marker) / booking_cancel (booking.h)            → the rules' codes
  *   reply   after the commit only. */
 #include <stdio.h>
 #include <string.h>
