@@ -1,5 +1,5 @@
--- report.lua - what every bench scenario's wrk script shares: counting the
--- answers that are not 2xx and printing one machine-readable line at the end.
+-- report.lua - what every bench scenario's wrk script shares: each thread's
+-- number, the data files' lines, and one machine-readable line at the end.
 -- Loaded by the scenario scripts (see bench/tokens.lua) with dofile, from the
 -- directory of the script itself, so wrk may be started from anywhere.
 --
@@ -8,10 +8,8 @@
 --         p99_us=U max_us=U non2xx=N socket_errors=N
 -- Latencies are wrk's, in microseconds.
 --
--- wrk runs one Lua state per thread plus one for setup() and done(): the
--- thread states count, and done() collects their counters through the thread
--- objects that setup() kept (the pattern of wrk's scripts/report.lua and
--- counter.lua).
+-- wrk runs one Lua state per thread plus one for setup() and done(); setup()
+-- numbers the threads (the pattern of wrk's scripts/counter.lua).
 
 local threads = {}
 

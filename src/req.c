@@ -461,7 +461,8 @@ void req_reply_error(struct req *r, enum err_id id, const char *const *args, int
         return;
     }
     const struct err_def *d = err_get(id);
-    METRIC_INC(r->w->metrics.errors[d->id]);
+    if (d->http_status >= 400)  /* the catalogue's notices (2000) are no errors */
+        METRIC_INC(r->w->metrics.errors[d->id]);
     if (nargs == 0) {
         size_t len;
         const char *plain = err_plain_body(id, &len);

@@ -257,9 +257,17 @@ START_TEST(test_entry_books_once)
     /* Another patient: 4009, from Redis's marker, and again with the marker
      * gone (PostgreSQL alone), which then puts the marker back. */
     char *other = token_of(RPGU, &PETROVA);
-    double calls0 = metric_at(http_default_port(), "mipgw_pg_calls_total");
-    EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
-    ck_assert_msg(metric_at(http_default_port(), "mipgw_pg_calls_total") == calls0, "a booked cell's 4009 asked PostgreSQL");
+    /* None of those 4009s calls PostgreSQL. The workers' own timers (the
+     * client applications' reload, the janitor) may, now and then: of three
+     * tries, one must see the count unchanged. */
+    double calls0 = 0;
+    bool quiet = false;
+    for (int i = 0; i < 3 && !quiet; i++) {
+        calls0 = metric_at(http_default_port(), "mipgw_pg_calls_total");
+        EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+        quiet = metric_at(http_default_port(), "mipgw_pg_calls_total") == calls0;
+    }
+    ck_assert_msg(quiet, "a booked cell's 4009 asked PostgreSQL");
     ck_assert_int_eq(redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:booked:*'))"
                                " do redis.call('DEL', k) end\" 0"), 0);
     EXPECT(entry(other, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
@@ -857,9 +865,12 @@ static void assert_inlined(PGconn *c, const char *fn, const char *types, const c
 
 START_TEST(test_sql_inlined)
 {
-    PGconn *c = PQconnectdb(getenv("MIPGW_TEST_PG_CONNINFO"));
+    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
     ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
-    PQclear(PQexec(c, "SET plan_cache_mode = force_generic_plan"));
+    /* Custom plans would fold the constant arguments away and prove nothing. */
+    PGresult *set = PQexec(c, "SET plan_cache_mode = force_generic_plan");
+    ck_assert_msg(PQresultStatus(set) == PGRES_COMMAND_OK, "SET: %s", PQresultErrorMessage(set));
+    PQclear(set);
     assert_inlined(c, "mip_book_spec_key", "uuid, text", "gen_random_uuid(), 'x'");
     assert_inlined(c, "mip_local_ts", "timestamptz, text", "now(), 'Europe/Moscow'");
     assert_inlined(c, "refdata_result", "jsonb, text", "'{}', 'Uploaded'");
