@@ -82,6 +82,18 @@ static void auth_from_pg(struct auth_state *st)
         req_fail(st->r, s == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
 }
 
+bool auth_session_usable(struct auth_state *st, const char *value)
+{
+    if (!value)
+        return false;
+    if (st->claims.portal_minted) {
+        struct ident_result found;
+        return identity_decode(value, &found) && found.found && found.cards[0];
+    }
+    struct auth_session cached = {0};
+    return auth_session_decode(st->r, value, &cached) && strcmp(cached.person, st->claims.person_guid) == 0;
+}
+
 void auth_resume(struct auth_state *st, const char *value)
 {
     struct req *r = st->r;

@@ -37,6 +37,11 @@ void auth_require(struct req *r, unsigned accept, auth_cb cb);
 struct auth_state;
 struct auth_state *auth_begin(struct req *r, unsigned accept, auth_cb cb, const char **session_key);
 void auth_resume(struct auth_state *st, const char *value);
+/* Whether auth_resume would take value as the session (and go on to the
+ * callback) rather than refuse or rebuild it from PostgreSQL: a caller that
+ * holds something on the callback's behalf (the booking's lock) lets go of
+ * it first, since a refusal answers without the callback. */
+bool auth_session_usable(struct auth_state *st, const char *value);
 /* The second half of auth_require: the session read from Redis on its own,
  * then auth_resume. */
 void auth_fetch(struct auth_state *st);

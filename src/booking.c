@@ -525,9 +525,10 @@ static void booking_settled(struct req *r, struct booking_req *b, const char *se
             booking_write(r, b);
         return;
     }
-    if (!session && b->locked) {
-        /* The session will be rebuilt from PostgreSQL, which may refuse the
-         * token: no lock is held meanwhile (the booking goes on without). */
+    if (b->locked && !auth_session_usable(b->auth, session)) {
+        /* The session will be rebuilt from PostgreSQL (or refused), and a
+         * refusal answers without coming back here: no lock is held
+         * meanwhile (the booking goes on without). */
         booking_redis_done(r, b, NULL);
         b->verdict = TRY_OWN;
     }

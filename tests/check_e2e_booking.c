@@ -205,6 +205,32 @@ static int redis_cli(const char *args)
     return rc == -1 ? -1 : WEXITSTATUS(rc);
 }
 
+/* How many keys in Redis match pattern ("cell:lock:*"). */
+static long redis_keys(const char *pattern)
+{
+    char *cmd = xasprintf("redis-cli -p %s --scan --pattern '%s' | wc -l", env("MIPGW_TEST_REDIS_PORT"),
+                          pattern);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    long n = -1;
+    ck_assert_int_eq(fscanf(f, "%ld", &n), 1);
+    pclose(f);
+    free(cmd);
+    return n;
+}
+
+/* The same once no key matches, or after a second: an unlock that the
+ * gateway sends without waiting for it may land just after its answer. */
+static long redis_keys_drained(const char *pattern)
+{
+    long n = redis_keys(pattern);
+    for (int i = 0; i < 20 && n != 0; i++) {
+        sleep_ms(50);
+        n = redis_keys(pattern);
+    }
+    return n;
+}
+
 /* Every test starts with no active booking and no cell key in Redis. */
 static void clean(void)
 {
@@ -466,27 +492,37 @@ START_TEST(test_scripts_lost)
     EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
     /* The marker names the holder; no lock remains (the unlock is not
      * waited for by the answer: give it a moment). */
-    char *cmd = xasprintf("redis-cli -p %s --scan --pattern 'cell:lock:*' | wc -l",
-                          env("MIPGW_TEST_REDIS_PORT"));
-    char *marker = xasprintf("redis-cli -p %s --scan --pattern 'cell:booked:*' | wc -l",
-                             env("MIPGW_TEST_REDIS_PORT"));
-    long locks = -1, markers = -1;
-    for (int i = 0; i < 20; i++) {
-        FILE *f = popen(cmd, "r");
-        ck_assert_ptr_nonnull(f);
-        ck_assert_int_eq(fscanf(f, "%ld", &locks), 1);
-        pclose(f);
-        if (locks == 0)
-            break;
-        sleep_ms(50);
+    ck_assert_int_eq(redis_keys_drained("cell:lock:*"), 0);
+    ck_assert_int_eq(redis_keys("cell:booked:*"), 1);
+    free(ivanov), free(petrova);
+}
+END_TEST
+
+/* A session in Redis that cannot be used (here: garbage) is rebuilt from
+ * PostgreSQL, which may refuse the token (here: every card of its patient
+ * closed meanwhile) and answer at once: the cell's lock, taken with the
+ * session's read, must not outlive that answer. */
+START_TEST(test_lock_released_on_refusal)
+{
+    char *tok = token_of(RPGU, &IVANOV);
+    struct test_cell w = internet_cell(RES_THERAPIST, 16);
+    ck_assert_int_eq(redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'tok:*'))"
+                               " do redis.call('SET', k, 'garbage') end\" 0"), 0);
+    const char *v[] = {ivanov_person()};
+    PGresult *closed = pg_exec("UPDATE medical_cards SET is_closed = true"
+                               " WHERE person_guid = $1::uuid AND NOT is_closed RETURNING guid::text", 1, v);
+    struct http_resp *r = entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, "");
+    for (int i = 0; i < PQntuples(closed); i++) {
+        const char *g[] = {PQgetvalue(closed, i, 0)};
+        PQclear(pg_exec("UPDATE medical_cards SET is_closed = false WHERE guid = $1::uuid", 1, g));
     }
-    FILE *f = popen(marker, "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%ld", &markers), 1);
-    pclose(f);
-    ck_assert_int_eq(locks, 0);
-    ck_assert_int_eq(markers, 1);
-    free(cmd), free(marker), free(ivanov), free(petrova);
+    ck_assert_int_gt(PQntuples(closed), 0);
+    PQclear(closed);
+    ck_assert_msg(r->status == 404 && strstr(r->body, "\"4001\""), "status %d: %s", r->status, r->body);
+    http_free(r);
+    ck_assert_int_eq(redis_keys_drained("cell:lock:*"), 0);
+    ck_assert_int_eq(active_bookings(w.guid), 0);
+    free(tok);
 }
 END_TEST
 
@@ -897,6 +933,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_one_per_speciality_concurrent);
     tcase_add_test(tc, test_sql_inlined);
+    tcase_add_test(tc, test_lock_released_on_refusal);
     suite_add_tcase(s, tc);
     TCase *down = tcase_create("stores_down");
     tcase_set_timeout(down, 60);
