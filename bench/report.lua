@@ -26,7 +26,6 @@ function lines(path)
 end
 
 -- Each thread's number, set by setup().
-
 thread_id = 0
 
 function setup(thread)

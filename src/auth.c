@@ -82,44 +82,55 @@ static void auth_from_pg(struct auth_state *st)
         req_fail(st->r, s == STORE_BUSY ? E_OVERLOADED : E_CARDS_UNAVAILABLE);
 }
 
-bool auth_session_usable(struct auth_state *st, const char *value)
+/* What a session value read from Redis gives: the session (filled into
+ * st->s), a cached answer that the portal's polis has no patient, or
+ * nothing to go on (missing, unreadable, another person's). */
+enum auth_cached {
+    AUTH_CACHED_NONE,
+    AUTH_CACHED_SESSION,
+    AUTH_CACHED_NO_CARDS,
+};
+
+static enum auth_cached auth_read_cached(struct auth_state *st, const char *value)
 {
     if (!value)
-        return false;
+        return AUTH_CACHED_NONE;
     if (st->claims.portal_minted) {
         struct ident_result found;
-        return identity_decode(value, &found) && found.found && found.cards[0];
+        if (!identity_decode(value, &found))
+            return AUTH_CACHED_NONE;
+        if (!found.found || !found.cards[0])
+            return AUTH_CACHED_NO_CARDS;
+        memcpy(st->s.person, found.person, sizeof(found.person));
+        st->s.cards = req_strdup(st->r, found.cards);
+    } else {
+        struct auth_session cached = {0};
+        if (!auth_session_decode(st->r, value, &cached) ||
+            strcmp(cached.person, st->claims.person_guid) != 0)
+            return AUTH_CACHED_NONE;
+        memcpy(st->s.person, cached.person, sizeof(cached.person));
+        st->s.cards = cached.cards;
     }
-    struct auth_session cached = {0};
-    return auth_session_decode(st->r, value, &cached) && strcmp(cached.person, st->claims.person_guid) == 0;
+    st->s.from_cache = true;
+    return AUTH_CACHED_SESSION;
+}
+
+bool auth_session_usable(struct auth_state *st, const char *value)
+{
+    return auth_read_cached(st, value) == AUTH_CACHED_SESSION;
 }
 
 void auth_resume(struct auth_state *st, const char *value)
 {
-    struct req *r = st->r;
-    if (value && st->claims.portal_minted) {
-        struct ident_result found;
-        if (identity_decode(value, &found)) {
-            if (!found.found || !found.cards[0]) {
-                req_fail(r, E_NO_CARDS);
-                return;
-            }
-            memcpy(st->s.person, found.person, sizeof(found.person));
-            st->s.cards = req_strdup(r, found.cards);
-            st->s.from_cache = true;
-            auth_done(st);
-            return;
-        }
-    } else if (value) {
-        struct auth_session cached = {0};
-        if (auth_session_decode(r, value, &cached) &&
-            strcmp(cached.person, st->claims.person_guid) == 0) {
-            memcpy(st->s.person, cached.person, sizeof(cached.person));
-            st->s.cards = cached.cards;
-            st->s.from_cache = true;
-            auth_done(st);
-            return;
-        }
+    switch (auth_read_cached(st, value)) {
+    case AUTH_CACHED_SESSION:
+        auth_done(st);
+        return;
+    case AUTH_CACHED_NO_CARDS:
+        req_fail(st->r, E_NO_CARDS);
+        return;
+    case AUTH_CACHED_NONE:
+        break;
     }
     /* Missing, unreadable, or Redis away: the signature already vouches for
      * the claims, so PostgreSQL can rebuild the session. */
