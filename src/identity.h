@@ -93,6 +93,30 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  * 0.5 s). */
 #define IDENT_FORGET_GUARD_S 10
 
+/* The index's members are not removed when their keys expire, and a person
+ * who keeps asking for tokens keeps the index alive: each time its size
+ * crosses a multiple of IDENT_INDEX_TRIM, the members whose keys are gone
+ * are dropped from it, so that it holds about the person's live keys (a
+ * scan of IDENT_INDEX_TRIM members per IDENT_INDEX_TRIM tokens at most). */
+#define IDENT_INDEX_TRIM 64
+#define IDENT_STR_(x) #x
+#define IDENT_STR(x) IDENT_STR_(x)
+/* A Lua prelude for the scripts that add to an index:
+ * index_add(idx, ttl, key...) adds the keys, trims as above and sets the
+ * index's lifetime to ttl seconds. */
+#define IDENT_INDEX_ADD_LUA \
+    "local function index_add(idx, ttl, ...) " \
+    "  local added = redis.call('SADD', idx, ...) " \
+    "  local n = redis.call('SCARD', idx) " \
+    "  local step = " IDENT_STR(IDENT_INDEX_TRIM) " " \
+    "  if added > 0 and math.floor(n / step) > math.floor((n - added) / step) then " \
+    "    for _, k in ipairs(redis.call('SMEMBERS', idx)) do " \
+    "      if redis.call('EXISTS', k) == 0 then redis.call('SREM', idx, k) end " \
+    "    end " \
+    "  end " \
+    "  redis.call('EXPIRE', idx, ttl) " \
+    "end "
+
 struct redis;
 /* Drops every cached look-up and token session of a person (they are
  * rebuilt from PostgreSQL when next needed). done(arg) runs once when Redis

@@ -37,6 +37,7 @@
 #include "config.h"
 #include "e2e_util.h"
 #include "httpc.h"
+#include "identity.h"
 #include "token.h"
 #include "util.h"
 
@@ -1209,6 +1210,38 @@ START_TEST(test_ratelimit_forwarded_for)
 }
 END_TEST
 
+/* A person's index of cached keys (pidx:, identity.h) names every token
+ * issued to the person, and a person who keeps asking keeps it alive: the
+ * members whose tokens expired are dropped as it grows, so that it holds
+ * about the live ones, not every token ever issued. */
+START_TEST(test_person_index_trimmed)
+{
+    static const char *const settings[] = {"MIPGW_TOKENS_COD_TTL_S=1", "MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=0",
+                                           "MIPGW_RATELIMIT_TOKEN_PER_ADDR=0", NULL};
+    enum { ROUNDS = 3, PER_ROUND = 100 };
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    char *p = qpath(COD, "n_pol", FEDOROV_ENP, "birthday", FEDOROV_BDAY, NULL);
+    const char *enp[] = {FEDOROV_ENP};
+    char *person = pg_value("SELECT person_guid::text FROM medical_cards WHERE polis_number = $1", 1, enp);
+    ck_assert_ptr_nonnull(person);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < PER_ROUND; i++)
+            ck_assert_int_eq(get_status_at(port, p, NULL, NULL), 200);
+        sleep_ms(1200);  /* this round's tokens expire */
+    }
+    char *args = xasprintf("SCARD pidx:%s", person);
+    long n = redis_long(args);
+    /* Untrimmed it would name all 300 tokens and the identity. */
+    ck_assert_msg(n > 0 && n <= 2 * IDENT_INDEX_TRIM, "pidx: holds %ld keys after %d tokens, %d a second",
+                  n, ROUNDS * PER_ROUND, PER_ROUND);
+    free(args);
+    free(person);
+    free(p);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* 9. Malformed and oversized requests */
 
@@ -1742,6 +1775,7 @@ static Suite *e2e_suite(void)
     tcase_add_checked_fixture(tc, spawn_setup, spawn_teardown);
     tcase_add_test(tc, test_ratelimit_identity);
     tcase_add_test(tc, test_ratelimit_forwarded_for);
+    tcase_add_test(tc, test_person_index_trimmed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("malformed");

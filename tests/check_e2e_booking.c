@@ -197,25 +197,12 @@ static long active_bookings(const char *cell)
     return c;
 }
 
-static int redis_cli(const char *args)
-{
-    char *cmd = xasprintf("redis-cli -p %s %s >/dev/null 2>&1", env("MIPGW_TEST_REDIS_PORT"), args);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
 /* How many keys in Redis match pattern ("cell:lock:*"). */
 static long redis_keys(const char *pattern)
 {
-    char *cmd = xasprintf("redis-cli -p %s --scan --pattern '%s' | wc -l", env("MIPGW_TEST_REDIS_PORT"),
-                          pattern);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    long n = -1;
-    ck_assert_int_eq(fscanf(f, "%ld", &n), 1);
-    pclose(f);
-    free(cmd);
+    char *args = xasprintf("--scan --pattern '%s' | wc -l", pattern);
+    long n = redis_long(args);
+    free(args);
     return n;
 }
 

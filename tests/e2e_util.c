@@ -251,6 +251,27 @@ double metric_at(int port, const char *name)
     return v;
 }
 
+int redis_cli(const char *args)
+{
+    char *cmd = xasprintf("redis-cli -p %s %s >/dev/null 2>&1", env("MIPGW_TEST_REDIS_PORT"), args);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+long redis_long(const char *args)
+{
+    char *cmd = xasprintf("redis-cli -p %s %s", env("MIPGW_TEST_REDIS_PORT"), args);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    long n = -1;
+    int got = fscanf(f, "%ld", &n);
+    pclose(f);
+    ck_assert_msg(got == 1, "%s: no integer", cmd);
+    free(cmd);
+    return n;
+}
+
 bool metric_value(const char *text, const char *prefix, double *out)
 {
     size_t n = strlen(prefix);

@@ -59,6 +59,11 @@ bool metric_value(const char *text, const char *prefix, double *out);
 /* A counter of the gateway on port (http_default_port() for the suite's
  * own), read from its /metrics; fails the test when it is not there. */
 double metric_at(int port, const char *name);
+/* redis-cli against the test Redis (MIPGW_TEST_REDIS_PORT) with args (a
+ * shell fragment, quoted by the caller): its exit status, or the integer it
+ * printed (fails the test when it printed none). */
+int redis_cli(const char *args);
+long redis_long(const char *args);
 /* POST with Content-Type: application/json and an optional header line. */
 struct http_resp *post_json(const char *path, const char *auth_header, const char *body);
 /* Runs one statement on the test PostgreSQL (MIPGW_TEST_PG_CONNINFO) on a

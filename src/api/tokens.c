@@ -62,6 +62,7 @@ static const char *unknown_param(struct req *r)
  * token's session at once. The keys are all declared, so the script is
  * valid Redis; a Redis Cluster would need them hash-tagged alike. */
 static struct redis_script issue_script = {
+    IDENT_INDEX_ADD_LUA
     "local lim = 0 "
     "local function hit(key, limit) "
     "  if limit == '0' then return end "
@@ -79,8 +80,7 @@ static struct redis_script issue_script = {
     "    local person = string.sub(v, 1, sep - 1) "
     "    redis.call('SET', KEYS[4], ARGV[5] .. person .. '|' .. ARGV[6] .. '|' "
     "               .. string.sub(v, sep + 1), 'EX', ARGV[4]) "
-    "    redis.call('SADD', 'pidx:' .. person, KEYS[4]) "
-    "    redis.call('EXPIRE', 'pidx:' .. person, ARGV[7]) "
+    "    index_add('pidx:' .. person, ARGV[7], KEYS[4]) "
     "  end "
     "end "
     "return {0, v}",
@@ -190,15 +190,15 @@ static void issue_on_stored(const redisReply *reply, enum store_status st, void 
  * the look-up ran (pfgt:, see identity.h): then nothing is cached, and the
  * token's verification reads PostgreSQL. */
 static struct redis_script store_script = {
+    IDENT_INDEX_ADD_LUA
     "if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
     "if ARGV[3] ~= '' then "
     "  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) "
-    "  redis.call('SADD', KEYS[3], KEYS[1], KEYS[2]) "
+    "  index_add(KEYS[3], ARGV[5], KEYS[1], KEYS[2]) "
     "else "
-    "  redis.call('SADD', KEYS[3], KEYS[1]) "
+    "  index_add(KEYS[3], ARGV[5], KEYS[1]) "
     "end "
-    "redis.call('EXPIRE', KEYS[3], ARGV[5]) "
     "return 1",
     ""};
 static pthread_once_t store_script_once = PTHREAD_ONCE_INIT;
