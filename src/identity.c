@@ -377,7 +377,7 @@ bool identity_decode(const char *s, struct ident_result *out)
  * keys in the set are not declared: a Redis Cluster would need the person's
  * keys hash-tagged alike. */
 static struct redis_script forget_script = {
-    "local ks = redis.call('SMEMBERS', KEYS[1]) "
+    "local ks = redis.call('ZRANGE', KEYS[1], 0, -1) "
     "for i = 1, #ks do redis.call('DEL', ks[i]) end "
     "redis.call('DEL', KEYS[1]) "
     "redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) "
@@ -409,7 +409,7 @@ void identity_forget_person(struct redis *rd, const char *person_guid, void (*do
     pthread_once(&forget_once, forget_init);
     struct forget *f = malloc(sizeof(*f));
     char k_idx[48], k_guard[48], guard_ttl[16];
-    snprintf(k_idx, sizeof(k_idx), "pidx:%s", person_guid);
+    snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s", person_guid);
     snprintf(k_guard, sizeof(k_guard), "pfgt:%s", person_guid);
     snprintf(guard_ttl, sizeof(guard_ttl), "%d", IDENT_FORGET_GUARD_S);
     const char *argv[] = {k_idx, k_guard, guard_ttl};

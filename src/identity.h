@@ -82,8 +82,8 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  *               a miss ("-") lives IDENT_MISS_TTL_S at most, since a card
  *               uploaded later must be found soon and no person owns it yet
  * tok:{jti}     a token's session (auth.h)
- * pidx:{person} the set of the ident: and tok: keys above that name this
- *               person, so that a change of the person's cards drops them
+ * pkeys:{person} the ident: and tok: keys above that name this person, so
+ *               that a change of the person's cards drops them (see below)
  * pfgt:{person} set for IDENT_FORGET_GUARD_S when they were dropped: a
  *               look-up that read PostgreSQL before the change and stores
  *               after it caches nothing while this exists */
@@ -93,27 +93,20 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  * 0.5 s). */
 #define IDENT_FORGET_GUARD_S 10
 
-/* The index's members are not removed when their keys expire, and a person
- * who keeps asking for tokens keeps the index alive: each time its size
- * crosses a multiple of IDENT_INDEX_TRIM, the members whose keys are gone
- * are dropped from it, so that it holds about the person's live keys (a
- * scan of IDENT_INDEX_TRIM members per IDENT_INDEX_TRIM tokens at most). */
-#define IDENT_INDEX_TRIM 64
-#define IDENT_STR_(x) #x
-#define IDENT_STR(x) IDENT_STR_(x)
-/* A Lua prelude for the scripts that add to an index:
- * index_add(idx, ttl, key...) adds the keys, trims as above and sets the
- * index's lifetime to ttl seconds. */
+/* The index is a sorted set scored by each key's expiry (ms, Redis's
+ * clock): an addition drops the members whose keys have expired, so that it
+ * names the person's live keys only, however long the person keeps asking.
+ * IDENT_INDEX_ADD_LUA is a Lua prelude for the scripts that add to it:
+ * index_add(idx, ttl, key, key_ttl, ...) adds each key with its lifetime
+ * (seconds) and gives the index ttl seconds. */
+#define IDENT_INDEX_PREFIX "pkeys:"
 #define IDENT_INDEX_ADD_LUA \
     "local function index_add(idx, ttl, ...) " \
-    "  local added = redis.call('SADD', idx, ...) " \
-    "  local n = redis.call('SCARD', idx) " \
-    "  local step = " IDENT_STR(IDENT_INDEX_TRIM) " " \
-    "  if added > 0 and math.floor(n / step) > math.floor((n - added) / step) then " \
-    "    for _, k in ipairs(redis.call('SMEMBERS', idx)) do " \
-    "      if redis.call('EXISTS', k) == 0 then redis.call('SREM', idx, k) end " \
-    "    end " \
-    "  end " \
+    "  local t = redis.call('TIME') " \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) " \
+    "  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now) " \
+    "  local a = {...} " \
+    "  for i = 1, #a, 2 do redis.call('ZADD', idx, now + 1000 * tonumber(a[i + 1]), a[i]) end " \
     "  redis.call('EXPIRE', idx, ttl) " \
     "end "
 

@@ -80,7 +80,7 @@ static struct redis_script issue_script = {
     "    local person = string.sub(v, 1, sep - 1) "
     "    redis.call('SET', KEYS[4], ARGV[5] .. person .. '|' .. ARGV[6] .. '|' "
     "               .. string.sub(v, sep + 1), 'EX', ARGV[4]) "
-    "    index_add('pidx:' .. person, ARGV[7], KEYS[4]) "
+    "    index_add('" IDENT_INDEX_PREFIX "' .. person, ARGV[7], KEYS[4], ARGV[4]) "
     "  end "
     "end "
     "return {0, v}",
@@ -133,7 +133,7 @@ struct issue_consts {
     bool ready;
     char window[24], lim_addr[16], lim_id[16];
     char ttl[2][16];   /* [0] COD, [1] RPGU */
-    char idx_ttl[16];  /* pidx: outlives every key it names */
+    char idx_ttl[16];  /* the person's index outlives every key it names */
     char type[2][8];
 };
 
@@ -195,9 +195,9 @@ static struct redis_script store_script = {
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
     "if ARGV[3] ~= '' then "
     "  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) "
-    "  index_add(KEYS[3], ARGV[5], KEYS[1], KEYS[2]) "
+    "  index_add(KEYS[3], ARGV[5], KEYS[1], ARGV[2], KEYS[2], ARGV[4]) "
     "else "
-    "  index_add(KEYS[3], ARGV[5], KEYS[1]) "
+    "  index_add(KEYS[3], ARGV[5], KEYS[1], ARGV[2]) "
     "end "
     "return 1",
     ""};
@@ -229,7 +229,7 @@ static void issue_store(struct req *r)
     } else {
         pthread_once(&store_script_once, store_script_init);
         char k_idx[48], k_guard[48], tok_ttl[16], idx_ttl[16];
-        snprintf(k_idx, sizeof(k_idx), "pidx:%s", is->found.person);
+        snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s", is->found.person);
         snprintf(k_guard, sizeof(k_guard), "pfgt:%s", is->found.person);
         snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
         snprintf(tok_ttl, sizeof(tok_ttl), "%d", issue_ttl(r, is));
