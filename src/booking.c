@@ -281,7 +281,15 @@ static void booking_redis_done(struct req *r, struct booking_req *b, const char 
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
     const char *argv[] = {b->marker_key, b->lock_key, holder ? holder : "",
                           b->locked ? b->lock_value : "", ttl};
-    redis_eval(r->w->redis, &done_script, on_done_reply, NULL, 2, 5, argv);
+    if (redis_eval(r->w->redis, &done_script, on_done_reply, NULL, 2, 5, argv) != STORE_OK &&
+        b->locked) {
+        /* Redis is away now (often because the lock script missed its
+         * deadline, and may have taken the lock all the same): the lock is
+         * let go once it is back, rather than left to its lifetime. Not the
+         * marker: a cancellation meanwhile could not have removed it. */
+        const char *unlock[] = {b->marker_key, b->lock_key, "", b->lock_value, ttl};
+        redis_eval_later(r->w->redis, &done_script, 2, 5, unlock);
+    }
     b->locked = false;
 }
 
@@ -542,6 +550,11 @@ static void booking_on_try(const redisReply *reply, enum store_status st, void *
     if (st == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
         b->verdict = (int)reply->integer;
         b->locked = b->verdict == TRY_LOCKED;
+    } else if (st == STORE_TIMEOUT) {
+        /* Redis may have run the script and taken the lock: PostgreSQL
+         * decides alone, and the lock is let go as if it were ours (a
+         * compare-and-delete, a no-op if it is not). */
+        b->locked = true;
     }
     booking_settled(r, b, b->session);
 }

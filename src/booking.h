@@ -88,7 +88,8 @@ struct booking_req {
     int verdict;                  /* their answer (booking.c's TRY_*) */
     char lock_key[96], marker_key[96];
     char lock_value[2 * GUID_LEN + 2];
-    bool locked;
+    bool locked;                  /* the lock is ours, or may be (its script missed its
+                                   * deadline): let go when the booking is settled */
 };
 
 /* Why a booking body was refused: the catalogue's entry and its arguments

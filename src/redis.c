@@ -23,12 +23,23 @@
 
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
+/* Scripts kept for the connection's return (redis_eval_later); past this,
+ * the oldest is dropped. */
+#define REDIS_LATER_MAX 1024
 
 /* States of the connection. */
 enum redis_state {
     REDIS_DOWN,        /* no context; the retry timer is armed */
     REDIS_CONNECTING,  /* context created; the connect timer is armed */
     REDIS_UP,          /* connected (and authenticated, if a password is set) */
+};
+
+/* A script waiting for the connection to come back (redis_eval_later). */
+struct redis_later {
+    struct redis_later *next;
+    struct redis_script *script;
+    int nkeys, argc;
+    char **argv;                   /* in the same allocation as this */
 };
 
 struct redis {
@@ -41,6 +52,8 @@ struct redis {
     struct event *connect_timer;
     int backoff_ms;
     bool closing;      /* redis_free in progress: no reconnects */
+    struct redis_later *later, **later_tail;  /* oldest first */
+    int nlater;
 };
 
 /* One command in flight. Freed when hiredis hands it back, which it always
@@ -58,6 +71,7 @@ struct redis_call {
 };
 
 static void redis_connect(struct redis *r);
+static void redis_send_later(struct redis *r);
 
 static void redis_schedule_retry(struct redis *r)
 {
@@ -168,6 +182,7 @@ static void redis_on_auth(const redisReply *reply, enum store_status st, void *a
     }
     r->state = REDIS_UP;
     METRIC_SET(r->m->redis_up, 1);
+    redis_send_later(r);
 }
 
 static enum store_status redis_send(struct redis *r, struct redis_call *c, int argc,
@@ -221,6 +236,7 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
     log_info("redis: connected");
     r->state = REDIS_UP;
     METRIC_SET(r->m->redis_up, 1);
+    redis_send_later(r);
 }
 
 static void redis_on_disconnect(const redisAsyncContext *ac, int status)
@@ -285,6 +301,7 @@ struct redis *redis_new(struct event_base *base, const struct config *cfg, struc
     r->cfg = cfg;
     r->m = m;
     r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    r->later_tail = &r->later;
     r->retry_timer = evtimer_new(base, redis_on_retry, r);
     r->connect_timer = evtimer_new(base, redis_on_connect_timeout, r);
     redis_connect(r);
@@ -300,6 +317,11 @@ void redis_free(struct redis *r)
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;
         redisAsyncFree(ac);
+    }
+    while (r->later) {
+        struct redis_later *l = r->later;
+        r->later = l->next;
+        free(l);
     }
     event_free(r->retry_timer);
     event_free(r->connect_timer);
@@ -336,6 +358,32 @@ void redis_script_init(struct redis_script *s)
     util_hex(md, sizeof(md), s->sha1);
 }
 
+/* Copies argc strings into one block after `room` bytes of the caller's:
+ * the pointers, their lengths (lens_out, may be NULL) and the bytes. The
+ * caller frees the block (the returned pointer minus room). */
+static char **args_copy(size_t room, int argc, const char *const *argv, size_t **lens_out)
+{
+    size_t n = (size_t)argc, bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(argv[i]) + 1;
+    char *block = malloc(room + n * (sizeof(char *) + sizeof(size_t)) + bytes);
+    if (!block)
+        abort();
+    char **out = (char **)(block + room);
+    size_t *lens = (size_t *)(block + room + n * sizeof(char *));
+    char *p = block + room + n * (sizeof(char *) + sizeof(size_t));
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(argv[i]);
+        memcpy(p, argv[i], len + 1);
+        out[i] = p;
+        lens[i] = len;
+        p += len + 1;
+    }
+    if (lens_out)
+        *lens_out = lens;
+    return out;
+}
+
 enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb cb, void *arg,
                              int nkeys, int argc, const char **argv)
 {
@@ -350,24 +398,54 @@ enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb c
     c->argc = argc + 3;
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
-    const char *head[3] = {"EVALSHA", s->sha1, nk};
-    size_t bytes = 0;
-    for (int i = 0; i < c->argc; i++)
-        bytes += strlen(i < 3 ? head[i] : argv[i - 3]) + 1;
-    size_t n = (size_t)c->argc;
-    char *block = malloc(n * sizeof(char *) + n * sizeof(size_t) + bytes);
-    if (!block)
-        abort();
-    c->argv = (char **)block;
-    c->lens = (size_t *)(block + n * sizeof(char *));
-    char *p = block + n * (sizeof(char *) + sizeof(size_t));
-    for (int i = 0; i < c->argc; i++) {
-        const char *v = i < 3 ? head[i] : argv[i - 3];
-        size_t len = strlen(v);
-        memcpy(p, v, len + 1);
-        c->argv[i] = p;
-        c->lens[i] = len;
-        p += len + 1;
-    }
+    const char *all[c->argc];
+    all[0] = "EVALSHA";
+    all[1] = s->sha1;
+    all[2] = nk;
+    for (int i = 0; i < argc; i++)
+        all[i + 3] = argv[i];
+    c->argv = args_copy(0, c->argc, all, &c->lens);
     return redis_send(r, c, c->argc, (const char **)c->argv, c->lens);
+}
+
+static void later_on_reply(const redisReply *reply, enum store_status st, void *arg)
+{
+    (void)reply;
+    (void)arg;
+    if (st != STORE_OK)
+        log_debug("redis: a kept script failed once sent (%s)", store_status_name(st));
+}
+
+void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int argc, const char **argv)
+{
+    if (redis_eval(r, s, later_on_reply, NULL, nkeys, argc, argv) == STORE_OK)
+        return;
+    if (r->nlater >= REDIS_LATER_MAX) {
+        struct redis_later *old = r->later;
+        r->later = old->next;
+        if (!r->later)
+            r->later_tail = &r->later;
+        free(old);
+        r->nlater--;
+    }
+    char **args = args_copy(sizeof(struct redis_later), argc, argv, NULL);
+    struct redis_later *l = (struct redis_later *)((char *)args - sizeof(struct redis_later));
+    *l = (struct redis_later){.script = s, .nkeys = nkeys, .argc = argc, .argv = args};
+    *r->later_tail = l;
+    r->later_tail = &l->next;
+    r->nlater++;
+}
+
+/* The connection is up: the kept scripts go first, oldest first. */
+static void redis_send_later(struct redis *r)
+{
+    while (r->later && redis_is_up(r)) {
+        struct redis_later *l = r->later;
+        r->later = l->next;
+        if (!r->later)
+            r->later_tail = &r->later;
+        r->nlater--;
+        redis_eval(r, l->script, later_on_reply, NULL, l->nkeys, l->argc, (const char **)l->argv);
+        free(l);
+    }
 }

@@ -12,10 +12,15 @@
  * Redis, and uses cells no other test uses (its own offsets into a
  * resource's future cells), so that tests do not see each other. The gateway
  * runs with the default [booking] rules, horizon 21 days, Europe/Moscow. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -513,6 +518,79 @@ START_TEST(test_lock_released_on_refusal)
 }
 END_TEST
 
+/* tests/stallproxy between a gateway and the test Redis, controlled by
+ * the file control (absent: it forwards everything); it dies with the
+ * test. */
+static pid_t proxy_spawn(int port, const char *control)
+{
+    const char *bin = env("MIPGW_TEST_STALLPROXY");
+    char lport[16];
+    snprintf(lport, sizeof(lport), "%d", port);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(bin, bin, lport, env("MIPGW_TEST_REDIS_PORT"), control, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {  /* until it listens */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (up)
+            break;
+        sleep_ms(50);
+    }
+    return pid;
+}
+
+/* A lock script that Redis ran but whose answer did not come in time (the
+ * proxy drops it): the booking goes on with PostgreSQL alone, and the lock,
+ * which the gateway cannot tell it holds, is let go once Redis is back
+ * rather than left for its lifetime (30 s here). */
+START_TEST(test_lock_released_after_timeout)
+{
+    char *tok = token_of(RPGU, &IVANOV);
+    struct test_cell w = internet_cell(RES_THERAPIST, 17);
+    char *control = xasprintf("%s.swallow-%d", env("MIPGW_TEST_GW_LOG"), (int)getpid());
+    unlink(control);
+    int pport = free_port();
+    pid_t proxy = proxy_spawn(pport, control);
+    char *via = xasprintf("MIPGW_REDIS_PORT=%d", pport);
+    const char *settings[] = {via, "MIPGW_REDIS_TIMEOUT_MS=300", "MIPGW_BOOKING_LOCK_TTL_MS=30000", NULL};
+    pid_t gw;
+    int port = gw_spawn(settings, &gw);
+    ck_assert_msg(ready_streak(port, 200, 3, 15000) >= 0, "the gateway behind the proxy is not ready");
+    double timeouts = metric_at(port, "mipgw_redis_timeouts_total");
+
+    FILE *f = fopen(control, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("swallow :\n", f);  /* the lock script's answer is an integer */
+    fclose(f);
+    /* entry() asks MIPGW_TEST_PORT; this test runs in a process of its own. */
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    setenv("MIPGW_TEST_PORT", portbuf, 1);
+    char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    unlink(control);
+    ck_assert_double_ge(metric_at(port, "mipgw_redis_timeouts_total"), timeouts + 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
+    long locks = redis_keys("cell:lock:*");
+    for (int i = 0; i < 60 && locks != 0; i++) {  /* the reconnect backs off 100 ms first */
+        sleep_ms(50);
+        locks = redis_keys("cell:lock:*");
+    }
+    ck_assert_msg(locks == 0, "the lock is still held 3 s after Redis came back");
+    ck_assert_msg(gw_stop(gw) == 0, "the gateway behind the proxy did not exit 0 on SIGTERM");
+    kill(proxy, SIGKILL);
+    waitpid(proxy, NULL, 0);
+    free(id), free(via), free(control), free(tok);
+}
+END_TEST
+
 /* A portal's own RPGU token names a polis: its session is read before the
  * lock, and the booking is the same as with ours. */
 START_TEST(test_portal_tokens)
@@ -921,6 +999,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_one_per_speciality_concurrent);
     tcase_add_test(tc, test_sql_inlined);
     tcase_add_test(tc, test_lock_released_on_refusal);
+    tcase_add_test(tc, test_lock_released_after_timeout);
     suite_add_tcase(s, tc);
     TCase *down = tcase_create("stores_down");
     tcase_set_timeout(down, 60);

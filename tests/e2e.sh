@@ -185,7 +185,8 @@ export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-30}
 export MIPGW_TEST_URL=$url MIPGW_TEST_HOST=127.0.0.1 MIPGW_TEST_PORT=$port \
     MIPGW_TEST_PG_CONNINFO=$MIPGW_PG_CONNINFO MIPGW_TEST_REDIS_PORT=$MIPGW_REDIS_PORT \
     MIPGW_TEST_CTL="${ctl[*]}" MIPGW_TEST_GW_PID=$gw_pid MIPGW_TEST_GW_LOG=$state/mipgw.log \
-    MIPGW_TEST_BIN=$gw MIPGW_TEST_PORTAL_KEY=$MIPGW_TOKENS_PORTAL_KEY
+    MIPGW_TEST_BIN=$gw MIPGW_TEST_PORTAL_KEY=$MIPGW_TOKENS_PORTAL_KEY \
+    MIPGW_TEST_STALLPROXY=$builddir/tests/stallproxy
 # Every suite runs, even after one failed, so that one run shows all failures.
 result=0
 for suite in "${suites[@]}"; do

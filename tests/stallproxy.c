@@ -1,8 +1,13 @@
-/* stallproxy.c - a TCP proxy that can stall, for scripts/chaos: it sits
- * between the gateways and PostgreSQL and forwards bytes both ways, except
- * while a control file exists, when it forwards nothing and accepts nothing
- * (what a database server that has stopped answering looks like from the
- * client's side: connections open, no bytes).
+/* stallproxy.c - a TCP proxy that can stall, for scripts/chaos and the
+ * end-to-end tests: it sits between the gateways and a store and forwards
+ * bytes both ways, except while a control file exists:
+ *   - empty, it forwards nothing and accepts nothing (what a server that has
+ *     stopped answering looks like from the client's side: connections
+ *     open, no bytes);
+ *   - holding "swallow PREFIX", it forwards everything but the target's
+ *     reads that begin with PREFIX, which it drops (a server that ran a
+ *     command and whose answer never came: "swallow :" drops a Redis
+ *     integer reply read on its own).
  *
  *   stallproxy LISTEN_PORT TARGET_PORT CONTROL_FILE
  *
@@ -55,15 +60,35 @@ static void pair_close(struct pair *p)
     }
 }
 
+/* The control file's "swallow PREFIX", if it holds one (else ""). */
+static void read_swallow(const char *control, char *prefix, size_t cap)
+{
+    prefix[0] = '\0';
+    FILE *f = fopen(control, "r");
+    if (!f)
+        return;
+    char line[64];
+    if (fgets(line, sizeof(line), f) && strncmp(line, "swallow ", 8) == 0) {
+        line[strcspn(line, "\n")] = '\0';
+        size_t n = strlen(line + 8);
+        if (n < cap)
+            memcpy(prefix, line + 8, n + 1);
+    }
+    fclose(f);
+}
+
 /* Moves what is readable on from to to; false when the pair is done. The
  * target's socket is blocking-free enough for a proxy of a test: a short
- * write is finished before going on. */
-static bool pump(int from, int to)
+ * write is finished before going on. A read that begins with drop (when
+ * not NULL) is dropped. */
+static bool pump(int from, int to, const char *drop)
 {
     char buf[PROXY_BUF];
     ssize_t n = read(from, buf, sizeof(buf));
     if (n <= 0)
         return n < 0 && (errno == EAGAIN || errno == EINTR);
+    if (drop && *drop && (size_t)n >= strlen(drop) && memcmp(buf, drop, strlen(drop)) == 0)
+        return true;
     for (ssize_t off = 0; off < n;) {
         ssize_t w = send(to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
@@ -101,7 +126,12 @@ int main(int argc, char **argv)
     static int who[1 + 2 * PROXY_MAX_PAIRS];
     for (;;) {
         struct stat st;
+        char swallow[64] = "";
         bool stalled = stat(control, &st) == 0;
+        if (stalled) {
+            read_swallow(control, swallow, sizeof(swallow));
+            stalled = swallow[0] == '\0';
+        }
         int n = 0;
         if (!stalled) {
             pfd[n] = (struct pollfd){lfd, POLLIN, 0};
@@ -141,7 +171,7 @@ int main(int argc, char **argv)
             }
             struct pair *p = &pairs[who[j] / 2];
             int k = who[j] % 2;
-            if (p->fd[0] >= 0 && !pump(p->fd[k], p->fd[1 - k]))
+            if (p->fd[0] >= 0 && !pump(p->fd[k], p->fd[1 - k], k == 1 ? swallow : NULL))
                 pair_close(p);
         }
     }
