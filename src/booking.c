@@ -212,17 +212,26 @@ bool booking_parse_direction(yajl_val root, const char *path_lpu, int64_t now, i
     return when_fields(root, "date", now, horizon, b, why);
 }
 
-void booking_lock_key(const char *resource, int64_t begin_s, char *out, size_t cap)
+/* --- Redis: the fast path ---
+ *
+ * A cell's keys, "cell:<kind>:<resource>:<begin>" (begin in epoch seconds):
+ *   lock    a booking of the cell is being written (its lock value)
+ *   booked  the marker: the person who holds the cell
+ *   freed   the cell was just cancelled: a marker still on its way (a
+ *           refusal that read the booking before the cancellation) must
+ *           not be written back */
+static void cell_key(const char *kind, const char *resource, int64_t begin_s, char *out, size_t cap)
 {
-    snprintf(out, cap, "cell:lock:%s:%lld", resource, (long long)begin_s);
+    snprintf(out, cap, "cell:%s:%s:%lld", kind, resource, (long long)begin_s);
 }
 
-void booking_marker_key(const char *resource, int64_t begin_s, char *out, size_t cap)
+/* How long a cancelled cell's freed key lives: longer than a marker write
+ * can be on its way, from a booking's PostgreSQL call (which a failed
+ * batch may run twice) to its Redis script. */
+static int64_t freed_ttl_ms(const struct config *cfg)
 {
-    snprintf(out, cap, "cell:booked:%s:%lld", resource, (long long)begin_s);
+    return 2 * (int64_t)cfg->pg_timeout_ms + cfg->redis_timeout_ms + 5000;
 }
-
-/* --- Redis: the fast path --- */
 
 /* KEYS marker, lock; ARGV person, lock value, lock ttl (ms). Answers the
  * verdict: 0 taken by someone else; 1 locked for us; 2 the patient's own (a
@@ -237,12 +246,22 @@ static struct redis_script try_script = {
     "return 0\n",
     ""};
 
-/* KEYS marker, lock; ARGV holder ("" none), lock value ("" none), marker
- * ttl (ms). Compare-and-delete: a lock that expired and was taken by
- * another booking is not ours to delete. */
+/* KEYS marker, lock, freed; ARGV holder ("" none), lock value ("" none),
+ * marker ttl (ms). No marker on a cell just cancelled. Compare-and-delete:
+ * a lock that expired and was taken by another booking is not ours to
+ * delete. */
 static struct redis_script done_script = {
-    "if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end\n"
+    "if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])\n"
+    "end\n"
     "if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end\n"
+    "return 1\n",
+    ""};
+
+/* KEYS marker, freed; ARGV the freed key's lifetime (ms). */
+static struct redis_script cancel_script = {
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])\n"
     "return 1\n",
     ""};
 
@@ -252,6 +271,7 @@ static void booking_scripts_init(void)
 {
     redis_script_init(&try_script);
     redis_script_init(&done_script);
+    redis_script_init(&cancel_script);
 }
 
 static void on_done_reply(const redisReply *reply, enum store_status st, void *arg)
@@ -279,16 +299,16 @@ static void booking_redis_done(struct req *r, struct booking_req *b, const char 
         ttl_ms = until_begin_ms > 1000 ? until_begin_ms : 1000;
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
-    const char *argv[] = {b->marker_key, b->lock_key, holder ? holder : "",
+    const char *argv[] = {b->marker_key, b->lock_key, b->freed_key, holder ? holder : "",
                           b->locked ? b->lock_value : "", ttl};
-    if (redis_eval(r->w->redis, &done_script, on_done_reply, NULL, 2, 5, argv) != STORE_OK &&
+    if (redis_eval(r->w->redis, &done_script, on_done_reply, NULL, 3, 6, argv) != STORE_OK &&
         b->locked) {
         /* Redis is away now (often because the lock script missed its
          * deadline, and may have taken the lock all the same): the lock is
          * let go once it is back, rather than left to its lifetime. Not the
          * marker: a cancellation meanwhile could not have removed it. */
-        const char *unlock[] = {b->marker_key, b->lock_key, "", b->lock_value, ttl};
-        redis_eval_later(r->w->redis, &done_script, 2, 5, unlock);
+        const char *unlock[] = {b->marker_key, b->lock_key, b->freed_key, "", b->lock_value, ttl};
+        redis_eval_later(r->w->redis, &done_script, 3, 6, unlock);
     }
     b->locked = false;
 }
@@ -550,8 +570,9 @@ static void booking_on_try(const redisReply *reply, enum store_status st, void *
     if (st == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
         b->verdict = (int)reply->integer;
         b->locked = b->verdict == TRY_LOCKED;
-    } else if (st == STORE_TIMEOUT) {
-        /* Redis may have run the script and taken the lock: PostgreSQL
+    } else if (st != STORE_ERROR) {
+        /* Sent, and no answer (a deadline missed, the connection lost):
+         * Redis may have run the script and taken the lock. PostgreSQL
          * decides alone, and the lock is let go as if it were ours (a
          * compare-and-delete, a no-op if it is not). */
         b->locked = true;
@@ -571,7 +592,7 @@ static void booking_lock(struct req *r, struct booking_req *b)
     snprintf(ttl, sizeof(ttl), "%d", r->w->cfg->booking_lock_ttl_ms);
     const char *argv[] = {b->marker_key, b->lock_key, b->person, b->lock_value, ttl};
     if (redis_eval(r->w->redis, &try_script, booking_on_try, r, 2, 5, argv) != STORE_OK)
-        booking_on_try(NULL, STORE_DOWN, r);
+        booking_settled(r, b, b->session);  /* not sent: no lock, PostgreSQL decides alone */
 }
 
 static void booking_on_peek(const redisReply *reply, enum store_status st, void *arg)
@@ -625,8 +646,9 @@ void booking_book(struct req *r, struct booking_req *b, struct auth_state *auth,
     b->auth = auth;
     b->verdict = TRY_UNKNOWN;
     r->state = b;
-    booking_lock_key(b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
-    booking_marker_key(b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
+    cell_key("lock", b->resource, b->begin_s, b->lock_key, sizeof(b->lock_key));
+    cell_key("booked", b->resource, b->begin_s, b->marker_key, sizeof(b->marker_key));
+    cell_key("freed", b->resource, b->begin_s, b->freed_key, sizeof(b->freed_key));
     /* Our own tokens name their person: the marker and the session in one
      * round trip. A portal's token names a polis: its person comes with the
      * session, and the marker after it. */
@@ -645,16 +667,37 @@ struct cancel_op {
     cancel_cb cb;
     const char *visit_id;
     char resource[GUID_LEN + 1];
+    char marker_key[96], freed_key[96];
 };
+
+static void cancel_on_redis(const redisReply *reply, enum store_status st, void *arg);
+
+/* The cell's marker goes, and its freed key is set: now (answered to
+ * cancel_on_redis), or, later, as soon as Redis is reachable. */
+static enum store_status cancel_unmark(struct req *r, struct cancel_op *c, bool later)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)freed_ttl_ms(r->w->cfg));
+    const char *argv[] = {c->marker_key, c->freed_key, ttl};
+    if (!later)
+        return redis_eval(r->w->redis, &cancel_script, cancel_on_redis, r, 2, 3, argv);
+    redis_eval_later(r->w->redis, &cancel_script, 2, 3, argv);
+    return STORE_OK;
+}
 
 static void cancel_on_redis(const redisReply *reply, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct cancel_op *c = r->state;
     (void)reply;
-    if (st != STORE_OK)
-        log_warn("booking: a cancelled cell's marker was not deleted (%s); it expires within "
-                 "booking.marker_ttl_s", store_status_name(st));
+    if (st != STORE_OK) {
+        /* A marker left would answer 4009 for a free cell: it is deleted
+         * once Redis is back (a marker deleted too late costs the next
+         * booking of the cell only a trip to PostgreSQL). */
+        log_warn("booking: a cancelled cell's marker was not deleted (%s); it is deleted once "
+                 "Redis is back, or expires within booking.marker_ttl_s", store_status_name(st));
+        cancel_unmark(r, c, true);
+    }
     c->cb(r);
 }
 
@@ -680,13 +723,12 @@ static void cancel_on_pg(PGresult *res, enum store_status st, void *arg)
         req_fail1(r, id, c->visit_id);
         return;
     }
-    char key[96];
     util_strlcpy(c->resource, resource, sizeof(c->resource));
-    booking_marker_key(c->resource, YAJL_GET_INTEGER(begin), key, sizeof(key));
+    cell_key("booked", c->resource, YAJL_GET_INTEGER(begin), c->marker_key, sizeof(c->marker_key));
+    cell_key("freed", c->resource, YAJL_GET_INTEGER(begin), c->freed_key, sizeof(c->freed_key));
     yajl_tree_free(ans);
     schedule_cache_drop(r->w, c->resource);
-    const char *argv[] = {"DEL", key};
-    if (redis_commandv(r->w->redis, cancel_on_redis, r, 2, argv) != STORE_OK)
+    if (cancel_unmark(r, c, false) != STORE_OK)
         cancel_on_redis(NULL, STORE_DOWN, r);
 }
 

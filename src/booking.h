@@ -46,10 +46,6 @@ bool booking_split_pair(const char *s, char a[GUID_LEN + 1], char b[GUID_LEN + 1
 int64_t booking_local_epoch(int y, int m, int d, int minutes);
 /* Whether a session's "lpu:mkab,..." list holds a card in lpu. */
 bool booking_cards_have_lpu(const char *cards, const char *lpu);
-/* The Redis keys of a cell: "cell:lock:<resource>:<begin>" and
- * "cell:booked:<resource>:<begin>" (begin in epoch seconds). */
-void booking_lock_key(const char *resource, int64_t begin_s, char *out, size_t cap);
-void booking_marker_key(const char *resource, int64_t begin_s, char *out, size_t cap);
 
 enum booking_kind {
     BOOKING_ENTRY,      /* seed 001: RPGU token, lpu_code */
@@ -86,7 +82,7 @@ struct booking_req {
     bool with_session;            /* ... and the token's session with it */
     const char *session;          /* the session read with the marker (arena), or NULL */
     int verdict;                  /* their answer (booking.c's TRY_*) */
-    char lock_key[96], marker_key[96];
+    char lock_key[96], marker_key[96], freed_key[96];
     char lock_value[2 * GUID_LEN + 2];
     bool locked;                  /* the lock is ours, or may be (its script missed its
                                    * deadline): let go when the booking is settled */

@@ -23,8 +23,8 @@
 
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
-/* Scripts kept for the connection's return (redis_eval_later); past this,
- * the oldest is dropped. */
+/* Script calls kept for the connection's return (redis_eval_later); past
+ * this, the oldest is dropped. */
 #define REDIS_LATER_MAX 1024
 
 /* States of the connection. */
@@ -34,9 +34,10 @@ enum redis_state {
     REDIS_UP,          /* connected (and authenticated, if a password is set) */
 };
 
-/* A script waiting for the connection to come back (redis_eval_later). */
+/* A script call waiting for the connection to come back (redis_eval_later). */
 struct redis_later {
-    struct redis_later *next;
+    struct redis_later *next;      /* in the list; unused while in flight */
+    struct redis *r;
     struct redis_script *script;
     int nkeys, argc;
     char **argv;                   /* in the same allocation as this */
@@ -91,14 +92,22 @@ static void redis_set_down(struct redis *r)
     evtimer_del(r->connect_timer);
 }
 
-/* Drops the context now. Pending callbacks fire with NULL replies inside
- * redisAsyncFree; r->ac is cleared first so they see the connection gone. */
-static void redis_reset(struct redis *r)
+/* Takes the context away (down, a retry scheduled) and returns it for the
+ * caller to free. */
+static redisAsyncContext *redis_detach(struct redis *r)
 {
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     redis_set_down(r);
     redis_schedule_retry(r);
+    return ac;
+}
+
+/* Drops the context now. Pending callbacks fire with NULL replies inside
+ * redisAsyncFree; r->ac is cleared first so they see the connection gone. */
+static void redis_reset(struct redis *r)
+{
+    redisAsyncContext *ac = redis_detach(r);
     if (ac)
         redisAsyncFree(ac);
 }
@@ -163,12 +172,29 @@ static void redis_on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     METRIC_INC(r->m->redis_timeouts);
-    redis_deliver(c, NULL, STORE_TIMEOUT);
-    /* A server that misses a deadline is treated as gone: the reset hands
-     * this call (and every other pending one) back through redis_on_reply. */
     log_warn("redis: command missed its %d ms deadline; resetting the connection",
              r->cfg->redis_timeout_ms);
-    redis_reset(r);
+    /* A server that misses a deadline is treated as gone. The connection
+     * is down before the caller hears of it, so that what the caller sends
+     * next is refused (or kept for later), not queued on a context about to
+     * be freed; the free then hands this call (and every other pending one)
+     * back through redis_on_reply. */
+    redisAsyncContext *ac = redis_detach(r);
+    redis_deliver(c, NULL, STORE_TIMEOUT);
+    if (ac)
+        redisAsyncFree(ac);
+}
+
+/* Connected (and authenticated): commands are taken again, the kept ones
+ * first, and the next loss starts from the shortest backoff. */
+static void redis_set_up(struct redis *r)
+{
+    evtimer_del(r->connect_timer);
+    log_info("redis: connected");
+    r->state = REDIS_UP;
+    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    METRIC_SET(r->m->redis_up, 1);
+    redis_send_later(r);
 }
 
 static void redis_on_auth(const redisReply *reply, enum store_status st, void *arg)
@@ -180,9 +206,7 @@ static void redis_on_auth(const redisReply *reply, enum store_status st, void *a
             redis_reset(r);
         return;
     }
-    r->state = REDIS_UP;
-    METRIC_SET(r->m->redis_up, 1);
-    redis_send_later(r);
+    redis_set_up(r);
 }
 
 static enum store_status redis_send(struct redis *r, struct redis_call *c, int argc,
@@ -215,8 +239,8 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
     struct redis *r = ac->data;
     if (r->ac != ac)
         return;
-    evtimer_del(r->connect_timer);
     if (status != REDIS_OK) {
+        evtimer_del(r->connect_timer);
         /* hiredis frees the context after this callback. */
         log_debug("redis: connect failed: %s", ac->errstr);
         r->ac = NULL;
@@ -224,19 +248,17 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
         redis_schedule_retry(r);
         return;
     }
-    r->backoff_ms = REDIS_BACKOFF_MIN_MS;
     if (r->cfg->redis_password[0]) {
-        /* Commands are refused until AUTH succeeds: the state stays CONNECTING. */
+        /* Commands are refused until AUTH succeeds: the state stays
+         * CONNECTING, and the connect timer stays armed (an AUTH that could
+         * not even be sent resets the connection when it fires). */
         struct redis_call *c = redis_call_new(r, redis_on_auth, r);
         const char *argv[] = {"AUTH", r->cfg->redis_password};
         size_t lens[] = {4, strlen(r->cfg->redis_password)};
         redis_send(r, c, 2, argv, lens);
         return;
     }
-    log_info("redis: connected");
-    r->state = REDIS_UP;
-    METRIC_SET(r->m->redis_up, 1);
-    redis_send_later(r);
+    redis_set_up(r);
 }
 
 static void redis_on_disconnect(const redisAsyncContext *ac, int status)
@@ -408,18 +430,10 @@ enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb c
     return redis_send(r, c, c->argc, (const char **)c->argv, c->lens);
 }
 
-static void later_on_reply(const redisReply *reply, enum store_status st, void *arg)
+/* Puts a kept call at the end of the list, dropping the oldest past
+ * REDIS_LATER_MAX. */
+static void later_append(struct redis *r, struct redis_later *l)
 {
-    (void)reply;
-    (void)arg;
-    if (st != STORE_OK)
-        log_debug("redis: a kept script failed once sent (%s)", store_status_name(st));
-}
-
-void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int argc, const char **argv)
-{
-    if (redis_eval(r, s, later_on_reply, NULL, nkeys, argc, argv) == STORE_OK)
-        return;
     if (r->nlater >= REDIS_LATER_MAX) {
         struct redis_later *old = r->later;
         r->later = old->next;
@@ -427,13 +441,46 @@ void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int ar
             r->later_tail = &r->later;
         free(old);
         r->nlater--;
+        log_warn("redis: more than %d scripts kept for Redis's return; the oldest is dropped",
+                 REDIS_LATER_MAX);
     }
-    char **args = args_copy(sizeof(struct redis_later), argc, argv, NULL);
-    struct redis_later *l = (struct redis_later *)((char *)args - sizeof(struct redis_later));
-    *l = (struct redis_later){.script = s, .nkeys = nkeys, .argc = argc, .argv = args};
+    l->next = NULL;
     *r->later_tail = l;
     r->later_tail = &l->next;
     r->nlater++;
+}
+
+static void later_on_reply(const redisReply *reply, enum store_status st, void *arg);
+
+/* Sends a kept call; it stays kept (in flight) until Redis answers it. */
+static void later_send(struct redis *r, struct redis_later *l)
+{
+    if (redis_eval(r, l->script, later_on_reply, l, l->nkeys, l->argc, (const char **)l->argv) != STORE_OK)
+        later_append(r, l);
+}
+
+/* Answered (even with an error: running it again would give the same):
+ * done. No answer (a deadline missed, the connection lost): kept again,
+ * as the scripts kept are right however often they run. */
+static void later_on_reply(const redisReply *reply, enum store_status st, void *arg)
+{
+    struct redis_later *l = arg;
+    (void)reply;
+    if (st == STORE_OK || st == STORE_ERROR || l->r->closing) {
+        if (st == STORE_ERROR)
+            log_warn("redis: a kept script failed: %s", reply && reply->str ? reply->str : "?");
+        free(l);
+        return;
+    }
+    later_append(l->r, l);
+}
+
+void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int argc, const char **argv)
+{
+    char **args = args_copy(sizeof(struct redis_later), argc, argv, NULL);
+    struct redis_later *l = (struct redis_later *)((char *)args - sizeof(struct redis_later));
+    *l = (struct redis_later){.r = r, .script = s, .nkeys = nkeys, .argc = argc, .argv = args};
+    later_send(r, l);
 }
 
 /* The connection is up: the kept scripts go first, oldest first. */
@@ -445,7 +492,6 @@ static void redis_send_later(struct redis *r)
         if (!r->later)
             r->later_tail = &r->later;
         r->nlater--;
-        redis_eval(r, l->script, later_on_reply, NULL, l->nkeys, l->argc, (const char **)l->argv);
-        free(l);
+        later_send(r, l);
     }
 }

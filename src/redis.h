@@ -43,10 +43,10 @@ enum store_status redis_commandv(struct redis *r, redis_cb cb, void *arg, int ar
 /* Runs a script with nkeys keys first in argv. */
 enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb cb, void *arg,
                              int nkeys, int argc, const char **argv);
-/* The same, for a script that must run even if the connection is away now
- * and whose answer nobody waits for: sent now, or kept (the last
- * REDIS_LATER_MAX, in order) and sent first once connected again. Only for
- * scripts that are right whenever they run, such as a compare-and-delete. */
+/* For a script that must run even if the connection is away now and whose
+ * answer nobody waits for: sent now, or kept (the last REDIS_LATER_MAX, in
+ * order) and sent first once connected again. Only for scripts that are
+ * right whenever they run, such as a compare-and-delete. */
 void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int argc, const char **argv);
 
 #endif

@@ -6,7 +6,8 @@ enum store_status {
     STORE_OK = 0,      /* the store answered (for PostgreSQL: successfully) */
     STORE_ERROR,       /* the store answered with an error (SQLSTATE, Redis error reply) */
     STORE_TIMEOUT,     /* no answer before the deadline; the connection is reset */
-    STORE_DOWN,        /* not connected; refused at once */
+    STORE_DOWN,        /* not connected, refused at once; or the connection was lost
+                        * before the answer came (the call may have run) */
     STORE_BUSY,        /* connected but the queue is full; refused at once */
 };
 

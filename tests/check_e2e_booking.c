@@ -223,6 +223,18 @@ static long redis_keys_drained(const char *pattern)
     return n;
 }
 
+/* How many keys match pattern once they are n, or after 3 s (a call kept
+ * for Redis's return goes after the reconnect's backoff). */
+static long redis_keys_become(const char *pattern, long n)
+{
+    long got = redis_keys(pattern);
+    for (int i = 0; i < 60 && got != n; i++) {
+        sleep_ms(50);
+        got = redis_keys(pattern);
+    }
+    return got;
+}
+
 /* Every test starts with no active booking and no cell key in Redis. */
 static void clean(void)
 {
@@ -518,22 +530,47 @@ START_TEST(test_lock_released_on_refusal)
 }
 END_TEST
 
-/* tests/stallproxy between a gateway and the test Redis, controlled by
- * the file control (absent: it forwards everything); it dies with the
- * test. */
-static pid_t proxy_spawn(int port, const char *control)
+/* A cell just cancelled gets a freed key, and no marker is written while
+ * it lives: a refusal that read the booking before the cancellation (here:
+ * a booking still active, its marker deleted and the freed key set by
+ * hand) must not put back a marker that would refuse everyone else. */
+START_TEST(test_no_marker_on_freed_cell)
 {
-    const char *bin = env("MIPGW_TEST_STALLPROXY");
-    char lport[16];
-    snprintf(lport, sizeof(lport), "%d", port);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(bin, bin, lport, env("MIPGW_TEST_REDIS_PORT"), control, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {  /* until it listens */
+    char *ivanov = token_of(RPGU, &IVANOV), *petrova = token_of(RPGU, &PETROVA);
+    struct test_cell w = internet_cell(RES_THERAPIST, 19);
+    char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    ck_assert_int_eq(redis_keys_become("cell:booked:*", 1), 1);
+    ck_assert_int_eq(redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:booked:*'))"
+                               " do redis.call('DEL', k) redis.call('SET', string.gsub(k, 'booked', 'freed'),"
+                               " '1', 'PX', 60000) end\" 0"), 0);
+    EXPECT(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), 400, "4009", MSG_4009);
+    sleep_ms(200);  /* the marker would be written after the answer */
+    ck_assert_int_eq(redis_keys("cell:booked:*"), 0);
+    /* A real cancellation sets the freed key, for longer than a marker can
+     * be on its way (2 pg.timeout_ms + redis.timeout_ms + 5 s by default). */
+    redis_cli("EVAL \"for _, k in ipairs(redis.call('KEYS', 'cell:freed:*')) do redis.call('DEL', k) end\" 0");
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    ck_assert_int_eq(redis_keys("cell:freed:*"), 1);
+    ck_assert_int_eq(redis_keys("cell:booked:*"), 0);
+    long ttl = redis_long("EVAL \"return redis.call('PTTL', redis.call('KEYS', 'cell:freed:*')[1])\" 0");
+    ck_assert_msg(ttl > 5000 && ttl <= 9500, "the freed key lives %ld ms", ttl);
+    free(id), free(ivanov), free(petrova);
+}
+END_TEST
+
+/* A gateway of the test's own that reaches Redis through tests/stallproxy,
+ * with a short Redis deadline (300 ms) and a long lock lifetime (30 s):
+ * what Redis's misses do to a booking shows, and is not hidden by a lock
+ * expiring. MIPGW_TEST_PORT names it, for the helpers above (each test runs
+ * in a process of its own). The proxy dies with the test. */
+struct proxied {
+    pid_t proxy, gw;
+    char *control, *via;
+};
+
+static void proxy_wait(int port)
+{
+    for (int i = 0; i < 100; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -541,53 +578,110 @@ static pid_t proxy_spawn(int port, const char *control)
         if (fd >= 0)
             close(fd);
         if (up)
-            break;
+            return;
         sleep_ms(50);
     }
-    return pid;
+    ck_abort_msg("stallproxy did not listen on %d", port);
+}
+
+static struct proxied proxied_start(void)
+{
+    struct proxied p;
+    p.control = xasprintf("%s.proxy-%d", env("MIPGW_TEST_GW_LOG"), (int)getpid());
+    unlink(p.control);
+    int pport = free_port();
+    char lport[16];
+    snprintf(lport, sizeof(lport), "%d", pport);
+    const char *bin = env("MIPGW_TEST_STALLPROXY");
+    p.proxy = fork();
+    ck_assert_int_ge(p.proxy, 0);
+    if (p.proxy == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(bin, bin, lport, env("MIPGW_TEST_REDIS_PORT"), p.control, (char *)NULL);
+        _exit(127);
+    }
+    proxy_wait(pport);
+    p.via = xasprintf("MIPGW_REDIS_PORT=%d", pport);
+    const char *settings[] = {p.via, "MIPGW_REDIS_TIMEOUT_MS=300", "MIPGW_BOOKING_LOCK_TTL_MS=30000", NULL};
+    int port = gw_spawn(settings, &p.gw);
+    ck_assert_msg(ready_streak(port, 200, 3, 15000) >= 0, "the gateway behind the proxy is not ready");
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    setenv("MIPGW_TEST_PORT", portbuf, 1);
+    return p;
+}
+
+/* What the proxy does from now on (stallproxy.c): line, or NULL to forward
+ * everything. */
+static void proxied_control(const struct proxied *p, const char *line)
+{
+    if (!line) {
+        unlink(p->control);
+        return;
+    }
+    FILE *f = fopen(p->control, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", line);
+    fclose(f);
+}
+
+static double proxied_timeouts(void)
+{
+    return metric_at(atoi(env("MIPGW_TEST_PORT")), "mipgw_redis_timeouts_total");
+}
+
+static void proxied_stop(struct proxied *p)
+{
+    ck_assert_msg(gw_stop(p->gw) == 0, "the gateway behind the proxy did not exit 0 on SIGTERM");
+    kill(p->proxy, SIGKILL);
+    waitpid(p->proxy, NULL, 0);
+    unlink(p->control);
+    free(p->control), free(p->via);
 }
 
 /* A lock script that Redis ran but whose answer did not come in time (the
- * proxy drops it): the booking goes on with PostgreSQL alone, and the lock,
- * which the gateway cannot tell it holds, is let go once Redis is back
- * rather than left for its lifetime (30 s here). */
+ * proxy swallows it): the booking goes on with PostgreSQL alone, and the
+ * lock, which the gateway cannot tell it holds, is let go once Redis is
+ * back rather than left for its lifetime. */
 START_TEST(test_lock_released_after_timeout)
 {
     char *tok = token_of(RPGU, &IVANOV);
     struct test_cell w = internet_cell(RES_THERAPIST, 17);
-    char *control = xasprintf("%s.swallow-%d", env("MIPGW_TEST_GW_LOG"), (int)getpid());
-    unlink(control);
-    int pport = free_port();
-    pid_t proxy = proxy_spawn(pport, control);
-    char *via = xasprintf("MIPGW_REDIS_PORT=%d", pport);
-    const char *settings[] = {via, "MIPGW_REDIS_TIMEOUT_MS=300", "MIPGW_BOOKING_LOCK_TTL_MS=30000", NULL};
-    pid_t gw;
-    int port = gw_spawn(settings, &gw);
-    ck_assert_msg(ready_streak(port, 200, 3, 15000) >= 0, "the gateway behind the proxy is not ready");
-    double timeouts = metric_at(port, "mipgw_redis_timeouts_total");
-
-    FILE *f = fopen(control, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("swallow :\n", f);  /* the lock script's answer is an integer */
-    fclose(f);
-    /* entry() asks MIPGW_TEST_PORT; this test runs in a process of its own. */
-    char portbuf[16];
-    snprintf(portbuf, sizeof(portbuf), "%d", port);
-    setenv("MIPGW_TEST_PORT", portbuf, 1);
+    struct proxied p = proxied_start();
+    double timeouts = proxied_timeouts();
+    proxied_control(&p, "swallow :");  /* the lock script's answer is an integer */
     char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
-    unlink(control);
-    ck_assert_double_ge(metric_at(port, "mipgw_redis_timeouts_total"), timeouts + 1);
+    proxied_control(&p, NULL);
+    ck_assert_double_ge(proxied_timeouts(), timeouts + 1);
     ck_assert_int_eq(active_bookings(w.guid), 1);
-    long locks = redis_keys("cell:lock:*");
-    for (int i = 0; i < 60 && locks != 0; i++) {  /* the reconnect backs off 100 ms first */
-        sleep_ms(50);
-        locks = redis_keys("cell:lock:*");
-    }
-    ck_assert_msg(locks == 0, "the lock is still held 3 s after Redis came back");
-    ck_assert_msg(gw_stop(gw) == 0, "the gateway behind the proxy did not exit 0 on SIGTERM");
-    kill(proxy, SIGKILL);
-    waitpid(proxy, NULL, 0);
-    free(id), free(via), free(control), free(tok);
+    ck_assert_msg(redis_keys_become("cell:lock:*", 0) == 0, "the lock is still held 3 s after Redis came back");
+    proxied_stop(&p);
+    free(id), free(tok);
+}
+END_TEST
+
+/* A cancellation whose script (the marker deleted, the freed key set)
+ * never reached Redis (the proxy drops it): the marker is deleted once Redis is back, and the
+ * cell is booked by the next patient, not refused with 4009 for the
+ * marker's lifetime. */
+START_TEST(test_marker_dropped_after_timeout)
+{
+    char *ivanov = token_of(RPGU, &IVANOV), *petrova = token_of(RPGU, &PETROVA);
+    struct test_cell w = internet_cell(RES_THERAPIST, 18);
+    struct proxied p = proxied_start();
+    char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    ck_assert_int_eq(redis_keys_become("cell:booked:*", 1), 1);
+    double timeouts = proxied_timeouts();
+    /* The cancellation's script has six arguments; nothing else sent
+     * meanwhile has (its session is read by GET). */
+    proxied_control(&p, "drop *6\\r\\n$");
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    proxied_control(&p, NULL);
+    ck_assert_double_ge(proxied_timeouts(), timeouts + 1);
+    ck_assert_msg(redis_keys_become("cell:booked:*", 0) == 0, "the marker is still there 3 s after Redis came back");
+    char *again = entry_ok(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    proxied_stop(&p);
+    free(id), free(again), free(ivanov), free(petrova);
 }
 END_TEST
 
@@ -1000,6 +1094,8 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_sql_inlined);
     tcase_add_test(tc, test_lock_released_on_refusal);
     tcase_add_test(tc, test_lock_released_after_timeout);
+    tcase_add_test(tc, test_no_marker_on_freed_cell);
+    tcase_add_test(tc, test_marker_dropped_after_timeout);
     suite_add_tcase(s, tc);
     TCase *down = tcase_create("stores_down");
     tcase_set_timeout(down, 60);

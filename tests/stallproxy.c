@@ -7,7 +7,9 @@
  *   - holding "swallow PREFIX", it forwards everything but the target's
  *     reads that begin with PREFIX, which it drops (a server that ran a
  *     command and whose answer never came: "swallow :" drops a Redis
- *     integer reply read on its own).
+ *     integer reply read on its own);
+ *   - holding "drop PREFIX", the same with the client's reads (a command
+ *     that never reached the server).
  *
  *   stallproxy LISTEN_PORT TARGET_PORT CONTROL_FILE
  *
@@ -60,19 +62,31 @@ static void pair_close(struct pair *p)
     }
 }
 
-/* The control file's "swallow PREFIX", if it holds one (else ""). */
-static void read_swallow(const char *control, char *prefix, size_t cap)
+/* What the control file asks for besides a stall: "swallow PREFIX" (the
+ * target's reads) or "drop PREFIX" (the client's), PREFIX with the escapes
+ * \r and \n; dir 1 or 0, prefix "" when it asks for neither. */
+static void read_control(const char *control, int *dir, char *prefix, size_t cap)
 {
     prefix[0] = '\0';
     FILE *f = fopen(control, "r");
     if (!f)
         return;
     char line[64];
-    if (fgets(line, sizeof(line), f) && strncmp(line, "swallow ", 8) == 0) {
+    if (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
-        size_t n = strlen(line + 8);
-        if (n < cap)
-            memcpy(prefix, line + 8, n + 1);
+        const char *p = strncmp(line, "swallow ", 8) == 0 ? line + 8
+                        : strncmp(line, "drop ", 5) == 0  ? line + 5
+                                                          : NULL;
+        size_t n = 0;
+        for (; p && *p && n + 1 < cap; p++) {  /* the escapes \r and \n */
+            if (p[0] == '\\' && (p[1] == 'r' || p[1] == 'n')) {
+                prefix[n++] = *++p == 'r' ? '\r' : '\n';
+                continue;
+            }
+            prefix[n++] = *p;
+        }
+        prefix[n] = '\0';
+        *dir = line[0] == 's' ? 1 : 0;
     }
     fclose(f);
 }
@@ -126,11 +140,12 @@ int main(int argc, char **argv)
     static int who[1 + 2 * PROXY_MAX_PAIRS];
     for (;;) {
         struct stat st;
-        char swallow[64] = "";
+        char drop[64] = "";
+        int drop_dir = 1;
         bool stalled = stat(control, &st) == 0;
         if (stalled) {
-            read_swallow(control, swallow, sizeof(swallow));
-            stalled = swallow[0] == '\0';
+            read_control(control, &drop_dir, drop, sizeof(drop));
+            stalled = drop[0] == '\0';
         }
         int n = 0;
         if (!stalled) {
@@ -171,7 +186,7 @@ int main(int argc, char **argv)
             }
             struct pair *p = &pairs[who[j] / 2];
             int k = who[j] % 2;
-            if (p->fd[0] >= 0 && !pump(p->fd[k], p->fd[1 - k], k == 1 ? swallow : NULL))
+            if (p->fd[0] >= 0 && !pump(p->fd[k], p->fd[1 - k], k == drop_dir ? drop : NULL))
                 pair_close(p);
         }
     }
