@@ -50,7 +50,7 @@ static enum err_id check_err(enum id_check c)
 static enum err_id parse_polis(const char *series, const char *number, char *key, size_t cap,
                                const char **field)
 {
-    char s[48] = "", n[48];
+    char s[IDENT_POLIS_PART] = "", n[IDENT_POLIS_PART];
     *field = "n_pol";
     if (series) {
         if (ids_polis_part(series, s, sizeof(s)) != ID_OK) {
@@ -70,8 +70,9 @@ static enum err_id parse_polis(const char *series, const char *number, char *key
         }
         util_strlcpy(n, number, sizeof(n));
     }
-    snprintf(key, cap, "%s|%s", s, n);
-    return E_NONE;
+    /* Never cut short: two polises would share a key. */
+    int w = snprintf(key, cap, "%s|%s", s, n);
+    return w >= 0 && (size_t)w < cap ? E_NONE : E_PARAM_FORMAT;
 }
 
 static enum err_id parse_name(const char *v, char *out, size_t cap)

@@ -14,6 +14,8 @@
 
 #define IDENT_NAME_MAX 256
 #define IDENT_CARDS_MAX 2048
+/* A polis series or number, normalized (ids_polis_part), with its NUL. */
+#define IDENT_POLIS_PART 48
 
 /* How the patient is identified. */
 enum ident_method {
@@ -29,7 +31,7 @@ struct ident_query {
     enum ident_method method;
     enum stmt_id stmt;
     const char *values[2];        /* the statement's parameters (point into this struct) */
-    char polis_key[80];           /* SERIES|NUMBER, normalized; "" if none */
+    char polis_key[IDENT_POLIS_PART * 2]; /* SERIES|NUMBER, normalized; "" if none */
     char birthday[11];
     char snils[12];
     char person[37];

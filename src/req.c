@@ -5,6 +5,8 @@
 #include <sys/queue.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +87,13 @@ static void req_client_addr(struct req *r)
     util_strlcpy(r->client_addr, peer ? peer : "unknown", sizeof(r->client_addr));
     if (!peer || !worker_is_trusted_proxy(r->w, peer))
         return;
-    const char *xff = req_header(r, "X-Forwarded-For");
+    /* The last X-Forwarded-For line: a proxy that adds a line of its own
+     * rather than appending to the client's puts it after the client's. */
+    const char *xff = NULL;
+    struct evkeyvalq *hs = evhttp_request_get_input_headers(r->ev);
+    for (struct evkeyval *h = hs ? hs->tqh_first : NULL; h; h = h->next.tqe_next)
+        if (evutil_ascii_strcasecmp(h->key, "X-Forwarded-For") == 0)
+            xff = h->value;
     if (!xff)
         return;
     const char *last = strrchr(xff, ',');

@@ -1201,6 +1201,9 @@ START_TEST(test_ratelimit_forwarded_for)
     ck_assert_int_eq(get_status_at(port, p, a, NULL), 429);
     /* The last address of the list is the client's: the same A. */
     ck_assert_int_eq(get_status_at(port, p, "X-Forwarded-For: 10.9.8.7, 203.0.113.7", NULL), 429);
+    /* Two lines (a proxy that adds one of its own): the last is the proxy's,
+     * the first the client's to forge. */
+    ck_assert_int_eq(get_status_at(port, p, "X-Forwarded-For: 10.9.8.6", "X-Forwarded-For: 203.0.113.7"), 429);
     /* B has a budget of its own. */
     for (int i = 0; i < 5; i++)
         ck_assert_msg(get_status_at(port, p, b, NULL) == 200, "request %d from B refused", i + 1);

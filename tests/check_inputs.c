@@ -1,13 +1,15 @@
 /* check_inputs.c - unit tests of the pure parsers that fuzz/ feeds and that
  * had no unit tests of their own: the Basic credential (misauth_parse_basic),
- * the query string (req_query_decode) and the booking bodies
- * (booking_parse_entry, booking_parse_direction). A crash a fuzz target
+ * the query string (req_query_decode), the booking bodies
+ * (booking_parse_entry, booking_parse_direction) and a portal token's polis
+ * (identity_from_polis). A crash a fuzz target
  * finds in one of them is kept here as a test. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "booking.h"
+#include "identity.h"
 #include "json.h"
 #include "misauth.h"
 #include "req.h"
@@ -250,6 +252,23 @@ START_TEST(direction_reads)
 }
 END_TEST
 
+/* The longest polis there is (20 Cyrillic letters a part, two bytes each)
+ * keeps all of itself in its key: two polises that differ in their last
+ * letter are two identities, with caches and rate limits of their own. */
+START_TEST(polis_key_whole)
+{
+    const char *series = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
+    struct ident_query a, b;
+    ck_assert_int_eq(identity_from_polis(series, "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ", "1980-01-01", &a), E_NONE);
+    ck_assert_int_eq(identity_from_polis(series, "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЯ", "1980-01-01", &b), E_NONE);
+    ck_assert_uint_eq(strlen(a.polis_key), 40 + 1 + 40);
+    ck_assert_str_ne(a.polis_key, b.polis_key);
+    ck_assert_str_ne(a.key, b.key);
+    /* One letter more is no polis. */
+    ck_assert_int_eq(identity_from_polis(series, "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ", "1980-01-01", &a), E_PARAM_FORMAT);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inputs");
@@ -261,6 +280,7 @@ int main(void)
     tcase_add_test(tc, entry_reads);
     tcase_add_test(tc, entry_refusals);
     tcase_add_test(tc, direction_reads);
+    tcase_add_test(tc, polis_key_whole);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
