@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +61,7 @@ struct setting {
 static int check_ip(char *value, char *msg, size_t cap);
 static int check_ip_list(char *value, char *msg, size_t cap);
 static int check_nonempty(char *value, char *msg, size_t cap);
+static int check_conninfo(char *value, char *msg, size_t cap);
 static int check_redis_host(char *value, char *msg, size_t cap);
 static int check_zone(char *value, char *msg, size_t cap);
 static int check_log_level(char *value, char *msg, size_t cap);
@@ -113,8 +115,8 @@ static const struct setting settings[] = {
 
     /* [pg] */
     S_STR("pg", "conninfo", T_CONNINFO, pg_conninfo,
-          "hostaddr=127.0.0.1 port=5432 dbname=mipgw user=mipgw connect_timeout=3", check_nonempty,
-          "libpq connection string; use hostaddr or a socket directory (a host name blocks on DNS)"),
+          "hostaddr=127.0.0.1 port=5432 dbname=mipgw user=mipgw connect_timeout=3", check_conninfo,
+          "libpq connection string; a host name needs its address in hostaddr too (libpq looks names up with a blocking call)"),
     S_INT("pg", "pool_size", pg_pool_size, "4", 1, 64,
           "PostgreSQL connections per worker thread"),
     S_INT("pg", "timeout_ms", pg_timeout_ms, "2000", 1, MS_MAX,
@@ -440,6 +442,50 @@ static int check_nonempty(char *value, char *msg, size_t cap)
     if (!*value)
         return fail(msg, cap, "must not be empty");
     return 0;
+}
+
+/* A libpq string whose hosts need no name look-up: libpq resolves a name
+ * in host= with getaddrinfo, a blocking call, inside the worker's event
+ * loop at every (re)connect. Each host must be a socket directory or an IP
+ * address, unless hostaddr= gives the addresses (host= then serves TLS
+ * and the passfile). */
+static int check_conninfo(char *value, char *msg, size_t cap)
+{
+    if (!*value)
+        return fail(msg, cap, "must not be empty");
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(value, &perr);
+    if (!opts) {
+        int rc = fail(msg, cap, "not a libpq connection string: %s", perr ? perr : "out of memory");
+        PQfreemem(perr);
+        return rc;
+    }
+    const char *host = NULL, *hostaddr = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            hostaddr = o->val;
+    }
+    int rc = 0;
+    if (host && *host && !(hostaddr && *hostaddr)) {
+        for (const char *h = host; *h && rc == 0;) {
+            size_t n = strcspn(h, ",");
+            char one[256];
+            if (n < sizeof(one)) {
+                memcpy(one, h, n);
+                one[n] = '\0';
+                if (one[0] && one[0] != '/' && one[0] != '@' && !is_ip_literal(one))
+                    rc = fail(msg, cap,
+                              "host \"%s\" is a name, which libpq would look up with a blocking call "
+                              "in a worker; give its address in hostaddr= as well",
+                              one);
+            }
+            h += n + (h[n] == ',');
+        }
+    }
+    PQconninfoFree(opts);
+    return rc;
 }
 
 static int check_redis_host(char *value, char *msg, size_t cap)
