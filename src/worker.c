@@ -20,12 +20,16 @@
 #include "errors.h"
 #include "log.h"
 #include "pg.h"
+#include "ratelimit.h"
 #include "redis.h"
 #include "req.h"
 #include "router.h"
 #include "schedule.h"
 
 #define WORKER_DRAIN_POLL_MS 20
+/* Keys a worker's own rate-limit counters hold (24 bytes each): more client
+ * addresses and identities than one worker sees in a window. */
+#define WORKER_RATELIMIT_SLOTS 8192
 /* The most a connection's bufferevent hands the kernel in one write. */
 #define WORKER_MAX_SINGLE_WRITE ((size_t)256 << 10)
 
@@ -249,6 +253,11 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         snprintf(err, errlen, "cannot allocate the token memo");
         return -1;
     }
+    w->ratelimits = ratelimit_new(WORKER_RATELIMIT_SLOTS);
+    if (!w->ratelimits) {
+        snprintf(err, errlen, "cannot allocate the rate-limit counters");
+        return -1;
+    }
     return 0;
 }
 
@@ -294,6 +303,7 @@ void worker_free(struct worker *w)
     /* After the pool: its shutdown answers the schedule's fills under way. */
     schedule_cache_free(w->schedule);
     token_memo_free(w->token_memo);
+    ratelimit_free(w->ratelimits);
     if (w->bound)
         evhttp_del_accept_socket(w->http, w->bound);
     evhttp_free(w->http);

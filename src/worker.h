@@ -53,6 +53,7 @@ struct worker {
     char id_prefix[9];
     struct schedule_cache *schedule;  /* the schedule view's cells (schedule.h) */
     struct token_memo *token_memo;    /* tokens that verified (token.h) */
+    struct ratelimit *ratelimits;     /* the limits' own counters, Redis away (ratelimit.h) */
     struct janitor janitor;           /* worker 0's sweep of expired rows (janitor.h) */
     struct connwatch *conns;          /* each connection's request deadline (connwatch.h) */
     struct req_spare *req_spares;     /* freed requests kept for the next ones (req.c) */

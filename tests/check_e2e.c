@@ -1213,6 +1213,30 @@ START_TEST(test_ratelimit_forwarded_for)
 }
 END_TEST
 
+/* Redis stopped: tokens are still issued, from PostgreSQL, and the limits
+ * still hold, counted by the worker (one here) on its own. */
+START_TEST(test_ratelimit_redis_down)
+{
+    static const char *const settings[] = {"MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=3",
+                                           "MIPGW_RATELIMIT_TOKEN_PER_ADDR=1000", NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    const char *xff = "X-Forwarded-For: 198.51.100.78";
+    char *p = qpath(COD, "n_pol", SMIRNOVA_ENP, "birthday", SMIRNOVA_BDAY, NULL);
+    ck_assert_int_eq(ctl("redis-stop"), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(get_status_at(port, p, xff, NULL) == 200, "request %d for Смирнова refused", i + 1);
+    ck_assert_int_eq(get_status_at(port, p, xff, NULL), 429);
+    free(p);
+    /* Another identity has its own budget. */
+    p = qpath(COD, "n_pol", FEDOROV_ENP, "birthday", FEDOROV_BDAY, NULL);
+    ck_assert_int_eq(get_status_at(port, p, xff, NULL), 200);
+    free(p);
+    ck_assert_int_eq(ctl("redis-start"), 0);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 /* A person's index of cached keys (pkeys:, identity.h) names the tokens
  * issued to the person, and a person who keeps asking keeps it alive: the
  * members whose tokens expired are dropped as new ones come, so that it
@@ -1804,6 +1828,14 @@ static Suite *e2e_suite(void)
     suite_add_tcase(s, tc);
 
     /* The stores go away last; each comes back even if its test fails. */
+    tc = tcase_create("ratelimit_redis_down");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, spawn_setup, spawn_teardown);
+    tcase_add_checked_fixture(tc, NULL, redis_restore);
+    tcase_add_unchecked_fixture(tc, NULL, redis_restore);
+    tcase_add_test(tc, test_ratelimit_redis_down);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("redis_outage");
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, NULL, redis_restore);

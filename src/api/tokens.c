@@ -9,7 +9,8 @@
  *   store   cache the identity, the session and the person's index: one script
  *   reply   {token, tokenBeginLifeTime, tokenEndLifeTime}
  * Redis being down skips its steps: tokens are still issued from
- * PostgreSQL, and verified later from the signature and PostgreSQL. */
+ * PostgreSQL, and verified later from the signature and PostgreSQL; the
+ * rate limits are then counted by each worker on its own. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "ids.h"
 #include "json.h"
 #include "pg.h"
+#include "ratelimit.h"
 #include "redis.h"
 #include "token.h"
 #include "worker.h"
@@ -34,6 +36,7 @@ struct issue {
     struct ident_result found;
     struct token_claims claims; /* jti chosen before the Redis step */
     char k_ident[80], k_tok[48];  /* its Redis keys: ident:{key}, tok:{jti} */
+    char k_addr[96], k_id[96];    /* ... and its rate limits' */
 };
 
 static void issue_pg(struct req *r);
@@ -98,13 +101,30 @@ static int issue_ttl(const struct req *r, const struct issue *is)
     return is->type == TOKEN_COD ? cfg->tokens_cod_ttl_s : cfg->tokens_rpgu_ttl_s;
 }
 
+/* Redis failed us: the worker's own counters limit (ratelimit.h), and
+ * PostgreSQL alone finds the person. */
+static void issue_without_redis(struct req *r)
+{
+    struct issue *is = r->state;
+    const struct config *cfg = r->w->cfg;
+    int64_t now = util_wall_us() / 1000000;
+    bool over = ratelimit_hit(r->w->ratelimits, is->k_addr, cfg->ratelimit_token_per_addr,
+                              cfg->ratelimit_window_s, now);
+    over |= ratelimit_hit(r->w->ratelimits, is->k_id, cfg->ratelimit_token_per_identity,
+                          cfg->ratelimit_window_s, now);
+    if (over) {
+        req_fail(r, E_RATE_LIMITED);
+        return;
+    }
+    issue_pg(r);
+}
+
 static void issue_on_script(const redisReply *reply, enum store_status st, void *arg)
 {
     struct req *r = arg;
     struct issue *is = r->state;
     if (st != STORE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        /* Redis failed us: PostgreSQL alone decides, and nobody is limited. */
-        issue_pg(r);
+        issue_without_redis(r);
         return;
     }
     if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 1) {
@@ -162,18 +182,18 @@ static void issue_redis(struct req *r)
     pthread_once(&issue_script_once, issue_script_init);
     util_guid(is->claims.jti);
 
-    char k_addr[96], k_id[96], tail[96];
-    snprintf(k_addr, sizeof(k_addr), "rl:tok-addr:%s", r->client_addr);
-    snprintf(k_id, sizeof(k_id), "rl:tok-id:%s", is->q.subject);
+    char tail[96];
+    snprintf(is->k_addr, sizeof(is->k_addr), "rl:tok-addr:%s", r->client_addr);
+    snprintf(is->k_id, sizeof(is->k_id), "rl:tok-id:%s", is->q.subject);
     snprintf(is->k_ident, sizeof(is->k_ident), "ident:%s", is->q.key);
     snprintf(is->k_tok, sizeof(is->k_tok), "tok:%s", is->claims.jti);
     /* The session value is auth_session_encode's: "1|person|source|type|cards";
      * the script splices the cached "person;cards" into it. */
     snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
-    const char *argv[] = {k_addr, k_id, is->k_ident, is->k_tok, k->window, k->lim_addr, k->lim_id,
-                          k->ttl[t], "1|", tail, k->idx_ttl};
+    const char *argv[] = {is->k_addr, is->k_id, is->k_ident, is->k_tok, k->window, k->lim_addr,
+                          k->lim_id, k->ttl[t], "1|", tail, k->idx_ttl};
     if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 11, argv) != STORE_OK)
-        issue_pg(r);
+        issue_without_redis(r);
 }
 
 /* --- step: PostgreSQL (the identity look-up), then store --- */
