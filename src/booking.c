@@ -258,9 +258,11 @@ static struct redis_script done_script = {
     "return 1\n",
     ""};
 
-/* KEYS marker, freed; ARGV the freed key's lifetime (ms). */
+/* KEYS marker, freed; ARGV the freed key's lifetime (ms), the person who
+ * cancelled. The marker goes if it names that person: a cancellation asked
+ * again, after the cell was booked by someone else, leaves theirs. */
 static struct redis_script cancel_script = {
-    "redis.call('DEL', KEYS[1])\n"
+    "if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end\n"
     "redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])\n"
     "return 1\n",
     ""};
@@ -667,6 +669,7 @@ struct cancel_op {
     cancel_cb cb;
     const char *visit_id;
     char resource[GUID_LEN + 1];
+    const char *person;
     char marker_key[96], freed_key[96];
 };
 
@@ -678,10 +681,10 @@ static enum store_status cancel_unmark(struct req *r, struct cancel_op *c, bool 
 {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)freed_ttl_ms(r->w->cfg));
-    const char *argv[] = {c->marker_key, c->freed_key, ttl};
+    const char *argv[] = {c->marker_key, c->freed_key, ttl, c->person};
     if (!later)
-        return redis_eval(r->w->redis, &cancel_script, cancel_on_redis, r, 2, 3, argv);
-    redis_eval_later(r->w->redis, &cancel_script, 2, 3, argv);
+        return redis_eval(r->w->redis, &cancel_script, cancel_on_redis, r, 2, 4, argv);
+    redis_eval_later(r->w->redis, &cancel_script, 2, 4, argv);
     return STORE_OK;
 }
 
@@ -739,6 +742,7 @@ void booking_cancel(struct req *r, const char *person, const char *lpu, const ch
     struct cancel_op *c = req_alloc(r, sizeof(*c));
     c->cb = cb;
     c->visit_id = req_strdup(r, visit_id);
+    c->person = req_strdup(r, person);
     r->state = c;
     yajl_gen g = json_gen_new();
     yajl_gen_map_open(g);
