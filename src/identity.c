@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "ids.h"
 #include "redis.h"
 #include "util.h"
@@ -370,19 +371,25 @@ bool identity_decode(const char *s, struct ident_result *out)
     return util_strlcpy(out->cards, semi + 1, sizeof(out->cards));
 }
 
-/* The index set and every key it names go in one script, so that a token
- * issued meanwhile either lands in the set before (and is dropped) or after
- * (and is fresh). A look-up that read PostgreSQL before the change but
- * stores after this script would cache the old cards again: the guard key
- * pfgt:{person} tells the store step not to (see IDENT_FORGET_GUARD_S). The
- * keys in the set are not declared: a Redis Cluster would need the person's
- * keys hash-tagged alike. */
+/* The index's buckets and every key they name go in one script, so that a
+ * token issued meanwhile either lands in a bucket before (and is dropped)
+ * or after (and is fresh). A look-up that read PostgreSQL before the change
+ * but stores after this script would cache the old cards again: the guard
+ * key pfgt:{person} tells the store step not to (see IDENT_FORGET_GUARD_S).
+ * KEYS index prefix, guard; ARGV guard ttl, first and last bucket. The
+ * buckets and the keys in them are not declared: a Redis Cluster would need
+ * the person's keys hash-tagged alike. */
 static struct redis_script forget_script = {
-    "local ks = redis.call('ZRANGE', KEYS[1], 0, -1) "
-    "for i = 1, #ks do redis.call('DEL', ks[i]) end "
-    "redis.call('DEL', KEYS[1]) "
+    "local n = 0 "
+    "for b = tonumber(ARGV[2]), tonumber(ARGV[3]) do "
+    "  local idx = KEYS[1] .. ':' .. b "
+    "  local ks = redis.call('SMEMBERS', idx) "
+    "  for i = 1, #ks do redis.call('DEL', ks[i]) end "
+    "  redis.call('DEL', idx) "
+    "  n = n + #ks "
+    "end "
     "redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) "
-    "return #ks",
+    "return n",
     ""};
 static pthread_once_t forget_once = PTHREAD_ONCE_INIT;
 
@@ -405,16 +412,37 @@ static void forget_on_reply(const redisReply *reply, enum store_status st, void 
     f.done(f.arg);
 }
 
-void identity_forget_person(struct redis *rd, const char *person_guid, void (*done)(void *arg), void *arg)
+int identity_index_ttl(const struct config *cfg)
+{
+    int t = cfg->tokens_ident_cache_ttl_s;
+    if (cfg->tokens_cod_ttl_s > t)
+        t = cfg->tokens_cod_ttl_s;
+    return cfg->tokens_rpgu_ttl_s > t ? cfg->tokens_rpgu_ttl_s : t;
+}
+
+void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char expireat[24])
+{
+    int64_t len = identity_index_ttl(cfg), b = now_s / len;
+    snprintf(bucket, 24, "%lld", (long long)b);
+    snprintf(expireat, 24, "%lld", (long long)((b + 2) * len));
+}
+
+void identity_forget_person(struct redis *rd, const struct config *cfg, const char *person_guid,
+                            void (*done)(void *arg), void *arg)
 {
     pthread_once(&forget_once, forget_init);
     struct forget *f = malloc(sizeof(*f));
-    char k_idx[48], k_guard[48], guard_ttl[16];
+    /* Every bucket that may live: the current one and the one before, and
+     * one more each way for another gateway's clock. */
+    int64_t b = (util_wall_us() / 1000000) / identity_index_ttl(cfg);
+    char k_idx[48], k_guard[48], guard_ttl[16], first[24], last[24];
     snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s", person_guid);
     snprintf(k_guard, sizeof(k_guard), "pfgt:%s", person_guid);
     snprintf(guard_ttl, sizeof(guard_ttl), "%d", IDENT_FORGET_GUARD_S);
-    const char *argv[] = {k_idx, k_guard, guard_ttl};
-    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 2, 3, argv) != STORE_OK) {
+    snprintf(first, sizeof(first), "%lld", (long long)(b - 2));
+    snprintf(last, sizeof(last), "%lld", (long long)(b + 1));
+    const char *argv[] = {k_idx, k_guard, guard_ttl, first, last};
+    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 2, 5, argv) != STORE_OK) {
         free(f);
         done(arg);
         return;

@@ -84,8 +84,9 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  *               a miss ("-") lives IDENT_MISS_TTL_S at most, since a card
  *               uploaded later must be found soon and no person owns it yet
  * tok:{jti}     a token's session (auth.h)
- * pkeys:{person} the ident: and tok: keys above that name this person, so
- *               that a change of the person's cards drops them (see below)
+ * pkeys:{person}:{bucket} the ident: and tok: keys above that name this
+ *               person, so that a change of the person's cards drops them
+ *               (see below)
  * pfgt:{person} set for IDENT_FORGET_GUARD_S when they were dropped: a
  *               look-up that read PostgreSQL before the change and stores
  *               after it caches nothing while this exists */
@@ -95,32 +96,35 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  * 0.5 s). */
 #define IDENT_FORGET_GUARD_S 10
 
-/* The index is a sorted set scored by each key's expiry (ms, Redis's
- * clock), from which the members whose keys have expired are dropped, so
- * that it names about the person's live keys however long the person keeps
- * asking. Dropping costs a range delete; one addition in 16 (by the clock's
- * millisecond) does it, which leaves a few expired members at most.
- * IDENT_INDEX_ADD_LUA is a Lua prelude for the scripts that add to it:
- * index_add(idx, ttl, key, key_ttl, ...) adds each key with its lifetime
- * (seconds) and gives the index ttl seconds. */
+/* A person's index is kept in buckets of identity_index_ttl() seconds,
+ * pkeys:{person}:{bucket}: a key goes to the bucket of the time it is
+ * cached, and a bucket expires when every key it can name has ((bucket + 2)
+ * bucket lengths: its end, plus the longest lifetime of a key). So the
+ * index names the person's live keys and at most a bucket's worth of
+ * expired ones however long the person keeps asking, at the cost of one
+ * SADD and one EXPIREAT an addition. IDENT_INDEX_ADD_LUA is a Lua prelude
+ * for the scripts that add to it: index_add(bucket_key, expireat, key...). */
 #define IDENT_INDEX_PREFIX "pkeys:"
 #define IDENT_INDEX_ADD_LUA \
-    "local function index_add(idx, ttl, ...) " \
-    "  local t = redis.call('TIME') " \
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) " \
-    "  if now % 16 == 0 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now) end " \
-    "  for i = 1, select('#', ...), 2 do " \
-    "    local k, kttl = select(i, ...) " \
-    "    redis.call('ZADD', idx, now + 1000 * tonumber(kttl), k) " \
-    "  end " \
-    "  redis.call('EXPIRE', idx, ttl) " \
+    "local function index_add(idx, expireat, ...) " \
+    "  redis.call('SADD', idx, ...) " \
+    "  redis.call('EXPIREAT', idx, expireat) " \
     "end "
+
+struct config;
+/* The longest lifetime of a key an index names (seconds): the identity
+ * cache's, COD tokens' and RPGU tokens', whichever is longest. */
+int identity_index_ttl(const struct config *cfg);
+/* The bucket a key cached at now_s goes to, and when that bucket expires
+ * (epoch seconds), as decimal strings. */
+void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char expireat[24]);
 
 struct redis;
 /* Drops every cached look-up and token session of a person (they are
  * rebuilt from PostgreSQL when next needed). done(arg) runs once when Redis
  * has done it or could not; with Redis down it runs before this returns,
  * as the keys then cannot be reached (they expire by themselves). */
-void identity_forget_person(struct redis *rd, const char *person_guid, void (*done)(void *arg), void *arg);
+void identity_forget_person(struct redis *rd, const struct config *cfg, const char *person_guid,
+                            void (*done)(void *arg), void *arg);
 
 #endif

@@ -76,7 +76,7 @@ static void upload_on_pg(PGresult *res, enum store_status st, void *arg)
         return;
     }
     if (u->res.mkab == PATIENT_UPLOADED && u->res.changed && u->res.person[0]) {
-        identity_forget_person(r->w->redis, u->res.person, upload_on_forgotten, r);
+        identity_forget_person(r->w->redis, r->w->cfg, u->res.person, upload_on_forgotten, r);
         return;
     }
     upload_reply(r);

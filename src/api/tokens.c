@@ -83,7 +83,7 @@ static struct redis_script issue_script = {
     "    local person = string.sub(v, 1, sep - 1) "
     "    redis.call('SET', KEYS[4], ARGV[5] .. person .. '|' .. ARGV[6] .. '|' "
     "               .. string.sub(v, sep + 1), 'EX', ARGV[4]) "
-    "    index_add('" IDENT_INDEX_PREFIX "' .. person, ARGV[7], KEYS[4], ARGV[4]) "
+    "    index_add('" IDENT_INDEX_PREFIX "' .. person .. ':' .. ARGV[7], ARGV[8], KEYS[4]) "
     "  end "
     "end "
     "return {0, v}",
@@ -139,21 +139,12 @@ static void issue_on_script(const redisReply *reply, enum store_status st, void 
     issue_pg(r);
 }
 
-static int issue_index_ttl(const struct config *cfg)
-{
-    int t = cfg->tokens_ident_cache_ttl_s;
-    if (cfg->tokens_cod_ttl_s > t)
-        t = cfg->tokens_cod_ttl_s;
-    return cfg->tokens_rpgu_ttl_s > t ? cfg->tokens_rpgu_ttl_s : t;
-}
-
 /* The script's arguments that only the configuration decides, formatted
  * once per thread rather than per request. */
 struct issue_consts {
     bool ready;
     char window[24], lim_addr[16], lim_id[16];
     char ttl[2][16];   /* [0] COD, [1] RPGU */
-    char idx_ttl[16];  /* the person's index outlives every key it names */
     char type[2][8];
 };
 
@@ -166,7 +157,6 @@ static const struct issue_consts *issue_consts(const struct config *cfg)
         snprintf(k.lim_id, sizeof(k.lim_id), "%d", cfg->ratelimit_token_per_identity);
         snprintf(k.ttl[0], sizeof(k.ttl[0]), "%d", cfg->tokens_cod_ttl_s);
         snprintf(k.ttl[1], sizeof(k.ttl[1]), "%d", cfg->tokens_rpgu_ttl_s);
-        snprintf(k.idx_ttl, sizeof(k.idx_ttl), "%d", issue_index_ttl(cfg));
         snprintf(k.type[0], sizeof(k.type[0]), "%d", (int)TOKEN_COD);
         snprintf(k.type[1], sizeof(k.type[1]), "%d", (int)TOKEN_RPGU);
         k.ready = true;
@@ -190,9 +180,11 @@ static void issue_redis(struct req *r)
     /* The session value is auth_session_encode's: "1|person|source|type|cards";
      * the script splices the cached "person;cards" into it. */
     snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
+    char bucket[24], expireat[24];
+    identity_index_bucket(r->w->cfg, util_wall_us() / 1000000, bucket, expireat);
     const char *argv[] = {is->k_addr, is->k_id, is->k_ident, is->k_tok, k->window, k->lim_addr,
-                          k->lim_id, k->ttl[t], "1|", tail, k->idx_ttl};
-    if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 11, argv) != STORE_OK)
+                          k->lim_id, k->ttl[t], "1|", tail, bucket, expireat};
+    if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 12, argv) != STORE_OK)
         issue_without_redis(r);
 }
 
@@ -215,9 +207,9 @@ static struct redis_script store_script = {
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
     "if ARGV[3] ~= '' then "
     "  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) "
-    "  index_add(KEYS[3], ARGV[5], KEYS[1], ARGV[2], KEYS[2], ARGV[4]) "
+    "  index_add(KEYS[3], ARGV[5], KEYS[1], KEYS[2]) "
     "else "
-    "  index_add(KEYS[3], ARGV[5], KEYS[1], ARGV[2]) "
+    "  index_add(KEYS[3], ARGV[5], KEYS[1]) "
     "end "
     "return 1",
     ""};
@@ -248,12 +240,12 @@ static void issue_store(struct req *r)
         st = redis_commandv(rd, issue_on_stored, r, 5, (const char *[]){"SET", is->k_ident, val, "EX", ttl});
     } else {
         pthread_once(&store_script_once, store_script_init);
-        char k_idx[48], k_guard[48], tok_ttl[16], idx_ttl[16];
-        snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s", is->found.person);
+        char k_idx[80], k_guard[48], tok_ttl[16], bucket[24], expireat[24];
+        identity_index_bucket(cfg, util_wall_us() / 1000000, bucket, expireat);
+        snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s:%s", is->found.person, bucket);
         snprintf(k_guard, sizeof(k_guard), "pfgt:%s", is->found.person);
         snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
         snprintf(tok_ttl, sizeof(tok_ttl), "%d", issue_ttl(r, is));
-        snprintf(idx_ttl, sizeof(idx_ttl), "%d", issue_index_ttl(cfg));
         struct buf v;
         buf_init(&v);
         if (is->found.cards[0]) {
@@ -263,7 +255,7 @@ static void issue_store(struct req *r)
             auth_session_encode(&s, &v);
         }
         const char *argv[] = {is->k_ident, is->k_tok, k_idx, k_guard, val, ttl, v.data ? v.data : "",
-                              tok_ttl, idx_ttl};
+                              tok_ttl, expireat};
         st = redis_eval(rd, &store_script, issue_on_stored, r, 4, 9, argv);
         buf_free(&v);
     }
