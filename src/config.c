@@ -155,6 +155,8 @@ static const struct setting settings[] = {
           "lifetime of the tokens the gateway issues, in seconds"),
     S_INT("tokens", "rpgu_ttl_s", tokens_rpgu_ttl_s, "600", 1, TTL_MAX,
           "lifetime of RPGU tokens, in seconds"),
+    S_INT("tokens", "portal_max_ttl_s", tokens_portal_max_ttl_s, "86400", 60, TTL_MAX,
+          "a portal's RPGU token that claims to live longer than this from now is refused (5008), in seconds"),
     S_INT("tokens", "ident_cache_ttl_s", tokens_ident_cache_ttl_s, "60", 1, TTL_MAX,
           "identity look-ups are cached in Redis this long, in seconds"),
     S_INT("tokens", "min_key_len", tokens_min_key_len, "32", 32, CONFIG_MAX_KEY - 1,

@@ -52,6 +52,7 @@ struct config {
     char tokens_portal_key_file[512];
     int tokens_cod_ttl_s;
     int tokens_rpgu_ttl_s;
+    int tokens_portal_max_ttl_s;
     int tokens_ident_cache_ttl_s;  /* identity look-ups cached in Redis this long */
     int tokens_min_key_len;
 

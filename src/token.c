@@ -678,6 +678,10 @@ enum token_verdict token_verify_header(const struct token_keys *keys, const char
         verdict = TOKEN_EXPIRED;
         goto done;
     }
+    /* A portal's token is bounded by what we allow, not only by what the
+     * portal wrote: one that leaks must not work for years. */
+    if (!ours && keys->portal_max_ttl_s > 0 && c.exp - now > keys->portal_max_ttl_s)
+        goto done;
     if (out != NULL)
         *out = c;
     verdict = TOKEN_VALID;

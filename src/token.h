@@ -38,6 +38,8 @@ struct token_keys {
     size_t own_len;
     const unsigned char *portal;   /* portals' shared key for RPGU tokens; NULL: none */
     size_t portal_len;
+    int64_t portal_max_ttl_s;      /* a portal's token living longer from now is malformed;
+                                    * 0: no bound */
     const unsigned char *cabinet;  /* the eHealth cabinet's key; NULL: the cabinet is off */
     size_t cabinet_len;
     enum token_alg cabinet_alg;    /* ehealth.jwt_alg */

@@ -186,6 +186,7 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
     if (cfg->tokens_portal_key[0]) {
         w->keys.portal = (const unsigned char *)cfg->tokens_portal_key;
         w->keys.portal_len = strlen(cfg->tokens_portal_key);
+        w->keys.portal_max_ttl_s = cfg->tokens_portal_max_ttl_s;
     }
     if (cfg->ehealth_jwt_key[0]) {
         w->keys.cabinet = (const unsigned char *)cfg->ehealth_jwt_key;

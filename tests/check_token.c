@@ -1167,6 +1167,30 @@ START_TEST(portal_valid)
 }
 END_TEST
 
+/* A portal's token that claims a life longer than tokens.portal_max_ttl_s
+ * from now is malformed, however well signed; ours are bounded by what we
+ * issue, not by this. */
+START_TEST(portal_lifetime_bounded)
+{
+    struct token_keys k = keys_both();
+    k.portal_max_ttl_s = 2 * HOUR;
+    struct token_claims out;
+    char *pl = portal_payload("", POLIS_OK, NOW + 2 * HOUR);
+    char *t = hand_token(HS256_HDR, pl, PORTAL_KEY);
+    ck_assert_int_eq(token_verify_header(&k, t, TOKEN_RPGU, NOW, &out), TOKEN_VALID);
+    free(t), free(pl);
+    pl = portal_payload("", POLIS_OK, NOW + 2 * HOUR + 1);
+    t = hand_token(HS256_HDR, pl, PORTAL_KEY);
+    ck_assert_int_eq(token_verify_header(&k, t, TOKEN_RPGU, NOW, &out), TOKEN_MALFORMED);
+    /* The same token once its remaining life is within the bound. */
+    ck_assert_int_eq(token_verify_header(&k, t, TOKEN_RPGU, NOW + 1, &out), TOKEN_VALID);
+    /* No bound configured: as the portal wrote it. */
+    k.portal_max_ttl_s = 0;
+    ck_assert_int_eq(token_verify_header(&k, t, TOKEN_RPGU, NOW, &out), TOKEN_VALID);
+    free(t), free(pl);
+}
+END_TEST
+
 START_TEST(portal_wrong_keys)
 {
     struct token_keys k = keys_both();
@@ -1319,6 +1343,7 @@ static Suite *token_suite(void)
 
     tc = tcase_create("portal");
     tcase_add_test(tc, portal_valid);
+    tcase_add_test(tc, portal_lifetime_bounded);
     tcase_add_test(tc, portal_wrong_keys);
     tcase_add_test(tc, portal_bad_claims);
     suite_add_tcase(s, tc);
