@@ -420,11 +420,14 @@ int identity_index_ttl(const struct config *cfg)
     return cfg->tokens_rpgu_ttl_s > t ? cfg->tokens_rpgu_ttl_s : t;
 }
 
-void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char expireat[24])
+void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char ttl[24])
 {
-    int64_t len = identity_index_ttl(cfg), b = now_s / len;
+    int64_t b = now_s / IDENT_INDEX_BUCKET_S;
+    /* Relative, not EXPIREAT: Redis's clock decides, and a gateway whose
+     * clock is off shifts the end by as much, never to before now. */
+    int64_t ttl_s = (b + 1) * IDENT_INDEX_BUCKET_S + identity_index_ttl(cfg) - now_s;
     snprintf(bucket, 24, "%lld", (long long)b);
-    snprintf(expireat, 24, "%lld", (long long)((b + 2) * len));
+    snprintf(ttl, 24, "%lld", (long long)ttl_s);
 }
 
 void identity_forget_person(struct redis *rd, const struct config *cfg, const char *person_guid,
@@ -432,14 +435,17 @@ void identity_forget_person(struct redis *rd, const struct config *cfg, const ch
 {
     pthread_once(&forget_once, forget_init);
     struct forget *f = malloc(sizeof(*f));
-    /* Every bucket that may live: the current one and the one before, and
-     * one more each way for another gateway's clock. */
-    int64_t b = (util_wall_us() / 1000000) / identity_index_ttl(cfg);
+    /* Every bucket that may live (a key cached up to identity_index_ttl ago,
+     * in the bucket of then), and one more each way for another gateway's
+     * clock. A gateway whose lifetimes are longer than this one's (another
+     * configuration) may have buckets older than this walk reaches. */
+    int64_t now = util_wall_us() / 1000000;
+    int64_t b = now / IDENT_INDEX_BUCKET_S, b0 = (now - identity_index_ttl(cfg)) / IDENT_INDEX_BUCKET_S;
     char k_idx[48], k_guard[48], guard_ttl[16], first[24], last[24];
     snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s", person_guid);
     snprintf(k_guard, sizeof(k_guard), "pfgt:%s", person_guid);
     snprintf(guard_ttl, sizeof(guard_ttl), "%d", IDENT_FORGET_GUARD_S);
-    snprintf(first, sizeof(first), "%lld", (long long)(b - 2));
+    snprintf(first, sizeof(first), "%lld", (long long)(b0 - 1));
     snprintf(last, sizeof(last), "%lld", (long long)(b + 1));
     const char *argv[] = {k_idx, k_guard, guard_ttl, first, last};
     if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 2, 5, argv) != STORE_OK) {

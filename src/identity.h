@@ -96,28 +96,31 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
  * 0.5 s). */
 #define IDENT_FORGET_GUARD_S 10
 
-/* A person's index is kept in buckets of identity_index_ttl() seconds,
- * pkeys:{person}:{bucket}: a key goes to the bucket of the time it is
- * cached, and a bucket expires when every key it can name has ((bucket + 2)
- * bucket lengths: its end, plus the longest lifetime of a key). So the
- * index names the person's live keys and at most a bucket's worth of
- * expired ones however long the person keeps asking, at the cost of one
- * SADD and one EXPIREAT an addition. IDENT_INDEX_ADD_LUA is a Lua prelude
- * for the scripts that add to it: index_add(bucket_key, expireat, key...). */
+/* A person's index is kept in buckets of IDENT_INDEX_BUCKET_S seconds,
+ * pkeys:{person}:{bucket} (the bucket: epoch seconds / its length): a key
+ * goes to the bucket of the time it is cached, and a bucket expires when
+ * every key it can name has (its end plus the longest lifetime of a key,
+ * identity_index_ttl). So the index names the person's live keys and at
+ * most a bucket's worth of expired ones however long the person keeps
+ * asking, at one SADD and one EXPIRE an addition. The length is fixed, not
+ * configured, so that gateways (or one gateway before and after a change of
+ * its lifetimes) name the same buckets. IDENT_INDEX_ADD_LUA is a Lua
+ * prelude for the scripts that add to it: index_add(bucket_key, ttl, key...). */
 #define IDENT_INDEX_PREFIX "pkeys:"
+#define IDENT_INDEX_BUCKET_S 600
 #define IDENT_INDEX_ADD_LUA \
-    "local function index_add(idx, expireat, ...) " \
+    "local function index_add(idx, ttl, ...) " \
     "  redis.call('SADD', idx, ...) " \
-    "  redis.call('EXPIREAT', idx, expireat) " \
+    "  redis.call('EXPIRE', idx, ttl) " \
     "end "
 
 struct config;
 /* The longest lifetime of a key an index names (seconds): the identity
  * cache's, COD tokens' and RPGU tokens', whichever is longest. */
 int identity_index_ttl(const struct config *cfg);
-/* The bucket a key cached at now_s goes to, and when that bucket expires
- * (epoch seconds), as decimal strings. */
-void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char expireat[24]);
+/* The bucket a key cached at now_s goes to, and how long from now that
+ * bucket lives (seconds), as decimal strings. */
+void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char ttl[24]);
 
 struct redis;
 /* Drops every cached look-up and token session of a person (they are

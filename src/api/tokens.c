@@ -180,10 +180,10 @@ static void issue_redis(struct req *r)
     /* The session value is auth_session_encode's: "1|person|source|type|cards";
      * the script splices the cached "person;cards" into it. */
     snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
-    char bucket[24], expireat[24];
-    identity_index_bucket(r->w->cfg, util_wall_us() / 1000000, bucket, expireat);
+    char bucket[24], idx_ttl[24];
+    identity_index_bucket(r->w->cfg, util_wall_us() / 1000000, bucket, idx_ttl);
     const char *argv[] = {is->k_addr, is->k_id, is->k_ident, is->k_tok, k->window, k->lim_addr,
-                          k->lim_id, k->ttl[t], "1|", tail, bucket, expireat};
+                          k->lim_id, k->ttl[t], "1|", tail, bucket, idx_ttl};
     if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 12, argv) != STORE_OK)
         issue_without_redis(r);
 }
@@ -240,8 +240,8 @@ static void issue_store(struct req *r)
         st = redis_commandv(rd, issue_on_stored, r, 5, (const char *[]){"SET", is->k_ident, val, "EX", ttl});
     } else {
         pthread_once(&store_script_once, store_script_init);
-        char k_idx[80], k_guard[48], tok_ttl[16], bucket[24], expireat[24];
-        identity_index_bucket(cfg, util_wall_us() / 1000000, bucket, expireat);
+        char k_idx[80], k_guard[48], tok_ttl[16], bucket[24], idx_ttl[24];
+        identity_index_bucket(cfg, util_wall_us() / 1000000, bucket, idx_ttl);
         snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s:%s", is->found.person, bucket);
         snprintf(k_guard, sizeof(k_guard), "pfgt:%s", is->found.person);
         snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
@@ -255,7 +255,7 @@ static void issue_store(struct req *r)
             auth_session_encode(&s, &v);
         }
         const char *argv[] = {is->k_ident, is->k_tok, k_idx, k_guard, val, ttl, v.data ? v.data : "",
-                              tok_ttl, expireat};
+                              tok_ttl, idx_ttl};
         st = redis_eval(rd, &store_script, issue_on_stored, r, 4, 9, argv);
         buf_free(&v);
     }
