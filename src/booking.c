@@ -276,19 +276,41 @@ static void booking_scripts_init(void)
     redis_script_init(&cancel_script);
 }
 
+/* A lock's release, kept past its request for when the script that
+ * carried it got no answer. */
+struct unlock {
+    struct redis *rd;
+    char marker_key[96], lock_key[96], freed_key[96];
+    char lock_value[2 * GUID_LEN + 2], ttl[24];
+};
+
+/* The lock is let go once Redis is back (redis_eval_later), rather than
+ * left to its lifetime; the marker is not written late: a cancellation
+ * meanwhile could not have removed it. */
+static void unlock_later(const struct unlock *u)
+{
+    const char *argv[] = {u->marker_key, u->lock_key, u->freed_key, "", u->lock_value, u->ttl};
+    redis_eval_later(u->rd, &done_script, 3, 6, argv);
+}
+
 static void on_done_reply(const redisReply *reply, enum store_status st, void *arg)
 {
+    struct unlock *u = arg;  /* NULL: no lock to let go */
     (void)reply;
-    (void)arg;
-    /* The lock expires by itself; a missing marker only costs the next
-     * attempt a trip to PostgreSQL. */
-    if (st != STORE_OK)
+    /* A missing marker only costs the next attempt a trip to PostgreSQL. */
+    if (st != STORE_OK) {
         log_debug("booking: marker/unlock not written (%s)", store_status_name(st));
+        if (u)
+            unlock_later(u);
+    }
+    free(u);
 }
 
 /* Once the booking is settled (PostgreSQL answered, or it was refused
  * before it): the marker (holder NULL: none) and the unlock, not waited
- * for. A no-op when there is neither. */
+ * for. A no-op when there is neither. Redis away, or the script without an
+ * answer (often because the lock script missed its deadline, and may have
+ * taken the lock all the same): the unlock alone goes later. */
 static void booking_redis_done(struct req *r, struct booking_req *b, const char *holder)
 {
     if (!b->locked && !holder)
@@ -299,18 +321,27 @@ static void booking_redis_done(struct req *r, struct booking_req *b, const char 
     int64_t until_begin_ms = (b->begin_s - now + 60) * 1000;
     if (until_begin_ms < ttl_ms)
         ttl_ms = until_begin_ms > 1000 ? until_begin_ms : 1000;
+    struct unlock *u = NULL;
+    if (b->locked) {
+        u = malloc(sizeof(*u));
+        if (!u)
+            abort();
+        u->rd = r->w->redis;
+        memcpy(u->marker_key, b->marker_key, sizeof(u->marker_key));
+        memcpy(u->lock_key, b->lock_key, sizeof(u->lock_key));
+        memcpy(u->freed_key, b->freed_key, sizeof(u->freed_key));
+        memcpy(u->lock_value, b->lock_value, sizeof(u->lock_value));
+    }
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    if (u)
+        memcpy(u->ttl, ttl, sizeof(u->ttl));
     const char *argv[] = {b->marker_key, b->lock_key, b->freed_key, holder ? holder : "",
                           b->locked ? b->lock_value : "", ttl};
-    if (redis_eval(r->w->redis, &done_script, on_done_reply, NULL, 3, 6, argv) != STORE_OK &&
-        b->locked) {
-        /* Redis is away now (often because the lock script missed its
-         * deadline, and may have taken the lock all the same): the lock is
-         * let go once it is back, rather than left to its lifetime. Not the
-         * marker: a cancellation meanwhile could not have removed it. */
-        const char *unlock[] = {b->marker_key, b->lock_key, b->freed_key, "", b->lock_value, ttl};
-        redis_eval_later(r->w->redis, &done_script, 3, 6, unlock);
+    if (redis_eval(r->w->redis, &done_script, on_done_reply, u, 3, 6, argv) != STORE_OK) {
+        if (u)
+            unlock_later(u);
+        free(u);
     }
     b->locked = false;
 }

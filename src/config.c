@@ -451,17 +451,34 @@ static int check_nonempty(char *value, char *msg, size_t cap)
  * loop at every (re)connect. Each host must be a socket directory or an IP
  * address, unless hostaddr= gives the addresses (host= then serves TLS
  * and the passfile). */
+/* The first host of a libpq host list that needs a name look-up, or
+ * NULL: each must be empty, a socket directory, or an IP address. */
+static const char *conninfo_host_name(const char *hosts, char *one, size_t cap)
+{
+    for (const char *h = hosts; h && *h;) {
+        size_t n = strcspn(h, ",");
+        if (n >= cap) {
+            snprintf(one, cap, "%.*s...", (int)(cap - 4), h);
+            return one;  /* longer than any address */
+        }
+        memcpy(one, h, n);
+        one[n] = '\0';
+        if (one[0] && one[0] != '/' && one[0] != '@' && !is_ip_literal(one))
+            return one;
+        h += n + (h[n] == ',');
+    }
+    return NULL;
+}
+
 static int check_conninfo(char *value, char *msg, size_t cap)
 {
     if (!*value)
         return fail(msg, cap, "must not be empty");
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(value, &perr);
-    if (!opts) {
-        int rc = fail(msg, cap, "not a libpq connection string: %s", perr ? perr : "out of memory");
-        PQfreemem(perr);
-        return rc;
-    }
+    PQfreemem(perr);  /* its text may quote the string, password and all */
+    if (!opts)
+        return fail(msg, cap, "not a libpq connection string (check its keywords and quoting)");
     const char *host = NULL, *hostaddr = NULL;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (strcmp(o->keyword, "host") == 0)
@@ -469,23 +486,21 @@ static int check_conninfo(char *value, char *msg, size_t cap)
         else if (strcmp(o->keyword, "hostaddr") == 0)
             hostaddr = o->val;
     }
-    int rc = 0;
-    if (host && *host && !(hostaddr && *hostaddr)) {
-        for (const char *h = host; *h && rc == 0;) {
-            size_t n = strcspn(h, ",");
-            char one[256];
-            if (n < sizeof(one)) {
-                memcpy(one, h, n);
-                one[n] = '\0';
-                if (one[0] && one[0] != '/' && one[0] != '@' && !is_ip_literal(one))
-                    rc = fail(msg, cap,
-                              "host \"%s\" is a name, which libpq would look up with a blocking call "
-                              "in a worker; give its address in hostaddr= as well",
-                              one);
-            }
-            h += n + (h[n] == ',');
-        }
+    /* Without host= or hostaddr=, libpq takes PGHOST and PGHOSTADDR. */
+    const char *from = "host";
+    if (!(host && *host) && !(hostaddr && *hostaddr)) {
+        host = getenv("PGHOST");
+        hostaddr = getenv("PGHOSTADDR");
+        from = "PGHOST";
     }
+    char one[256];
+    const char *name = hostaddr && *hostaddr ? NULL : conninfo_host_name(host, one, sizeof(one));
+    int rc = 0;
+    if (name)
+        rc = fail(msg, cap,
+                  "%s \"%s\" is a name, which libpq would look up with a blocking call in a "
+                  "worker; give its address in hostaddr= as well",
+                  from, name);
     PQconninfoFree(opts);
     return rc;
 }

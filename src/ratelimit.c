@@ -3,9 +3,11 @@
 
 #include <stdlib.h>
 
-/* A key is looked for in this many slots from its own; a new key takes the
- * one among them with the oldest window. */
-#define RATELIMIT_PROBE 4
+/* A key is looked for in this many slots from its own; a new key takes an
+ * empty one among them, or one whose window has passed, the oldest first.
+ * None: the key is refused, not counted (a count of this window is never
+ * dropped, or a flood of fresh keys would reset everyone's). */
+#define RATELIMIT_PROBE 8
 
 struct slot {
     uint64_t hash;     /* 0: never used */
@@ -63,9 +65,13 @@ bool ratelimit_hit(struct ratelimit *rl, const char *key, int limit, int64_t win
                 s->count++;
             return s->count > (uint32_t)limit;
         }
-        if (!victim || s->hash == 0 || (victim->hash != 0 && s->window < victim->window))
-            victim = s;
+        if (s->hash == 0 || s->window != window) {
+            if (!victim || s->hash == 0 || (victim->hash != 0 && s->window < victim->window))
+                victim = s;
+        }
     }
+    if (!victim)
+        return true;
     *victim = (struct slot){.hash = h, .window = window, .count = 1};
     return false;  /* one request, and limit >= 1 */
 }

@@ -24,8 +24,13 @@
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
 /* Script calls kept for the connection's return (redis_eval_later); past
- * this, the oldest is dropped. */
+ * this many, the oldest is dropped, and past this age each is: what they
+ * undo (a lock, a marker) has expired by itself by then. */
 #define REDIS_LATER_MAX 1024
+#define REDIS_LATER_MAX_AGE_US (600 * (int64_t)1000000)
+/* A kept call that met a passing refusal (LOADING, BUSY...) while connected
+ * is tried again after this long. */
+#define REDIS_LATER_RETRY_MS 1000
 
 /* States of the connection. */
 enum redis_state {
@@ -38,6 +43,7 @@ enum redis_state {
 struct redis_later {
     struct redis_later *next;      /* in the list; unused while in flight */
     struct redis *r;
+    int64_t until_us;              /* dropped when not done by then (monotonic) */
     struct redis_script *script;
     int nkeys, argc;
     char **argv;                   /* in the same allocation as this */
@@ -55,6 +61,7 @@ struct redis {
     bool closing;      /* redis_free in progress: no reconnects */
     struct redis_later *later, **later_tail;  /* oldest first */
     int nlater;
+    struct event *later_timer;     /* sends the kept calls again while connected */
 };
 
 /* One command in flight. Freed when hiredis hands it back, which it always
@@ -73,6 +80,7 @@ struct redis_call {
 
 static void redis_connect(struct redis *r);
 static void redis_send_later(struct redis *r);
+static void redis_on_later_timer(evutil_socket_t fd, short what, void *arg);
 
 static void redis_schedule_retry(struct redis *r)
 {
@@ -326,6 +334,7 @@ struct redis *redis_new(struct event_base *base, const struct config *cfg, struc
     r->later_tail = &r->later;
     r->retry_timer = evtimer_new(base, redis_on_retry, r);
     r->connect_timer = evtimer_new(base, redis_on_connect_timeout, r);
+    r->later_timer = evtimer_new(base, redis_on_later_timer, r);
     redis_connect(r);
     return r;
 }
@@ -347,6 +356,7 @@ void redis_free(struct redis *r)
     }
     event_free(r->retry_timer);
     event_free(r->connect_timer);
+    event_free(r->later_timer);
     free(r);
 }
 
@@ -431,9 +441,15 @@ enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb c
 }
 
 /* Puts a kept call at the end of the list, dropping the oldest past
- * REDIS_LATER_MAX. */
+ * REDIS_LATER_MAX, or this one past its age. */
 static void later_append(struct redis *r, struct redis_later *l)
 {
+    if (util_mono_us() > l->until_us) {
+        log_warn("redis: a script kept for Redis's return is dropped after %lld s",
+                 (long long)(REDIS_LATER_MAX_AGE_US / 1000000));
+        free(l);
+        return;
+    }
     if (r->nlater >= REDIS_LATER_MAX) {
         struct redis_later *old = r->later;
         r->later = old->next;
@@ -459,27 +475,54 @@ static void later_send(struct redis *r, struct redis_later *l)
         later_append(r, l);
 }
 
-/* Answered (even with an error: running it again would give the same):
- * done. No answer (a deadline missed, the connection lost): kept again,
- * as the scripts kept are right however often they run. */
+/* An error reply that says "not now" (a server loading its data, busy
+ * with a script, or a replica in a failover), not "never". */
+static bool error_passes(const redisReply *reply)
+{
+    static const char *const passing[] = {"LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN"};
+    if (!reply || !reply->str)
+        return false;
+    for (size_t i = 0; i < sizeof(passing) / sizeof(passing[0]); i++)
+        if (strncmp(reply->str, passing[i], strlen(passing[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Answered: done (an error that will not pass would come again). No answer
+ * (a deadline missed, the connection lost), or a refusal that passes: kept
+ * again, as the scripts kept are right however often they run; sent on the
+ * next connection, or after REDIS_LATER_RETRY_MS on this one. */
 static void later_on_reply(const redisReply *reply, enum store_status st, void *arg)
 {
     struct redis_later *l = arg;
-    (void)reply;
-    if (st == STORE_OK || st == STORE_ERROR || l->r->closing) {
+    struct redis *r = l->r;
+    bool again = st == STORE_TIMEOUT || st == STORE_DOWN || (st == STORE_ERROR && error_passes(reply));
+    if (!again || r->closing) {
         if (st == STORE_ERROR)
             log_warn("redis: a kept script failed: %s", reply && reply->str ? reply->str : "?");
         free(l);
         return;
     }
-    later_append(l->r, l);
+    later_append(r, l);
+    if (redis_is_up(r) && !evtimer_pending(r->later_timer, NULL)) {
+        struct timeval tv = {REDIS_LATER_RETRY_MS / 1000, (REDIS_LATER_RETRY_MS % 1000) * 1000};
+        evtimer_add(r->later_timer, &tv);
+    }
+}
+
+static void redis_on_later_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redis_send_later(arg);
 }
 
 void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int argc, const char **argv)
 {
     char **args = args_copy(sizeof(struct redis_later), argc, argv, NULL);
     struct redis_later *l = (struct redis_later *)((char *)args - sizeof(struct redis_later));
-    *l = (struct redis_later){.r = r, .script = s, .nkeys = nkeys, .argc = argc, .argv = args};
+    *l = (struct redis_later){.r = r, .until_us = util_mono_us() + REDIS_LATER_MAX_AGE_US, .script = s,
+                              .nkeys = nkeys, .argc = argc, .argv = args};
     later_send(r, l);
 }
 

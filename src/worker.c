@@ -27,9 +27,10 @@
 #include "schedule.h"
 
 #define WORKER_DRAIN_POLL_MS 20
-/* Keys a worker's own rate-limit counters hold (24 bytes each): more client
- * addresses and identities than one worker sees in a window. */
-#define WORKER_RATELIMIT_SLOTS 8192
+/* Keys a worker's own rate-limit counters hold (24 bytes each, 768 KiB):
+ * more client addresses and identities than one worker sees in a window
+ * (a new key that finds no room is refused, ratelimit.h). */
+#define WORKER_RATELIMIT_SLOTS 32768
 /* The most a connection's bufferevent hands the kernel in one write. */
 #define WORKER_MAX_SINGLE_WRITE ((size_t)256 << 10)
 

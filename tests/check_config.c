@@ -314,6 +314,18 @@ START_TEST(test_conninfo_hosts)
         char err[512] = "";
         ck_assert_msg(load_with_key(&c, ok[i], err, sizeof(err)) == 0, "case %zu: %s", i, err);
     }
+    /* Without host= or hostaddr=, libpq takes PGHOST: the same rule. */
+    struct config c;
+    char err[512] = "";
+    setenv("PGHOST", "db.example", 1);
+    ck_assert_int_eq(load_with_key(&c, "[pg]\nconninfo = \"dbname=x\"\n", err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "PGHOST \"db.example\" is a name") != NULL, "%s", err);
+    setenv("PGHOSTADDR", "10.0.0.5", 1);
+    ck_assert_msg(load_with_key(&c, "[pg]\nconninfo = \"dbname=x\"\n", err, sizeof(err)) == 0, "%s", err);
+    unsetenv("PGHOSTADDR");
+    ck_assert_msg(load_with_key(&c, "[pg]\nconninfo = \"host=/run/postgresql\"\n", err, sizeof(err)) == 0, "%s",
+                  err);
+    unsetenv("PGHOST");
 }
 END_TEST
 

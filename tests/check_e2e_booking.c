@@ -667,6 +667,31 @@ START_TEST(test_lock_released_after_timeout)
 }
 END_TEST
 
+/* A booking whose marker-and-unlock script never reached Redis (the proxy
+ * drops it; the lock script before it was answered): the unlock alone is
+ * kept and sent once Redis is back, and the lock does not live on for its
+ * lifetime. */
+START_TEST(test_lock_released_after_lost_unlock)
+{
+    char *tok = token_of(RPGU, &IVANOV);
+    struct test_cell w = internet_cell(RES_THERAPIST, 20);
+    struct proxied p = proxied_start();
+    double timeouts = proxied_timeouts();
+    /* The marker-and-unlock script goes with nine arguments; nothing else
+     * sent during a booking has as many. */
+    proxied_control(&p, "drop *9\\r\\n$");
+    char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    for (int i = 0; i < 60 && proxied_timeouts() < timeouts + 1; i++)
+        sleep_ms(50);  /* the script missed its deadline: dropped, not late */
+    proxied_control(&p, NULL);
+    ck_assert_double_ge(proxied_timeouts(), timeouts + 1);
+    ck_assert_int_eq(active_bookings(w.guid), 1);
+    ck_assert_msg(redis_keys_become("cell:lock:*", 0) == 0, "the lock is still held 3 s after Redis came back");
+    proxied_stop(&p);
+    free(id), free(tok);
+}
+END_TEST
+
 /* A cancellation whose script (the marker deleted, the freed key set)
  * never reached Redis (the proxy drops it): the marker is deleted once Redis is back, and the
  * cell is booked by the next patient, not refused with 4009 for the
@@ -1101,6 +1126,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_sql_inlined);
     tcase_add_test(tc, test_lock_released_on_refusal);
     tcase_add_test(tc, test_lock_released_after_timeout);
+    tcase_add_test(tc, test_lock_released_after_lost_unlock);
     tcase_add_test(tc, test_no_marker_on_freed_cell);
     tcase_add_test(tc, test_marker_dropped_after_timeout);
     suite_add_tcase(s, tc);

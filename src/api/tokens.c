@@ -108,10 +108,11 @@ static void issue_without_redis(struct req *r)
     struct issue *is = r->state;
     const struct config *cfg = r->w->cfg;
     int64_t now = util_wall_us() / 1000000;
+    /* An address over its limit adds no identity to the table. */
     bool over = ratelimit_hit(r->w->ratelimits, is->k_addr, cfg->ratelimit_token_per_addr,
+                              cfg->ratelimit_window_s, now) ||
+                ratelimit_hit(r->w->ratelimits, is->k_id, cfg->ratelimit_token_per_identity,
                               cfg->ratelimit_window_s, now);
-    over |= ratelimit_hit(r->w->ratelimits, is->k_id, cfg->ratelimit_token_per_identity,
-                          cfg->ratelimit_window_s, now);
     if (over) {
         req_fail(r, E_RATE_LIMITED);
         return;
