@@ -565,6 +565,41 @@ START_TEST(test_no_marker_on_freed_cell)
 }
 END_TEST
 
+/* A cancellation whose script Redis refuses with BUSY (a slow script of the
+ * test's own holds it, past a busy-reply threshold lowered for the test):
+ * the refusal passes, and the worker sends the script again a second later
+ * rather than drop it, so the cell's marker does not answer 4009 for a free
+ * cell for its lifetime. */
+START_TEST(test_marker_dropped_after_busy)
+{
+    char *ivanov = token_of(RPGU, &IVANOV);
+    struct test_cell w = internet_cell(RES_THERAPIST, 21);
+    char *id = entry_ok(entry(ivanov, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
+    ck_assert_int_eq(redis_keys_become("cell:booked:*", 1), 1);
+    ck_assert_int_eq(redis_cli("CONFIG SET busy-reply-threshold 50"), 0);
+    /* 1.5 s of a script that only reads the clock, in the background. */
+    char *cmd = xasprintf("redis-cli -p %s EVAL \"local function now() local t = redis.call('TIME')"
+                          " return tonumber(t[1]) + tonumber(t[2]) / 1e6 end local s = now()"
+                          " while now() - s < 1.5 do end return 1\" 0 >/dev/null 2>&1 &",
+                          env("MIPGW_TEST_REDIS_PORT"));
+    ck_assert_int_eq(system(cmd), 0);
+    sleep_ms(300);
+    EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
+    /* Until the slow script is over, Redis answers everyone BUSY. */
+    bool busy = true;
+    for (int i = 0; i < 100 && busy; i++) {
+        busy = redis_cli("PING | grep -q PONG") != 0;
+        if (busy)
+            sleep_ms(50);
+    }
+    redis_cli("CONFIG SET busy-reply-threshold 5000");
+    ck_assert_msg(!busy, "Redis still busy 5 s on");
+    ck_assert_msg(redis_keys_become("cell:booked:*", 0) == 0,
+                  "the marker is still there 3 s after the script refused as BUSY");
+    free(cmd), free(id), free(ivanov);
+}
+END_TEST
+
 /* A gateway of the test's own that reaches Redis through tests/stallproxy,
  * with a short Redis deadline (300 ms) and a long lock lifetime (30 s):
  * what Redis's misses do to a booking shows, and is not hidden by a lock
@@ -1127,6 +1162,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_lock_released_on_refusal);
     tcase_add_test(tc, test_lock_released_after_timeout);
     tcase_add_test(tc, test_lock_released_after_lost_unlock);
+    tcase_add_test(tc, test_marker_dropped_after_busy);
     tcase_add_test(tc, test_no_marker_on_freed_cell);
     tcase_add_test(tc, test_marker_dropped_after_timeout);
     suite_add_tcase(s, tc);
