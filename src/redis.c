@@ -469,10 +469,12 @@ static void later_append(struct redis *r, struct redis_later *l)
 static void later_on_reply(const redisReply *reply, enum store_status st, void *arg);
 
 /* Sends a kept call; it stays kept (in flight) until Redis answers it. */
-static void later_send(struct redis *r, struct redis_later *l)
+static bool later_send(struct redis *r, struct redis_later *l)
 {
-    if (redis_eval(r, l->script, later_on_reply, l, l->nkeys, l->argc, (const char **)l->argv) != STORE_OK)
-        later_append(r, l);
+    if (redis_eval(r, l->script, later_on_reply, l, l->nkeys, l->argc, (const char **)l->argv) == STORE_OK)
+        return true;
+    later_append(r, l);
+    return false;
 }
 
 /* An error reply that says "not now" (a server loading its data, busy
@@ -523,18 +525,26 @@ void redis_eval_later(struct redis *r, struct redis_script *s, int nkeys, int ar
     struct redis_later *l = (struct redis_later *)((char *)args - sizeof(struct redis_later));
     *l = (struct redis_later){.r = r, .until_us = util_mono_us() + REDIS_LATER_MAX_AGE_US, .script = s,
                               .nkeys = nkeys, .argc = argc, .argv = args};
-    later_send(r, l);
+    (void)later_send(r, l);
 }
 
 /* The connection is up: the kept scripts go first, oldest first. */
 static void redis_send_later(struct redis *r)
 {
-    while (r->later && redis_is_up(r)) {
+    /* Each kept call once at most: one that cannot be sent goes back to
+     * the end of the list and stops the round (the connection is going). */
+    int64_t now = util_mono_us();
+    for (int n = r->nlater; n > 0 && r->later && redis_is_up(r); n--) {
         struct redis_later *l = r->later;
         r->later = l->next;
         if (!r->later)
             r->later_tail = &r->later;
         r->nlater--;
-        later_send(r, l);
+        if (now > l->until_us) {
+            free(l);  /* what it undoes has expired by itself */
+            continue;
+        }
+        if (!later_send(r, l))
+            break;
     }
 }
