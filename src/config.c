@@ -446,11 +446,6 @@ static int check_nonempty(char *value, char *msg, size_t cap)
     return 0;
 }
 
-/* A libpq string whose hosts need no name look-up: libpq resolves a name
- * in host= with getaddrinfo, a blocking call, inside the worker's event
- * loop at every (re)connect. Each host must be a socket directory or an IP
- * address, unless hostaddr= gives the addresses (host= then serves TLS
- * and the passfile). */
 /* The first host of a libpq host list that needs a name look-up, or
  * NULL: each must be empty, a socket directory, or an IP address. */
 static const char *conninfo_host_name(const char *hosts, char *one, size_t cap)
@@ -470,6 +465,11 @@ static const char *conninfo_host_name(const char *hosts, char *one, size_t cap)
     return NULL;
 }
 
+/* A libpq string whose hosts need no name look-up: libpq resolves a name
+ * in host= with getaddrinfo, a blocking call, inside the worker's event
+ * loop at every (re)connect. Each host must be a socket directory or an IP
+ * address, unless hostaddr= gives the addresses (host= then serves TLS
+ * and the passfile). */
 static int check_conninfo(char *value, char *msg, size_t cap)
 {
     if (!*value)

@@ -65,10 +65,9 @@ bool ratelimit_hit(struct ratelimit *rl, const char *key, int limit, int64_t win
                 s->count++;
             return s->count > (uint32_t)limit;
         }
-        if (s->hash == 0 || s->window != window) {
-            if (!victim || s->hash == 0 || (victim->hash != 0 && s->window < victim->window))
-                victim = s;
-        }
+        /* An empty slot's window is 0, older than any other. */
+        if ((s->hash == 0 || s->window != window) && (!victim || s->window < victim->window))
+            victim = s;
     }
     if (!victim)
         return true;

@@ -251,12 +251,18 @@ double metric_at(int port, const char *name)
     return v;
 }
 
-int redis_cli(const char *args)
+/* Runs cmd (taken) with the shell: its exit status, 128 when a signal
+ * ended it, -1 when it could not run. */
+static int shell_status(char *cmd)
 {
-    char *cmd = xasprintf("redis-cli -p %s %s >/dev/null 2>&1", env("MIPGW_TEST_REDIS_PORT"), args);
     int rc = system(cmd);
     free(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+int redis_cli(const char *args)
+{
+    return shell_status(xasprintf("redis-cli -p %s %s >/dev/null 2>&1", env("MIPGW_TEST_REDIS_PORT"), args));
 }
 
 long redis_long(const char *args)
@@ -367,10 +373,7 @@ char *portal_token(const char *key, const char *series, const char *number, cons
 
 int ctl(const char *what)
 {
-    char *cmd = xasprintf("%s %s", env("MIPGW_TEST_CTL"), what);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+    return shell_status(xasprintf("%s %s", env("MIPGW_TEST_CTL"), what));
 }
 
 /* Polls /ready on port until `streak` answers in a row have status want
