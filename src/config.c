@@ -479,16 +479,29 @@ static int check_conninfo(char *value, char *msg, size_t cap)
     PQfreemem(perr);  /* its text may quote the string, password and all */
     if (!opts)
         return fail(msg, cap, "not a libpq connection string (check its keywords and quoting)");
-    const char *host = NULL, *hostaddr = NULL;
+    const char *host = NULL, *hostaddr = NULL, *service = NULL;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (strcmp(o->keyword, "host") == 0)
             host = o->val;
         else if (strcmp(o->keyword, "hostaddr") == 0)
             hostaddr = o->val;
+        else if (strcmp(o->keyword, "service") == 0)
+            service = o->val;
     }
-    /* Without host= or hostaddr=, libpq takes PGHOST and PGHOSTADDR. */
+    /* Without host= or hostaddr=, libpq takes them from the service file
+     * (when a service is named) and then PGHOST and PGHOSTADDR. The service
+     * file is libpq's to read, not ours, so a service has to come with the
+     * host in the string itself. */
     const char *from = "host";
     if (!(host && *host) && !(hostaddr && *hostaddr)) {
+        if (!(service && *service))
+            service = getenv("PGSERVICE");
+        if (service && *service) {
+            PQconninfoFree(opts);
+            return fail(msg, cap,
+                        "names a service (service= or PGSERVICE) but no host= or hostaddr=: "
+                        "the service file's host is not checked, so give the address here");
+        }
         host = getenv("PGHOST");
         hostaddr = getenv("PGHOSTADDR");
         from = "PGHOST";

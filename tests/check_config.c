@@ -326,6 +326,18 @@ START_TEST(test_conninfo_hosts)
     ck_assert_msg(load_with_key(&c, "[pg]\nconninfo = \"host=/run/postgresql\"\n", err, sizeof(err)) == 0, "%s",
                   err);
     unsetenv("PGHOST");
+    /* A service file may name a host this check never sees: a service needs
+     * its address in the string, where the service file cannot override it. */
+    ck_assert_int_eq(load_with_key(&c, "[pg]\nconninfo = \"service=main dbname=x\"\n", err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "names a service") != NULL, "%s", err);
+    setenv("PGSERVICE", "main", 1);
+    ck_assert_int_eq(load_with_key(&c, "[pg]\nconninfo = \"dbname=x\"\n", err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "names a service") != NULL, "%s", err);
+    ck_assert_msg(load_with_key(&c, "[pg]\nconninfo = \"hostaddr=10.0.0.5 dbname=x\"\n", err, sizeof(err)) == 0,
+                  "%s", err);
+    unsetenv("PGSERVICE");
+    ck_assert_msg(load_with_key(&c, "[pg]\nconninfo = \"service=main host=10.0.0.5\"\n", err, sizeof(err)) == 0,
+                  "%s", err);
 }
 END_TEST
 
