@@ -1237,6 +1237,40 @@ START_TEST(test_ratelimit_redis_down)
 }
 END_TEST
 
+/* Connections Redis has accepted since it started. */
+static long redis_connections(void)
+{
+    return redis_long("EVAL \"return tonumber(string.match(redis.call('INFO', 'stats'),"
+                      " 'total_connections_received:(%d+)'))\" 0");
+}
+
+/* A Redis that refuses the gateway's AUTH: the gateway lives but is not
+ * ready, issues tokens without Redis (from PostgreSQL and the signature),
+ * and tries again with its backoff growing (100 ms, doubling to 2 s), not
+ * at the shortest each time: the backoff starts over only once a connection
+ * is authenticated, not when it is merely open. */
+START_TEST(test_redis_auth_refused)
+{
+    static const char *const settings[] = {"MIPGW_REDIS_PASSWORD=not-the-password", NULL};
+    long before = redis_connections();
+    double t0 = mono_ms();
+    pid_t pid;
+    int port = gw_spawn_live(settings, &pid);
+    ck_assert_msg(ready_streak(port, 503, 3, 5000) >= 0, "/ready does not answer 503 with AUTH refused");
+    char *p = qpath(COD, "n_pol", FEDOROV_ENP, "birthday", FEDOROV_BDAY, NULL);
+    ck_assert_int_eq(get_status_at(port, p, NULL, NULL), 200);
+    free(p);
+    double left = 4000 - (mono_ms() - t0);
+    if (left > 0)
+        sleep_ms((int)left);
+    /* Attempts at about 0, 0.1, 0.3, 0.7, 1.5 and 3.1 s, and this query's
+     * own connection: without the backoff, one every 100 ms. */
+    long n = redis_connections() - before;
+    ck_assert_msg(n >= 3 && n <= 10, "%ld connections to Redis in 4 s", n);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 /* A person's index of cached keys (pkeys:{person}:{bucket}, identity.h)
  * names the tokens issued to the person, and a person who keeps asking keeps
  * it in use: each bucket expires once the keys it can name have (the end of
@@ -1834,6 +1868,7 @@ static Suite *e2e_suite(void)
     tcase_add_checked_fixture(tc, NULL, redis_restore);
     tcase_add_unchecked_fixture(tc, NULL, redis_restore);
     tcase_add_test(tc, test_ratelimit_redis_down);
+    tcase_add_test(tc, test_redis_auth_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redis_outage");

@@ -438,8 +438,9 @@ void spawned_kill_all(void)
 
 /* Starts `mipgw serve` on a free port with the stores of the gateway under
  * test and the given NAME=value settings; its output goes to a log file
- * next to the main gateway's. Waits until it is ready. Returns the port. */
-int gw_spawn(const char *const *settings, pid_t *pid_out)
+ * next to the main gateway's. Waits until probe answers 200. Returns the
+ * port. */
+static int gw_spawn_until(const char *const *settings, pid_t *pid_out, const char *probe)
 {
     const char *bin = env("MIPGW_TEST_BIN");
     int port = free_port();
@@ -496,16 +497,26 @@ int gw_spawn(const char *const *settings, pid_t *pid_out)
         int status;
         ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the extra gateway exited at start (%d)",
                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        struct http_resp *r = http_get_at(port, "/ready", NULL);
+        struct http_resp *r = http_get_at(port, probe, NULL);
         int st = r->status;
         http_free(r);
         if (st == 200)
             break;
-        ck_assert_msg(mono_ms() - t0 < 20000, "the extra gateway on port %d was not ready in 20 s",
-                      port);
+        ck_assert_msg(mono_ms() - t0 < 20000, "the extra gateway on port %d: no 200 on %s in 20 s",
+                      port, probe);
         sleep_ms(100);
     }
     return port;
+}
+
+int gw_spawn(const char *const *settings, pid_t *pid_out)
+{
+    return gw_spawn_until(settings, pid_out, "/ready");
+}
+
+int gw_spawn_live(const char *const *settings, pid_t *pid_out)
+{
+    return gw_spawn_until(settings, pid_out, "/health");
 }
 
 /* SIGTERM, and the exit status (-1: it had to be killed, -2: by a signal). */

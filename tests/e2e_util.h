@@ -99,6 +99,9 @@ int free_port(void);
  * the main gateway's. Waits until it is ready; returns the port. */
 #define MAX_SPAWNED 4
 int gw_spawn(const char *const *settings, pid_t *pid_out);
+/* The same, waiting only until it answers (GET /health), not until its
+ * stores are reachable. */
+int gw_spawn_live(const char *const *settings, pid_t *pid_out);
 /* SIGTERM, and the exit status (-1: it had to be killed, -2: by a signal). */
 int gw_stop(pid_t pid);
 /* A tcase's setup and teardown: forget, and SIGKILL, the gateways it started. */
