@@ -83,7 +83,7 @@ static int check_webhook_url(char *value, char *msg, size_t cap);
      sizeof(FIELD(f)), def, 0, 0, check, doc}
 
 #define MS_MAX 600000          /* ten minutes, the longest timeout */
-#define TTL_MAX (86400 * 30)   /* thirty days */
+#define TTL_MAX CONFIG_TTL_MAX_S
 #define RATE_MAX 10000000
 
 static const struct setting settings[] = {

@@ -12,6 +12,8 @@
 
 #define CONFIG_MAX_KEY 256
 #define CONFIG_MAX_PROXIES 16
+/* The longest lifetime a setting may give a key or token: thirty days. */
+#define CONFIG_TTL_MAX_S (86400 * 30)
 
 struct config {
     /* [http] */

@@ -371,17 +371,35 @@ bool identity_decode(const char *s, struct ident_result *out)
     return util_strlcpy(out->cards, semi + 1, sizeof(out->cards));
 }
 
+/* KEYS horizon; ARGV this gateway's longest lifetime, and how long the
+ * horizon must live for it. A shorter lifetime leaves a longer one alone:
+ * its own gateways keep it alive while they add keys under it. */
+static struct redis_script horizon_script = {
+    "local cur = tonumber(redis.call('GET', KEYS[1])) "
+    "if not cur or cur <= tonumber(ARGV[1]) then "
+    "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    "end "
+    "return 0",
+    ""};
+
 /* The index's buckets and every key they name go in one script, so that a
  * token issued meanwhile either lands in a bucket before (and is dropped)
  * or after (and is fresh). A look-up that read PostgreSQL before the change
  * but stores after this script would cache the old cards again: the guard
  * key pfgt:{person} tells the store step not to (see IDENT_FORGET_GUARD_S).
- * KEYS index prefix, guard; ARGV guard ttl, first and last bucket. The
- * buckets and the keys in them are not declared: a Redis Cluster would need
- * the person's keys hash-tagged alike. */
+ * KEYS index prefix, guard, horizon; ARGV guard ttl, first and last
+ * bucket, bucket length, the most buckets to walk. The buckets and the keys
+ * in them are not declared: a Redis Cluster would need the person's keys
+ * hash-tagged alike. */
 static struct redis_script forget_script = {
     "local n = 0 "
-    "for b = tonumber(ARGV[2]), tonumber(ARGV[3]) do "
+    "local first, last = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local h = tonumber(redis.call('GET', KEYS[3])) "
+    "if h and h > 0 then "
+    "  first = math.min(first, last - 3 - math.ceil(h / tonumber(ARGV[4]))) "
+    "end "
+    "first = math.max(first, last - tonumber(ARGV[5])) "
+    "for b = first, last do "
     "  local idx = KEYS[1] .. ':' .. b "
     "  local ks = redis.call('SMEMBERS', idx) "
     "  for i = 1, #ks do redis.call('DEL', ks[i]) end "
@@ -396,6 +414,35 @@ static pthread_once_t forget_once = PTHREAD_ONCE_INIT;
 static void forget_init(void)
 {
     redis_script_init(&forget_script);
+    redis_script_init(&horizon_script);
+}
+
+/* When this worker's horizon is next due (wall seconds); 0 after a failed
+ * announcement, so that the next addition tries again. */
+static _Thread_local int64_t horizon_due_s;
+
+static void horizon_on_reply(const redisReply *reply, enum store_status st, void *arg)
+{
+    (void)reply;
+    (void)arg;
+    if (st != STORE_OK)
+        horizon_due_s = 0;
+}
+
+static void identity_announce_horizon(struct redis *rd, const struct config *cfg, int64_t now_s)
+{
+    if (now_s < horizon_due_s)
+        return;
+    pthread_once(&forget_once, forget_init);
+    int life = identity_index_ttl(cfg);
+    char h[24], ttl[24];
+    snprintf(h, sizeof(h), "%d", life);
+    /* Until the last bucket this worker can add to before its next
+     * announcement has expired, with a turn to spare. */
+    snprintf(ttl, sizeof(ttl), "%d", life + IDENT_INDEX_BUCKET_S + 2 * IDENT_HORIZON_EVERY_S);
+    const char *argv[] = {IDENT_HORIZON_KEY, h, ttl};
+    if (redis_eval(rd, &horizon_script, horizon_on_reply, NULL, 1, 3, argv) == STORE_OK)
+        horizon_due_s = now_s + IDENT_HORIZON_EVERY_S;
 }
 
 struct forget {
@@ -420,8 +467,10 @@ int identity_index_ttl(const struct config *cfg)
     return cfg->tokens_rpgu_ttl_s > t ? cfg->tokens_rpgu_ttl_s : t;
 }
 
-void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char ttl[24])
+void identity_index_bucket(struct redis *rd, const struct config *cfg, int64_t now_s, char bucket[24],
+                           char ttl[24])
 {
+    identity_announce_horizon(rd, cfg, now_s);
     int64_t b = now_s / IDENT_INDEX_BUCKET_S;
     /* Relative, not EXPIREAT: Redis's clock decides, and a gateway whose
      * clock is off shifts the end by as much, never to before now. */
@@ -437,18 +486,20 @@ void identity_forget_person(struct redis *rd, const struct config *cfg, const ch
     struct forget *f = malloc(sizeof(*f));
     /* Every bucket that may live (a key cached up to identity_index_ttl ago,
      * in the bucket of then), and one more each way for another gateway's
-     * clock. A gateway whose lifetimes are longer than this one's (another
-     * configuration) may have buckets older than this walk reaches. */
+     * clock; further back when another gateway announced a longer
+     * lifetime (the horizon, which the script reads). */
     int64_t now = util_wall_us() / 1000000;
     int64_t b = now / IDENT_INDEX_BUCKET_S, b0 = (now - identity_index_ttl(cfg)) / IDENT_INDEX_BUCKET_S;
-    char k_idx[48], k_guard[48], guard_ttl[16], first[24], last[24];
+    char k_idx[48], k_guard[48], guard_ttl[16], first[24], last[24], len[16], most[16];
     snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s", person_guid);
     snprintf(k_guard, sizeof(k_guard), "pfgt:%s", person_guid);
     snprintf(guard_ttl, sizeof(guard_ttl), "%d", IDENT_FORGET_GUARD_S);
     snprintf(first, sizeof(first), "%lld", (long long)(b0 - 1));
     snprintf(last, sizeof(last), "%lld", (long long)(b + 1));
-    const char *argv[] = {k_idx, k_guard, guard_ttl, first, last};
-    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 2, 5, argv) != STORE_OK) {
+    snprintf(len, sizeof(len), "%d", IDENT_INDEX_BUCKET_S);
+    snprintf(most, sizeof(most), "%d", CONFIG_TTL_MAX_S / IDENT_INDEX_BUCKET_S + 3);
+    const char *argv[] = {k_idx, k_guard, IDENT_HORIZON_KEY, guard_ttl, first, last, len, most};
+    if (!f || redis_eval(rd, &forget_script, forget_on_reply, f, 3, 8, argv) != STORE_OK) {
         free(f);
         done(arg);
         return;

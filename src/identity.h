@@ -114,15 +114,30 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
     "  redis.call('EXPIRE', idx, ttl) " \
     "end "
 
+/* Gateways may be configured with different lifetimes (a rolling change of
+ * configuration, say), and a forget must reach the oldest bucket any of
+ * them can still have. Each worker that adds to an index announces its
+ * longest lifetime in pkeys:horizon, which holds the longest announced and
+ * lives as long as keys added under it can: the announcement goes before
+ * the additions, on the same connection, and again every
+ * IDENT_HORIZON_EVERY_S. A forget walks back the longer of its own lifetime
+ * and the horizon, never more than the longest lifetime the configuration
+ * allows (CONFIG_TTL_MAX_S). */
+#define IDENT_HORIZON_KEY IDENT_INDEX_PREFIX "horizon"
+#define IDENT_HORIZON_EVERY_S 60
+
 struct config;
+struct redis;
 /* The longest lifetime of a key an index names (seconds): the identity
  * cache's, COD tokens' and RPGU tokens', whichever is longest. */
 int identity_index_ttl(const struct config *cfg);
 /* The bucket a key cached at now_s goes to, and how long from now that
- * bucket lives (seconds), as decimal strings. */
-void identity_index_bucket(const struct config *cfg, int64_t now_s, char bucket[24], char ttl[24]);
+ * bucket lives (seconds), as decimal strings. Call it right before sending
+ * the script that adds to the bucket, on the same connection rd: it sends
+ * this worker's horizon first when due. */
+void identity_index_bucket(struct redis *rd, const struct config *cfg, int64_t now_s, char bucket[24],
+                           char ttl[24]);
 
-struct redis;
 /* Drops every cached look-up and token session of a person (they are
  * rebuilt from PostgreSQL when next needed). done(arg) runs once when Redis
  * has done it or could not; with Redis down it runs before this returns,

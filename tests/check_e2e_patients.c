@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "identity.h"
 #include "ids.h"
 #include "json.h"
 #include "patient.h"
@@ -1083,6 +1084,47 @@ START_TEST(test_update_drops_cached_identity)
 }
 END_TEST
 
+/* A gateway configured with longer lifetimes than this one (7,200 s
+ * against 600) announces them in pkeys:horizon when it issues a token, and
+ * an update through this gateway then drops the person's keys in buckets as
+ * old as that, not only as old as its own lifetimes reach: a planted bucket
+ * five buckets back (50 minutes), beyond this gateway's own walk. */
+START_TEST(test_update_reaches_longer_lifetimes)
+{
+    static const char *const settings[] = {"MIPGW_TOKENS_COD_TTL_S=7200", NULL};
+    struct tp p;
+    tp_new(&p);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    char *path = qpath("/auth/cod/token", "n_pol", p.enp, "birthday", p.birthday, NULL);
+    struct http_resp *r = http_get_at(port, path, NULL);
+    ck_assert_msg(r->status == 200, "%s", show(r));
+    http_free(r);
+    ck_assert_int_eq(redis_long("GET " IDENT_HORIZON_KEY), 7200);
+    long ttl = redis_long("TTL " IDENT_HORIZON_KEY);
+    ck_assert_msg(ttl > 7200 && ttl <= 7200 + IDENT_INDEX_BUCKET_S + 2 * IDENT_HORIZON_EVERY_S, "TTL %ld", ttl);
+
+    long old = (long)time(NULL) / IDENT_INDEX_BUCKET_S - 5;
+    char *plant = xasprintf("SADD " IDENT_INDEX_PREFIX "%s:%ld tok:planted-%s", a.person, old, a.person);
+    ck_assert_int_eq(redis_long(plant), 1);
+    char *planted = xasprintf("SET tok:planted-%s x EX 600", a.person);
+    ck_assert_int_eq(redis_cli(planted), 0);
+    char *exists = xasprintf("EXISTS tok:planted-%s " IDENT_INDEX_PREFIX "%s:%ld", a.person, a.person, old);
+    ck_assert_int_eq(redis_long(exists), 2);
+
+    snprintf(p.mcod, sizeof(p.mcod), "470103");
+    struct ans b = upload(&p);
+    assert_uploaded(&b, "None");
+    ck_assert_int_eq(redis_long(exists), 0);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+    free(exists), free(planted), free(plant), free(path);
+    ans_free(&a);
+    ans_free(&b);
+}
+END_TEST
+
 /* ---- uploads at once ---- */
 
 /* Uploads, from a child process of its own, each tp to port, all at once
@@ -1374,6 +1416,13 @@ static Suite *patients_suite(void)
     tcase_add_unchecked_fixture(tc, logins_setup, NULL);
     tcase_add_checked_fixture(tc, spawned_reset, spawned_kill_all);
     tcase_add_test(tc, test_batch_fallback);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("other_gateways");
+    tcase_set_timeout(tc, 30);
+    tcase_add_unchecked_fixture(tc, logins_setup, NULL);
+    tcase_add_checked_fixture(tc, spawned_reset, spawned_kill_all);
+    tcase_add_test(tc, test_update_reaches_longer_lifetimes);
     suite_add_tcase(s, tc);
     return s;
 }

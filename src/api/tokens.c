@@ -182,7 +182,7 @@ static void issue_redis(struct req *r)
      * the script splices the cached "person;cards" into it. */
     snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
     char bucket[24], idx_ttl[24];
-    identity_index_bucket(r->w->cfg, util_wall_us() / 1000000, bucket, idx_ttl);
+    identity_index_bucket(r->w->redis, r->w->cfg, util_wall_us() / 1000000, bucket, idx_ttl);
     const char *argv[] = {is->k_addr, is->k_id, is->k_ident, is->k_tok, k->window, k->lim_addr,
                           k->lim_id, k->ttl[t], "1|", tail, bucket, idx_ttl};
     if (redis_eval(r->w->redis, &issue_script, issue_on_script, r, 4, 12, argv) != STORE_OK)
@@ -242,7 +242,7 @@ static void issue_store(struct req *r)
     } else {
         pthread_once(&store_script_once, store_script_init);
         char k_idx[80], k_guard[48], tok_ttl[16], bucket[24], idx_ttl[24];
-        identity_index_bucket(cfg, util_wall_us() / 1000000, bucket, idx_ttl);
+        identity_index_bucket(rd, cfg, util_wall_us() / 1000000, bucket, idx_ttl);
         snprintf(k_idx, sizeof(k_idx), IDENT_INDEX_PREFIX "%s:%s", is->found.person, bucket);
         snprintf(k_guard, sizeof(k_guard), "pfgt:%s", is->found.person);
         snprintf(ttl, sizeof(ttl), "%d", cfg->tokens_ident_cache_ttl_s);
