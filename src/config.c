@@ -247,7 +247,7 @@ static const struct setting settings[] = {
     S_INT("ehealth", "max_body", ehealth_max_body, "65536", 1024, 1048576,
           "bytes of a cabinet request body; more: 413"),
     S_STR("ehealth", "sms_sender", T_STRING, ehealth_sms_sender, "redis", check_sms_sender,
-          "how SMS codes leave: redis (pushed to the list sms_sink_key, for demo and tests) or webhook (POSTed to sms_webhook_url)"),
+          "how SMS codes leave: redis (pushed to the list sms_sink_key, for demo and tests; refused outside demo mode when the cabinet is on) or webhook (POSTed to sms_webhook_url)"),
     S_STR("ehealth", "sms_sink_key", T_STRING, ehealth_sms_sink_key, "sms:sink", check_nonempty,
           "the Redis list the redis sender pushes {phone, text} to, newest first"),
     S_INT("ehealth", "sms_sink_max", ehealth_sms_sink_max, "1000", 1, 1000000,
@@ -985,6 +985,11 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
     }
     if (strcmp(cfg->ehealth_sms_sender, "webhook") == 0 && !cfg->ehealth_sms_webhook_url[0])
         return fail(err, errlen, "ehealth.sms_sender is webhook but ehealth.sms_webhook_url is empty");
+    /* The sink holds every code in clear in Redis and sends no SMS: a
+     * cabinet outside demo mode must send its codes for real. */
+    if (cfg->ehealth_jwt_key[0] && !demo && strcmp(cfg->ehealth_sms_sender, "redis") == 0)
+        return fail(err, errlen, "ehealth.sms_sender redis (codes kept in a Redis list, no SMS "
+                                 "sent) is for demo mode; outside it, use webhook");
     return 0;
 }
 

@@ -53,6 +53,13 @@ static int load_with_key(struct config *cfg, const char *body, char *err, size_t
     return rc;
 }
 
+static char *xasprintf_cfg(const char *fmt, const char *arg)
+{
+    char *out = NULL;
+    ck_assert_int_ne(asprintf(&out, fmt, arg), -1);
+    return out;
+}
+
 static char *dump_of(const struct config *cfg)
 {
     char *out = NULL;
@@ -338,6 +345,26 @@ START_TEST(test_conninfo_hosts)
     unsetenv("PGSERVICE");
     ck_assert_msg(load_with_key(&c, "[pg]\nconninfo = \"service=main host=10.0.0.5\"\n", err, sizeof(err)) == 0,
                   "%s", err);
+}
+END_TEST
+
+/* The redis SMS sender keeps codes in clear in a Redis list and sends
+ * nothing: refused for a cabinet outside demo mode, accepted in it and
+ * when the cabinet is off (no ehealth.jwt_key). */
+START_TEST(test_sms_sink_demo_only)
+{
+    struct config c;
+    char err[512] = "";
+    const char *cab = "[ehealth]\njwt_key = cabinet-key-of-thirty-two-bytes!\n";
+    ck_assert_int_eq(load_with_key(&c, cab, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "ehealth.sms_sender redis") != NULL, "%s", err);
+    char *hook = xasprintf_cfg("%ssms_sender = webhook\nsms_webhook_url = \"http://10.0.0.9:8025/sms\"\n", cab);
+    ck_assert_msg(load_with_key(&c, hook, err, sizeof(err)) == 0, "%s", err);
+    free(hook);
+    char *demo = xasprintf_cfg("[demo]\nmode = true\n%s", cab);
+    ck_assert_msg(load_with_key(&c, demo, err, sizeof(err)) == 0, "%s", err);
+    free(demo);
+    ck_assert_msg(load_with_key(&c, "[ehealth]\nsms_sender = redis\n", err, sizeof(err)) == 0, "%s", err);
 }
 END_TEST
 
@@ -875,6 +902,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_empty_and_quoted_empty);
     tcase_add_test(tc, test_file_errors_name_the_line);
     tcase_add_test(tc, test_conninfo_hosts);
+    tcase_add_test(tc, test_sms_sink_demo_only);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_long_line);
     tcase_add_test(tc, test_int_values);
