@@ -24,7 +24,7 @@ struct sms_call {
     void *arg;
     struct buf body;          /* the JSON sent; wiped and freed when done */
     int attempt;              /* attempts made */
-    struct event *pause;      /* between webhook attempts, and after each */
+    struct event *pause;      /* an attempt's deadline, the pause after it */
     struct evhttp_connection *conn;  /* the attempt's; freed after it, off its callback */
     int code;                 /* the attempt's HTTP status; 0: none came */
 };
@@ -128,7 +128,18 @@ static void webhook_on_response(struct evhttp_request *req, void *arg)
 {
     struct sms_call *c = arg;
     c->code = req ? evhttp_request_get_response_code(req) : 0;
-    webhook_later(c, webhook_after, 0);
+    webhook_later(c, webhook_after, 0);  /* also drops the attempt's deadline */
+}
+
+/* The attempt's whole deadline passed: libevent's own timeout restarts
+ * with every byte, so an operator that trickles its answer would hold the
+ * attempt (and the client) for as long as it likes. Freeing the connection
+ * in webhook_after drops the request without its callback. */
+static void webhook_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct sms_call *c = arg;
+    c->code = 0;
+    webhook_after(fd, what, c);
 }
 
 static void webhook_attempt(struct sms_call *c)
@@ -161,8 +172,11 @@ static void webhook_attempt(struct sms_call *c)
     evhttp_add_header(h, "X-Request-Id", c->r->id);
     evbuffer_add(evhttp_request_get_output_buffer(req), c->body.data, c->body.len);
     /* On failure libevent has freed the request already. */
-    if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, path) != 0)
+    if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, path) != 0) {
         sms_done(c, false);
+        return;
+    }
+    webhook_later(c, webhook_on_deadline, cfg->ehealth_sms_timeout_ms);
 }
 
 void sms_send(struct req *r, const char *phone, const char *text, sms_cb cb, void *arg)

@@ -31,6 +31,8 @@ struct hook {
     volatile bool stop;
     int fail_first;              /* answer 500 to this many requests, then 200 */
     bool hang;                   /* read requests, never answer */
+    bool trickle;                /* with hang: answer a byte every 50 ms, never finishing */
+    int sent[HOOK_HELD_MAX];     /* bytes trickled to each held connection */
     int hits;                    /* requests read */
     char last_body[2048];
     char last_path[128];
@@ -75,9 +77,21 @@ static void hook_read(int fd, char *path, size_t pcap, char *body, size_t bcap)
 static void *hook_main(void *arg)
 {
     (void)arg;
+    static const char slow_head[] = "HTTP/1.1 200 OK\r\nX-Slow: ";
     while (!hook.stop) {
         struct pollfd p = {hook.listen_fd, POLLIN, 0};
-        if (poll(&p, 1, 50) <= 0)
+        int ready = poll(&p, 1, 50);
+        pthread_mutex_lock(&hook.lock);
+        for (int i = 0; hook.trickle && i < hook.nheld; i++) {
+            /* The status line and a header that never ends, well within
+             * the gateway's idle timeout and its header limit. */
+            int k = hook.sent[i]++;
+            char b = k < (int)sizeof(slow_head) - 1 ? slow_head[k] : 'a';
+            ssize_t w = send(hook.held[i], &b, 1, MSG_NOSIGNAL);
+            (void)w;
+        }
+        pthread_mutex_unlock(&hook.lock);
+        if (ready <= 0)
             continue;
         int fd = accept(hook.listen_fd, NULL, NULL);
         if (fd < 0)
@@ -106,12 +120,13 @@ static void *hook_main(void *arg)
     return NULL;
 }
 
-static void hook_start(int fail_first, bool hang)
+static void hook_start_as(int fail_first, bool hang, bool trickle)
 {
     memset(&hook, 0, sizeof(hook));
     pthread_mutex_init(&hook.lock, NULL);
     hook.fail_first = fail_first;
     hook.hang = hang;
+    hook.trickle = trickle;
     hook.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(hook.listen_fd, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -121,6 +136,11 @@ static void hook_start(int fail_first, bool hang)
     hook.port = ntohs(sin.sin_port);
     ck_assert_int_eq(listen(hook.listen_fd, 16), 0);
     ck_assert_int_eq(pthread_create(&hook.thread, NULL, hook_main, NULL), 0);
+}
+
+static void hook_start(int fail_first, bool hang)
+{
+    hook_start_as(fail_first, hang, false);
 }
 
 static void hook_stop(void)
@@ -268,6 +288,27 @@ START_TEST(test_webhook_deadline)
 }
 END_TEST
 
+/* An operator that answers a byte every 50 ms and never finishes: each
+ * byte restarts libevent's idle timeout, but each attempt still ends at its
+ * whole deadline, and the client has its 503 as with one that never
+ * answers. */
+START_TEST(test_webhook_trickle)
+{
+    hook_start_as(0, true, true);
+    char phone[16];
+    pid_t pid;
+    struct http_resp *r = code_through(hook.port, "/sms", 5, phone, &pid);
+    int hits = hook_hits();
+    double elapsed = r->elapsed_ms;
+    hook_stop();
+    assert_eh_error(r, 503, "sms_not_sent");
+    ck_assert_int_eq(hits, 1 + HOOK_RETRIES);
+    ck_assert_msg(elapsed < 3 * HOOK_TIMEOUT_MS + 600 + 1500, "took %.0f ms", elapsed);
+    http_free(r);
+    ck_assert_int_eq(gw_stop(pid), 0);
+}
+END_TEST
+
 /* Nothing listens there: refused at once, each attempt, then 503. */
 START_TEST(test_webhook_refused)
 {
@@ -290,6 +331,7 @@ static Suite *sms_suite(void)
     tcase_add_test(tc, test_webhook_retries_then_sends);
     tcase_add_test(tc, test_webhook_gives_up);
     tcase_add_test(tc, test_webhook_deadline);
+    tcase_add_test(tc, test_webhook_trickle);
     tcase_add_test(tc, test_webhook_refused);
     suite_add_tcase(s, tc);
     return s;
