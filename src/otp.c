@@ -1,6 +1,7 @@
-/* otp.c - see otp.h. Two Lua scripts keep each step one round trip and
- * atomic across gateways: issuing counts the request and replaces the code;
- * checking reads expiry and attempts and spends an attempt on a wrong code. */
+/* otp.c - see otp.h. Lua scripts keep each step one round trip and atomic
+ * across gateways: issuing counts the request and replaces the code;
+ * checking reads expiry and attempts, spends an attempt on a wrong code and
+ * claims a right one for its sign-up; consuming deletes a claimed code. */
 #include "otp.h"
 
 #include <openssl/hmac.h>
@@ -35,19 +36,36 @@ static struct redis_script issue_script = {
     "return 1\n",
     ""};
 
-/* KEYS code; ARGV mac. Answers 0 none, 1 right, 2 wrong (an attempt
- * spent), 3 expired, 4 no attempts left. */
+/* KEYS code; ARGV mac, claimant's mac. Answers 0 none, 1 right, 2 wrong
+ * (an attempt spent), 3 expired, 4 no attempts left, 5 right but claimed
+ * by another person. A right code is claimed by the first person that
+ * shows it: the same person may show it again (a registration refused for
+ * another reason is retried, maybe with a new UserRequest), another may
+ * not. */
 static struct redis_script check_script = {
-    "local v = redis.call('HMGET', KEYS[1], 'h', 'exp', 'left')\n"
+    "local v = redis.call('HMGET', KEYS[1], 'h', 'exp', 'left', 'by')\n"
     "if not v[1] then return 0 end\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "if now >= tonumber(v[2]) then return 3 end\n"
     "local left = tonumber(v[3])\n"
     "if left <= 0 then return 4 end\n"
-    "if v[1] == ARGV[1] then return 1 end\n"
+    "if v[1] == ARGV[1] then\n"
+    "  if not v[4] then redis.call('HSET', KEYS[1], 'by', ARGV[2]) return 1 end\n"
+    "  if v[4] == ARGV[2] then return 1 end\n"
+    "  return 5\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], 'left', left - 1)\n"
     "return 2\n",
+    ""};
+
+/* KEYS code; ARGV claimant's mac. Deletes the code only if that claimant
+ * holds it: a newer code for the phone has no claim yet and stays. */
+static struct redis_script consume_script = {
+    "if redis.call('HGET', KEYS[1], 'by') == ARGV[1] then\n"
+    "  return redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 0\n",
     ""};
 
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
@@ -56,6 +74,7 @@ static void otp_scripts_init(void)
 {
     redis_script_init(&issue_script);
     redis_script_init(&check_script);
+    redis_script_init(&consume_script);
 }
 
 struct otp_call {
@@ -89,6 +108,19 @@ static void otp_mac(const struct token_keys *keys, const char *phone, const char
     explicit_bzero(msg, sizeof(msg));
 }
 
+/* The claimant as kept beside the code: an HMAC too, so that Redis holds
+ * no tax id. */
+static void otp_claimant_mac(const struct token_keys *keys, const char *claimant, char out[OTP_MAC_HEX])
+{
+    unsigned char mac[32];
+    unsigned int len = 0;
+    char msg[96];
+    int n = snprintf(msg, sizeof(msg), "claim:%s", claimant);
+    HMAC(EVP_sha256(), keys->cabinet, (int)keys->cabinet_len, (const unsigned char *)msg, (size_t)n, mac,
+         &len);
+    util_hex(mac, 32, out);
+}
+
 static void otp_on_reply(const redisReply *reply, enum store_status st, void *arg)
 {
     struct otp_call *c = arg;
@@ -101,8 +133,10 @@ static void otp_on_reply(const redisReply *reply, enum store_status st, void *ar
         v = reply->integer == 1 ? OTP_OK : OTP_RATE_LIMITED;
     } else {
         static const enum otp_verdict by_answer[] = {OTP_NONE, OTP_OK, OTP_WRONG, OTP_EXPIRED,
-                                                     OTP_EXHAUSTED};
-        v = reply->integer >= 0 && reply->integer <= 4 ? by_answer[reply->integer] : OTP_NONE;
+                                                     OTP_EXHAUSTED, OTP_CLAIMED};
+        v = reply->integer >= 0 && reply->integer < (long long)ARRAY_LEN(by_answer)
+                ? by_answer[reply->integer]
+                : OTP_NONE;
     }
     c->cb(c->r, v, STORE_OK, c->arg);
 }
@@ -153,14 +187,16 @@ void otp_issue(struct req *r, const char *phone, char code[OTP_LEN + 1], otp_cb 
     otp_eval(c, &issue_script, 2, (int)ARRAY_LEN(argv), argv);
 }
 
-void otp_check(struct req *r, const char *phone, const char *code, otp_cb cb, void *arg)
+void otp_check(struct req *r, const char *phone, const char *code, const char *claimant, otp_cb cb,
+               void *arg)
 {
     struct otp_call *c = req_alloc(r, sizeof(*c));
     *c = (struct otp_call){r, cb, arg, false};
-    char code_key[OTP_KEY_MAX], mac[OTP_MAC_HEX];
+    char code_key[OTP_KEY_MAX], mac[OTP_MAC_HEX], by[OTP_MAC_HEX];
     otp_keys(phone, code_key, NULL);
     otp_mac(&r->w->keys, phone, code, mac);
-    const char *argv[] = {code_key, mac};
+    otp_claimant_mac(&r->w->keys, claimant, by);
+    const char *argv[] = {code_key, mac, by};
     otp_eval(c, &check_script, 1, (int)ARRAY_LEN(argv), argv);
 }
 
@@ -173,10 +209,12 @@ static void otp_on_consumed(const redisReply *reply, enum store_status st, void 
         log_debug("otp: a used code was not deleted (%s)", store_status_name(st));
 }
 
-void otp_consume(struct req *r, const char *phone)
+void otp_consume(struct req *r, const char *phone, const char *claimant)
 {
-    char code_key[OTP_KEY_MAX];
+    char code_key[OTP_KEY_MAX], by[OTP_MAC_HEX];
     otp_keys(phone, code_key, NULL);
-    const char *argv[] = {"DEL", code_key};
-    redis_commandv(r->w->redis, otp_on_consumed, NULL, 2, argv);
+    otp_claimant_mac(&r->w->keys, claimant, by);
+    pthread_once(&scripts_once, otp_scripts_init);
+    const char *argv[] = {code_key, by};
+    redis_eval(r->w->redis, &consume_script, otp_on_consumed, NULL, 1, 2, argv);
 }

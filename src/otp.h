@@ -21,6 +21,7 @@ enum otp_verdict {
     OTP_EXPIRED,        /* "Verification code expired" */
     OTP_EXHAUSTED,      /* no attempts left: "Maximum attempts exceed" */
     OTP_RATE_LIMITED,   /* too many code requests for this phone */
+    OTP_CLAIMED,        /* right, but another person has used it: "Invalid verification code" */
     OTP_STORE_FAILED,   /* Redis did not answer: see the store status */
 };
 
@@ -31,12 +32,18 @@ typedef void (*otp_cb)(struct req *r, enum otp_verdict v, enum store_status st, 
 /* A fresh code for phone into code (OTP_LEN digits and a NUL), stored and
  * counted; the code is good only when cb gets OTP_OK. */
 void otp_issue(struct req *r, const char *phone, char code[OTP_LEN + 1], otp_cb cb, void *arg);
-/* Checks code for phone. A right code stays valid (until otp_consume or its
+/* Checks code for phone on behalf of claimant (the person signing up: the
+ * UserRequest's tax id). A right code is claimed by the first claimant to
+ * show it and stays valid for that claimant alone (until otp_consume or its
  * expiry), so that a registration refused for another reason can be
- * retried with it. */
-void otp_check(struct req *r, const char *phone, const char *code, otp_cb cb, void *arg);
-/* Forgets phone's code once it has served; not waited for. */
-void otp_consume(struct req *r, const char *phone);
+ * retried with it, but one code never signs up two people (who share a
+ * phone, say); one person is signed up once by the database's rules. */
+void otp_check(struct req *r, const char *phone, const char *code, const char *claimant, otp_cb cb,
+               void *arg);
+/* Forgets phone's code once it has served claimant, unless a newer code
+ * has replaced it; not waited for (a claimed code left behind serves no
+ * one else, and expires). */
+void otp_consume(struct req *r, const char *phone, const char *claimant);
 
 /* The message of a verdict at $.otp ("Invalid verification code", ...). */
 const char *otp_verdict_message(enum otp_verdict v);

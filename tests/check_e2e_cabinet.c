@@ -2233,6 +2233,65 @@ START_TEST(test_concurrent_same_tax_id)
 }
 END_TEST
 
+/* Two sign-ups (two people) that share one phone, b showing the code sent
+ * for a: a code serves the first sign-up that shows it, and that one alone,
+ * before it has finished (a retry after a refused password still works) and
+ * after. b needs a code of its own. */
+START_TEST(test_otp_one_signup)
+{
+    struct flow a, b;
+    flow_start(&a);
+    b.id = ident_new();
+    snprintf(b.id.phone, sizeof(b.id.phone), "%s", a.id.phone);
+    b.token = ur_new(&b.id, b.ur);
+    char *a_weak = reg_body(&a.id, a.code, "reg1stration-pass-e2e", NULL);
+    EXPECT_ONE(reg_post(a.token, a_weak), REG_PATH, "$.password", "invalid", MSG_PASSWORD, "[]");
+    char *b_body = reg_body(&b.id, a.code, PASSWORD, NULL);
+    EXPECT_ONE(reg_post(b.token, b_body), REG_PATH, "$.otp", "invalid", MSG_OTP_INVALID, "[]");
+    char *a_body = reg_body(&a.id, a.code, PASSWORD, NULL);
+    EXPECT_CREATED(reg_post(a.token, a_body));
+    EXPECT_ONE(reg_post(b.token, b_body), REG_PATH, "$.otp", "invalid", MSG_OTP_INVALID, "[]");
+    ck_assert_int_eq(users_of(b.id.tax_id), 0);
+    ck_assert(!ur_spent(b.ur));
+
+    otp_new(b.id.phone, b.code);
+    free(b_body);
+    b_body = reg_body(&b.id, b.code, PASSWORD, NULL);
+    EXPECT_CREATED(reg_post(b.token, b_body));
+    no_orphans();
+    free(a_weak), free(a_body), free(b_body);
+    flow_end(&a);
+    flow_end(&b);
+}
+END_TEST
+
+/* The same two sign-ups showing the one code at the same moment: one is
+ * created, the other is told the code is invalid. */
+START_TEST(test_otp_one_signup_race)
+{
+    struct flow a, b;
+    flow_start(&a);
+    b.id = ident_new();
+    snprintf(b.id.phone, sizeof(b.id.phone), "%s", a.id.phone);
+    b.token = ur_new(&b.id, b.ur);
+    char *tokens[2] = {a.token, b.token};
+    char *bodies[2] = {reg_body(&a.id, a.code, PASSWORD, NULL), reg_body(&b.id, a.code, PASSWORD, NULL)};
+    struct http_resp *out[2];
+    race(2, tokens, bodies, out);
+    int winner = out[0]->status == 201 ? 0 : out[1]->status == 201 ? 1 : -1;
+    ck_assert_msg(winner >= 0, "no 201: %d %s / %d", out[0]->status, show(out[0]), out[1]->status);
+    ck_assert_msg(out[1 - winner]->status == 422, "the other: %d %s", out[1 - winner]->status,
+                  show(out[1 - winner]));
+    EXPECT_CREATED(out[winner]);
+    EXPECT_ONE(out[1 - winner], REG_PATH, "$.otp", "invalid", MSG_OTP_INVALID, "[]");
+    ck_assert_int_eq(users_of(a.id.tax_id) + users_of(b.id.tax_id), 1);
+    no_orphans();
+    free(bodies[0]), free(bodies[1]);
+    flow_end(&a);
+    flow_end(&b);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* 7. Redis down */
 
@@ -2309,6 +2368,8 @@ static Suite *cabinet_suite(void)
     tcase_add_test(tc, test_concurrent_same_request_8);
     tcase_add_test(tc, test_concurrent_same_tax_id);
     tcase_add_test(tc, test_loser_after_code_deleted);
+    tcase_add_test(tc, test_otp_one_signup);
+    tcase_add_test(tc, test_otp_one_signup_race);
     suite_add_tcase(s, tc);
 
     TCase *alg = tcase_create("hs512");

@@ -307,7 +307,7 @@ static void reg_on_written(PGresult *res, enum store_status st, void *arg)
         reg_fail(r, id);
         return;
     }
-    otp_consume(r, g->otp_phone);
+    otp_consume(r, g->otp_phone, g->ur_tax_id);
 
     char masked[14];
     ehs_mask_phone(g->otp_phone, masked);
@@ -449,7 +449,7 @@ static void reg_on_user_request(PGresult *res, enum store_status st, void *arg)
     g->ur_first_name = req_strdup(r, PQgetvalue(res, 0, 1));
     g->ur_last_name = req_strdup(r, PQgetvalue(res, 0, 2));
     g->user_exists = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-    otp_check(r, g->otp_phone, g->otp, reg_on_otp, NULL);
+    otp_check(r, g->otp_phone, g->otp, g->ur_tax_id, reg_on_otp, NULL);
 }
 
 /* The patient as it will be stored: every field as given (the input's
