@@ -8,10 +8,19 @@
 #include <string.h>
 #include <strings.h>
 
+/* What a scan of the raw body found before yajl sees it. */
+enum json_scan {
+    JSON_SCAN_OK,
+    JSON_SCAN_DEEP,      /* nesting deeper than allowed */
+    JSON_SCAN_COMMENT,   /* a '/' outside strings: a comment, which JSON has not */
+};
+
 /* Counts nesting outside strings. yajl's own stack would grow to any depth
  * and the tree is freed recursively, so a 10,000-deep body must be refused
- * before either sees it. */
-static bool json_depth_ok(const char *p, size_t len, int max_depth)
+ * before either sees it. yajl_tree_parse accepts comments, whose text this
+ * count would read as code (a quote in one hides every bracket after it),
+ * so a '/' outside strings is refused too: JSON has no comments. */
+static enum json_scan json_scan(const char *p, size_t len, int max_depth)
 {
     int depth = 0;
     bool in_str = false;
@@ -26,12 +35,14 @@ static bool json_depth_ok(const char *p, size_t len, int max_depth)
             in_str = true;
         } else if (c == '{' || c == '[') {
             if (++depth > max_depth)
-                return false;
+                return JSON_SCAN_DEEP;
         } else if (c == '}' || c == ']') {
             depth--;
+        } else if (c == '/') {
+            return JSON_SCAN_COMMENT;
         }
     }
-    return true;
+    return JSON_SCAN_OK;
 }
 
 /* yajl encodes a lone \\udc00 escape as a surrogate: check what it built. */
@@ -54,9 +65,15 @@ static bool json_utf8_tree(yajl_val v)
 
 yajl_val json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen)
 {
-    if (!json_depth_ok(data, len, max_depth)) {
+    switch (json_scan(data, len, max_depth)) {
+    case JSON_SCAN_DEEP:
         snprintf(err, errlen, "nesting deeper than %d", max_depth);
         return NULL;
+    case JSON_SCAN_COMMENT:
+        snprintf(err, errlen, "a comment, which JSON does not allow");
+        return NULL;
+    case JSON_SCAN_OK:
+        break;
     }
     if (memchr(data, '\0', len)) {
         snprintf(err, errlen, "NUL byte in body");

@@ -200,6 +200,28 @@ START_TEST(auth_content_type_json_and_size)
     http_free(r);
     buf_free(&big);
 
+    /* A comment hid 400,000 levels from the depth limit and the gateway
+     * died of its stack: now refused like any other bad JSON, and the
+     * gateway lives. */
+    struct buf deep;
+    buf_init(&deep);
+    buf_puts(&deep, "/*\"*/");
+    for (int i = 0; i < 400000; i++)
+        buf_puts(&deep, "[");
+    for (int i = 0; i < 400000; i++)
+        buf_puts(&deep, "]");
+    r = up("lpus", auth_470102, deep.data);
+    ck_assert_msg(r->status == 400, "comment-hidden depth: %d", r->status);
+    e = jbody(r, "comment-hidden depth");
+    ck_assert_str_eq(jstr(e, "Message_code"), "4110");
+    ck_assert_msg(strstr(jstr(e, "Message"), "comment") != NULL, "%s", jstr(e, "Message"));
+    yajl_tree_free(e);
+    http_free(r);
+    buf_free(&deep);
+    r = http_get("/health", NULL, NULL);
+    ck_assert_int_eq(r->status, 200);
+    http_free(r);
+
     /* GET on an upload path is a wrong method, not an unknown path. */
     r = http_get("/mis/v1/lpus", auth_470102, NULL);
     ck_assert_int_eq(r->status, 405);

@@ -43,6 +43,17 @@ static void assert_refused(const char *data, size_t len, int max_depth, const ch
     ck_assert_msg(strchr(err, '\n') == NULL, "%s: the reason spans lines: %s", what, err);
 }
 
+/* Refused, with a reason that names what. */
+static void v_refused_with(const char *data, const char *what)
+{
+    char err[128] = "";
+    yajl_val v = parse_n(data, strlen(data), JSON_MAX_DEPTH, err, sizeof(err));
+    if (v)
+        yajl_tree_free(v);
+    ck_assert_msg(v == NULL, "accepted: %.60s", data);
+    ck_assert_msg(strstr(err, what) != NULL, "refused as \"%s\", not for a %s", err, what);
+}
+
 static char *repeat(const char *head, const char *unit, int n, const char *tail)
 {
     size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
@@ -156,6 +167,27 @@ START_TEST(depth_ten_thousand)
     free(arr);
     free(obj);
     free(open);
+}
+END_TEST
+
+/* JSON has no comments, though yajl_tree_parse reads them: a comment with a
+ * quote in it would hide the brackets after it from the depth count, and a
+ * 400,000-deep body behind one overflowed the stack of the tree's recursive
+ * walks. Refused with its reason; a slash inside a string is text. */
+START_TEST(comments_refused)
+{
+    char err[128];
+    char *s = repeat("/*\"*/", "[", 100000, "");
+    char *t = repeat(s, "]", 100000, "/*\"*/");
+    v_refused_with(t, "comment");
+    free(s);
+    free(t);
+    v_refused_with("{\"a\": 1 // one\n}", "comment");
+    v_refused_with("/* lead */ {\"a\": 1}", "comment");
+    yajl_val v = parse("{\"url\": \"http://x/y/*z*/\", \"d\": \"1/2\"}", err, sizeof(err));
+    ck_assert_msg(v != NULL, "a slash in a string refused: %s", err);
+    ck_assert_str_eq(json_str(json_get(v, "url")), "http://x/y/*z*/");
+    yajl_tree_free(v);
 }
 END_TEST
 
@@ -561,6 +593,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, depth_limit);
     tcase_add_test(tc, depth_ten_thousand);
     tcase_add_test(tc, depth_not_fooled_by_strings);
+    tcase_add_test(tc, comments_refused);
     tcase_set_timeout(tc, 30); /* slow under sanitizers */
     suite_add_tcase(s, tc);
 
