@@ -1,6 +1,7 @@
 /* refdata.c - see refdata.h. */
 #include "refdata.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -373,6 +374,47 @@ static void v_person(struct vctx *v, yajl_val obj)
     msg(v, "personSnils: обязательное поле (или personGuid, или mkabGuid)");
 }
 
+/* A number PostgreSQL's jsonb takes as it is written: at most
+ * REFDATA_NUMBER_MAX characters and finite as a double. jsonb keeps
+ * numbers as numeric, which refuses an exponent past its range (1e200000)
+ * for the whole statement, and spells out a large one digit by digit
+ * (1e131071: 131 KB in every answer that shows the item). */
+#define REFDATA_NUMBER_MAX 40
+
+static bool number_ok(yajl_val n)
+{
+    const char *t = YAJL_GET_NUMBER(n);
+    if (!t || strlen(t) > REFDATA_NUMBER_MAX)
+        return false;
+    double d = strtod(t, NULL);
+    return isfinite(d);
+}
+
+static bool numbers_ok(yajl_val x)
+{
+    if (YAJL_IS_NUMBER(x))
+        return number_ok(x);
+    if (YAJL_IS_ARRAY(x)) {
+        for (size_t i = 0; i < x->u.array.len; i++)
+            if (!numbers_ok(x->u.array.values[i]))
+                return false;
+    } else if (YAJL_IS_OBJECT(x)) {
+        for (size_t i = 0; i < x->u.object.len; i++)
+            if (!numbers_ok(x->u.object.values[i]))
+                return false;
+    }
+    return true;
+}
+
+/* Every number of an item kept whole (an LPU's attrs), by its field. */
+static void v_numbers(struct vctx *v, yajl_val o)
+{
+    for (size_t i = 0; i < o->u.object.len; i++)
+        if (!numbers_ok(o->u.object.values[i]))
+            msg(v, "%s: число вне допустимого диапазона (не длиннее %d знаков)", o->u.object.keys[i],
+                REFDATA_NUMBER_MAX);
+}
+
 static void validate_lpu(struct vctx *v, yajl_val o)
 {
     char guid[37];
@@ -395,6 +437,7 @@ static void validate_lpu(struct vctx *v, yajl_val o)
     v_str(v, o, "fullName", false, STR_LONG);
     v_str(v, o, "address", false, STR_LONG);
     v_str(v, o, "phone", false, STR_SHORT);
+    v_numbers(v, o);
     json_gen_kv_bool(v->g, "is_children", v_bool(v, o, "isChildrenPoliclinic", false));
     json_gen_kv_bool(v->g, "is_active", v_bool(v, o, "isActive", true));
     json_gen_str(v->g, "attrs");

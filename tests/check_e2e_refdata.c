@@ -313,6 +313,18 @@ START_TEST(lpus_upload_idempotent_and_owned)
     yajl_tree_free(v);
     assert_value("SELECT count(*)::text FROM lpus WHERE guid = $1::uuid", g3, "0");
 
+    /* A number jsonb cannot hold spoils only its own item: the good one
+     * beside it is written (it used to be a 500 for the whole batch). */
+    char *mixed = xasprintf("[{\"guid\":\"%s\",\"mcod\":\"%s\",\"name\":\"С числом рядом\"},"
+                            "{\"guid\":\"%s\",\"mcod\":\"%s\",\"name\":\"Число\",\"fcod\":1e200000}]",
+                            g, mcod, g3, mcod);
+    v = results(up("lpus", auth, mixed), 2);
+    expect(v, 0, g, "Uploaded", NULL);
+    expect(v, 1, g3, "NotValid", "fcod: число вне допустимого диапазона (не длиннее 40 знаков)");
+    yajl_tree_free(v);
+    assert_value("SELECT name FROM lpus WHERE guid = $1::uuid", g, "С числом рядом");
+    free(mixed);
+
     free(body5);
     free(g3);
     free(body4);

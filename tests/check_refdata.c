@@ -165,6 +165,25 @@ START_TEST(lpu_messages)
 }
 END_TEST
 
+/* An LPU is kept whole (attrs), numbers and all: a number jsonb cannot
+ * take (1e200000) failed the whole batch's statement, and a huge one
+ * (1e131071) was spelt out digit by digit in every answer. Such an item is
+ * NotValid, naming its field; the others and ordinary numbers pass. */
+START_TEST(lpu_numbers)
+{
+    build(REFDATA_LPUS, "[{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"fcod\":1e200000},"
+                        "{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"x\":{\"y\":[1,1e131071]}},"
+                        "{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"fcod\":-12.5e3,"
+                        "\"n\":12345678901234567890}]");
+    ck_assert_int_eq(b.nvalid, 1);
+    ck_assert_int_eq(b.items[0].status, RD_NOT_VALID);
+    ck_msg(0, "fcod: число вне допустимого диапазона (не длиннее 40 знаков)");
+    ck_assert_int_eq(b.items[1].status, RD_NOT_VALID);
+    ck_msg(1, "x: число вне допустимого диапазона (не длиннее 40 знаков)");
+    ck_assert_int_eq(b.items[2].status, RD_PENDING);
+}
+END_TEST
+
 /* --- resources --- */
 
 START_TEST(resource_valid)
@@ -416,6 +435,7 @@ static Suite *refdata_suite(void)
     tcase_add_test(t, cell_guid_deterministic);
     tcase_add_test(t, lpu_valid);
     tcase_add_test(t, lpu_messages);
+    tcase_add_test(t, lpu_numbers);
     tcase_add_test(t, resource_valid);
     tcase_add_test(t, resource_messages);
     tcase_add_test(t, cell_valid);
