@@ -22,6 +22,9 @@ enum id_check {
  * sum mod 101, where 100 gives 00. Numbers up to 001-001-998 are not
  * checked. On ID_OK (and ID_CHECKSUM) out gets the 11 bare digits + NUL. */
 enum id_check ids_snils(const char *s, char out[12]);
+/* 000-000-000 00, bare: what MIS send for an unknown SNILS, never a
+ * person's number (passes ids_snils, being unchecked). */
+#define IDS_SNILS_PLACEHOLDER "00000000000"
 
 /* ЕНП: exactly 16 digits, the last a Luhn check digit over the first 15. */
 enum id_check ids_enp(const char *s);

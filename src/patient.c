@@ -548,7 +548,9 @@ void patient_validate(yajl_val v, const char *today, struct patient_check *c)
             patient_msg(m, "Snils: не прошёл проверку контрольного числа");
         else if (sc != ID_OK)
             patient_msg(m, "Snils: ожидается 11 цифр (XXX-XXX-XXX YY)");
-        if (sc != ID_OK)
+        /* The placeholder for "unknown" (seed 003's example), not a
+         * number: no SNILS. */
+        if (sc != ID_OK || strcmp(n->snils, IDS_SNILS_PLACEHOLDER) == 0)
             n->snils[0] = '\0';
     }
     get_str(m, v, "regAddress", "RegAddress", false, &n->reg_address);

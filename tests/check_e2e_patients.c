@@ -1019,6 +1019,26 @@ START_TEST(test_attachment_statuses)
 }
 END_TEST
 
+/* 000-000-000 00 is what MIS send for an unknown SNILS: two different
+ * patients sent with it are two persons, neither owning the placeholder
+ * (the first used to, and the second was refused as its conflict). */
+START_TEST(test_snils_placeholder_owned_by_none)
+{
+    struct tp a, b;
+    tp_new(&a);
+    tp_new(&b);
+    snprintf(a.snils, sizeof(a.snils), "000-000-000 00");
+    snprintf(b.snils, sizeof(b.snils), "000-000-000 00");
+    struct ans x = upload(&a), y = upload(&b);
+    assert_uploaded(&x, "None");
+    assert_uploaded(&y, "None");
+    ck_assert_str_ne(x.person, y.person);
+    ck_assert_int_eq(pg_count("SELECT count(*) FROM persons WHERE snils = $1", "00000000000"), 0);
+    ans_free(&x);
+    ans_free(&y);
+}
+END_TEST
+
 /* ---- idempotence ---- */
 
 START_TEST(test_idempotent_reupload)
@@ -1405,6 +1425,7 @@ static Suite *patients_suite(void)
     tcase_add_test(tc, test_pascal_case_fields);
     tcase_add_test(tc, test_attachment_statuses);
     tcase_add_test(tc, test_idempotent_reupload);
+    tcase_add_test(tc, test_snils_placeholder_owned_by_none);
     tcase_add_test(tc, test_update_drops_cached_identity);
     tcase_add_test(tc, test_concurrent_same_person);
     tcase_add_test(tc, test_import_entry_demo);

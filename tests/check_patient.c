@@ -134,6 +134,23 @@ START_TEST(test_valid_default)
 }
 END_TEST
 
+/* 000-000-000 00 (seed 003's own example) stands for an unknown SNILS: the
+ * card is valid and has none, in any spelling. */
+START_TEST(test_snils_placeholder)
+{
+    static const char *const spellings[] = {"\"000-000-000 00\"", "\"00000000000\"", "\"000 000 000-00\""};
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        char *s = patient_with("snils", spellings[i]);
+        struct patient_check c;
+        check_json(s, &c);
+        ck_assert_msg(c.card_valid, "%s: %s", spellings[i], all_msgs(&c));
+        ck_assert_msg(YAJL_IS_NULL(item_field(&c, "snils")), "%s kept as a SNILS", spellings[i]);
+        patient_check_free(&c);
+        free(s);
+    }
+}
+END_TEST
+
 /* The seed's table writes Family, its example family: any case will do. */
 START_TEST(test_any_case)
 {
@@ -429,6 +446,7 @@ static Suite *patient_suite(void)
     TCase *tc = tcase_create("validate");
     tcase_add_test(tc, test_valid_default);
     tcase_add_test(tc, test_any_case);
+    tcase_add_test(tc, test_snils_placeholder);
     tcase_add_loop_test(tc, test_bad_field, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_test(tc, test_string_bound);
     tcase_add_test(tc, test_every_problem_listed);
