@@ -53,9 +53,20 @@ void log_reopen(void)
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0)
         return;
-    int old = atomic_exchange(&log_fd, fd);
-    /* A line being written to the old descriptor right now may be lost with
-     * it; rotation tools expect exactly that. */
+    /* The new file takes the old descriptor's number, so that the number
+     * workers read never changes. Swapping numbers and closing the old one
+     * would free it for the next accept() or store connection while a
+     * worker that had just read it still writes a line: into a client's
+     * answer, or a store's protocol. A line in flight goes to one file or
+     * the other whole. */
+    int old = atomic_load(&log_fd);
+    if (old > 2 && dup3(fd, old, O_CLOEXEC) == old) {
+        close(fd);
+        return;
+    }
+    /* Never seen: dup3 into our own descriptor failed. The swap is then the
+     * lesser harm than no log. */
+    old = atomic_exchange(&log_fd, fd);
     if (old > 2)
         close(old);
 }

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -891,6 +892,45 @@ static int proc_fds(pid_t pid)
     return n;
 }
 
+/* The descriptor of pid open on path (by /proc/pid/fd's links), or -1. */
+static int proc_fd_of(pid_t pid, const char *path)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char link[320], target[512];
+        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            if (strcmp(target, path) == 0)
+                found = atoi(e->d_name);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* Lines of path holding needle (0 when there is no such file). */
+static int lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
 /* A non-blocking connection to the loopback port (connect in progress). */
 static int connect_nb(int port)
 {
@@ -937,6 +977,56 @@ static bool peer_closed(int fd)
 
 #define IDLE_WANT 10000
 #define IDLE_TIMEOUT_MS 6000
+
+/* SIGHUP reopens the log file, as logrotate expects: after a rename, what
+ * was written stays in the old file and what comes after goes to a new
+ * file at the configured path, under the same descriptor number (a number
+ * freed and handed to the next connection while a worker still writes a
+ * line to it would put that line into a client's answer). */
+START_TEST(test_log_reopen)
+{
+    char *dir = strdup(env("MIPGW_TEST_GW_LOG"));
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    char *path = xasprintf("%s/reopen-%d.log", dir, (int)getpid());
+    char *rotated = xasprintf("%s.1", path);
+    char *set = xasprintf("MIPGW_LOG_FILE=%s", path);
+    unlink(path);
+    unlink(rotated);
+    const char *const settings[] = {set, NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    http_free(http_get_at(port, "/health", NULL));
+    double t0 = mono_ms();
+    while (lines_with(path, " access ") < 1 && mono_ms() - t0 < 2000)
+        sleep_ms(20);
+    int fd = proc_fd_of(pid, path);
+    ck_assert_msg(fd > 2, "no descriptor on %s", path);
+
+    ck_assert_int_eq(rename(path, rotated), 0);
+    int before = lines_with(rotated, " access ");
+    ck_assert_int_ge(before, 1);
+    ck_assert_int_eq(kill(pid, SIGHUP), 0);
+    t0 = mono_ms();
+    while (lines_with(path, "log reopened") < 1 && mono_ms() - t0 < 3000)
+        sleep_ms(20);
+    ck_assert_msg(lines_with(path, "log reopened") == 1, "no new log at %s after SIGHUP", path);
+    ck_assert_int_eq(proc_fd_of(pid, path), fd);
+
+    for (int i = 0; i < 3; i++)
+        http_free(http_get_at(port, "/health", NULL));
+    t0 = mono_ms();
+    while (lines_with(path, " access ") < 3 && mono_ms() - t0 < 2000)
+        sleep_ms(20);
+    ck_assert_int_eq(lines_with(path, " access "), 3);
+    ck_assert_int_eq(lines_with(rotated, " access "), before);
+    ck_assert_msg(gw_stop(pid) == 0, "the gateway did not exit 0 on SIGTERM");
+    unlink(path);
+    unlink(rotated);
+    free(set), free(rotated), free(path), free(dir);
+}
+END_TEST
 
 START_TEST(test_idle_connections)
 {
@@ -1338,6 +1428,7 @@ static Suite *hostile_suite(void)
     tcase_add_checked_fixture(gw, spawned_reset, spawned_kill_all);
     tcase_add_test(gw, test_query_100000_params);
     tcase_add_test(gw, test_idle_connections);
+    tcase_add_test(gw, test_log_reopen);
     tcase_add_test(gw, test_slow_clients);
     tcase_add_test(gw, test_disconnect_mid_booking);
     suite_add_tcase(s, gw);
