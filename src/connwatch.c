@@ -1,6 +1,7 @@
 /* connwatch.c - see connwatch.h. */
 #include "connwatch.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -205,4 +206,12 @@ void connwatch_request_end(struct conn_entry *e)
     e->since_us = util_mono_us();
     if (e->state == CONN_CLOSED && e->busy == 0)
         free(e);
+}
+
+int connwatch_output_pending(const struct connwatch *cw)
+{
+    int n = 0;
+    for (const struct conn_entry *e = cw->head; e; e = e->next)
+        n += evbuffer_get_length(bufferevent_get_output(e->bev)) > 0;
+    return n;
 }

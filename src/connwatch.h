@@ -38,5 +38,9 @@ void connwatch_add(struct connwatch *cw, struct bufferevent *bev);
 struct conn_entry *connwatch_request_begin(struct connwatch *cw, struct evhttp_request *ev);
 /* Its answer has been sent (or it was dropped): the deadline starts again. */
 void connwatch_request_end(struct conn_entry *e);
+/* Connections with bytes of an answer not yet written to their socket:
+ * a reply is "sent" once queued, and a loop that stops before writing it
+ * loses it. For the drain at shutdown (a walk of every connection). */
+int connwatch_output_pending(const struct connwatch *cw);
 
 #endif

@@ -151,10 +151,13 @@ static void worker_drain_check(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    if (w->inflight == 0 || util_mono_us() >= w->drain_deadline_us) {
-        if (w->inflight)
-            log_warn("worker %d: %d requests still in flight at the end of the grace period",
-                     w->id, w->inflight);
+    /* Done when every request is answered and every answer written: an
+     * answer queued in this very turn is written only in a later one. */
+    int unwritten = w->inflight == 0 ? connwatch_output_pending(w->conns) : 0;
+    if ((w->inflight == 0 && unwritten == 0) || util_mono_us() >= w->drain_deadline_us) {
+        if (w->inflight || unwritten)
+            log_warn("worker %d: %d requests in flight and %d answers unwritten at the end of "
+                     "the grace period", w->id, w->inflight, unwritten);
         event_base_loopexit(w->base, NULL);
     }
 }
