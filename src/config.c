@@ -105,7 +105,7 @@ static const struct setting settings[] = {
     S_INT("http", "request_timeout_ms", http_request_timeout_ms, "30000", 1000, MS_MAX,
           "a connection with no whole request for this long, in ms, while none of its requests is answered, is closed: the read timeout restarts with every byte, this does not (a client that sends a byte a second)"),
     S_INT("http", "write_timeout_ms", http_write_timeout_ms, "15000", 1, MS_MAX,
-          "a client that does not read its answer is disconnected after this many ms"),
+          "a client whose answer makes no progress for this many ms is disconnected (libevent applies read_timeout_ms to writes too: the shorter holds)"),
     S_INT("http", "shutdown_grace_ms", http_shutdown_grace_ms, "10000", 1, MS_MAX,
           "on SIGTERM, how long requests in flight may finish, in ms"),
     S_STR("http", "trusted_proxies", T_STRING, http_trusted_proxies, "127.0.0.1", check_ip_list,

@@ -28,12 +28,15 @@ struct conn_entry {
     enum conn_state state;
     int busy;                    /* requests read and not yet answered */
     int64_t since_us;            /* accepted, or its last request read or answered */
+    size_t out_len;              /* bytes of answers unwritten at the last tick */
+    int64_t out_since_us;        /* when that count last changed */
     struct conn_entry *prev, *next;
 };
 
 struct connwatch {
     struct event *timer;
-    int64_t timeout_us;
+    int64_t timeout_us;          /* no whole request for this long: closed */
+    int64_t write_timeout_us;    /* an answer that makes no progress for this long: closed */
     struct conn_entry *head;     /* every entry not CONN_CLOSED */
     struct conn_entry **by_fd;   /* an index for the request path, filled lazily */
     int nfd;
@@ -62,6 +65,16 @@ static bool conn_dropped(struct conn_entry *e)
     return readcb == NULL;
 }
 
+/* Ends a connection: libevent sees the end of the stream and frees it. */
+static void conn_shut(struct conn_entry *e, const char *why, int64_t after_us)
+{
+    int s = (int)bufferevent_getfd(e->bev);
+    if (s >= 0) {
+        log_debug("connwatch: %s on fd %d for %lld ms; closing", why, s, (long long)(after_us / 1000));
+        shutdown(s, SHUT_RDWR);
+    }
+}
+
 static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -78,23 +91,31 @@ static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (e->busy == 0 && now - e->since_us > cw->timeout_us) {
-            int s = (int)bufferevent_getfd(e->bev);
-            if (s >= 0) {
-                log_debug("connwatch: no whole request on fd %d for %lld ms; closing", s,
-                          (long long)(cw->timeout_us / 1000));
-                shutdown(s, SHUT_RDWR);
-            }
+            conn_shut(e, "no whole request", cw->timeout_us);
             e->since_us = now;  /* once is enough: libevent takes it from here */
+        }
+        /* libevent 2.1's one timeout is the read timeout, which also bounds
+         * writes; a shorter http.write_timeout_ms is kept here: an answer
+         * whose unwritten bytes have not moved since then (the client does
+         * not read, and the kernel's buffer is full). */
+        size_t out = evbuffer_get_length(bufferevent_get_output(e->bev));
+        if (out == 0 || out != e->out_len) {
+            e->out_len = out;
+            e->out_since_us = now;
+        } else if (now - e->out_since_us > cw->write_timeout_us) {
+            conn_shut(e, "an answer not read", cw->write_timeout_us);
+            e->out_since_us = now;
         }
     }
 }
 
-struct connwatch *connwatch_new(struct event_base *base, int timeout_ms)
+struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms)
 {
     struct connwatch *cw = calloc(1, sizeof(*cw));
     if (!cw)
         return NULL;
     cw->timeout_us = (int64_t)timeout_ms * 1000;
+    cw->write_timeout_us = (int64_t)write_timeout_ms * 1000;
     cw->timer = event_new(base, -1, EV_PERSIST, connwatch_on_tick, cw);
     struct timeval tv = {CONNWATCH_TICK_MS / 1000, 0};
     if (!cw->timer || event_add(cw->timer, &tv) != 0) {

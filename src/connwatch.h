@@ -7,8 +7,9 @@
  * connection here; a request that arrives whole, and its answer, tell when
  * the connection last made progress; a timer once a second shuts down any
  * connection that has had no whole request for http.request_timeout_ms while
- * none of its requests is being answered. libevent then sees the end of the
- * stream and frees the connection itself.
+ * none of its requests is being answered, and any whose unwritten answer
+ * has not moved for http.write_timeout_ms. libevent then sees the end of
+ * the stream and frees the connection itself.
  *
  * Ownership: until a connection's first request, libevent has no close hook
  * for it, so the watch holds a reference on its bufferevent and lets go once
@@ -26,8 +27,10 @@ struct evhttp_request;
 struct connwatch;
 struct conn_entry;
 
-/* timeout_ms: http.request_timeout_ms. NULL when out of memory. */
-struct connwatch *connwatch_new(struct event_base *base, int timeout_ms);
+/* timeout_ms: http.request_timeout_ms; write_timeout_ms:
+ * http.write_timeout_ms, how long an answer may make no progress (checked
+ * once a second). NULL when out of memory. */
+struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms);
 /* After evhttp_free: lets go of the connections it still holds. */
 void connwatch_free(struct connwatch *cw);
 

@@ -223,8 +223,9 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
     }
     evhttp_set_max_headers_size(w->http, cfg->http_max_header_size);
     evhttp_set_max_body_size(w->http, cfg->http_max_body_size);
-    /* libevent 2.1 has one timeout for reading and writing a connection;
-     * the read timeout is the one that matters against slow clients. */
+    /* libevent 2.1 has one timeout for reading and writing a connection:
+     * the read timeout, which bounds writes too; connwatch keeps a shorter
+     * write timeout. */
     int ms = cfg->http_read_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evhttp_set_timeout_tv(w->http, &tv);
@@ -239,7 +240,7 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         snprintf(err, errlen, "cannot accept on the listener");
         return -1;
     }
-    w->conns = connwatch_new(w->base, cfg->http_request_timeout_ms);
+    w->conns = connwatch_new(w->base, cfg->http_request_timeout_ms, cfg->http_write_timeout_ms);
     if (!w->conns) {
         snprintf(err, errlen, "cannot start the connection watch");
         return -1;

@@ -40,6 +40,7 @@
 #include "e2e_util.h"
 #include "httpc.h"
 #include "ids.h"
+#include "json.h"
 
 #define TZ "Europe/Moscow"
 #define LPU_470102 "c3c977af-c3b4-4517-9d57-50a6844ec660"
@@ -1028,6 +1029,137 @@ START_TEST(test_log_reopen)
 }
 END_TEST
 
+/* N pipelined requests for 21 days of a demo doctor's schedule (about
+ * 100 KB an answer), the last with Connection: close, sent on a connection
+ * whose receive buffer is 2 KB: the socket. */
+static int pipeline_schedules(int port, int n)
+{
+    time_t now = time(NULL), later = now + 20 * 86400;
+    char from[11], to[11];
+    struct tm tm;
+    strftime(from, sizeof(from), "%Y-%m-%d", localtime_r(&now, &tm));
+    strftime(to, sizeof(to), "%Y-%m-%d", localtime_r(&later, &tm));
+    struct buf req;
+    buf_init(&req);
+    for (int i = 0; i < n; i++) {
+        char *one = xasprintf("GET /api/v2/lpu/c3c977af-c3b4-4517-9d57-50a6844ec660/doctor/"
+                              "19ebd6d6-2bbf-45c1-a8fb-2c7747f3beb3/schedule/%s/%s HTTP/1.1\r\n"
+                              "Host: 127.0.0.1\r\n%s\r\n", from, to,
+                              i == n - 1 ? "Connection: close\r\n" : "");
+        buf_puts(&req, one);
+        free(one);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 2048;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(send(fd, req.data, req.len, MSG_NOSIGNAL), (ssize_t)req.len);
+    buf_free(&req);
+    return fd;
+}
+
+/* Reads fd to its end (5 s without a byte is a failure) and splits what
+ * came into whole answers by their Content-Length: their count, and
+ * whether the stream ended inside one. */
+struct stream_end {
+    int answers;       /* whole answers */
+    int ok;            /* of them, 200s */
+    bool cut;          /* the stream ended inside an answer */
+    size_t bytes;
+};
+
+static struct stream_end read_answers(int fd)
+{
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t cap = 1 << 20, len = 0;
+    char *all = malloc(cap + 1);
+    ssize_t n;
+    errno = 0;
+    for (;;) {
+        if (len == cap)
+            all = realloc(all, (cap *= 2) + 1);
+        n = recv(fd, all + len, cap - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    ck_assert_msg(n == 0 || errno == ECONNRESET, "the stream did not end: %s", strerror(errno));
+    close(fd);
+    all[len] = '\0';
+    struct stream_end r = {.bytes = len};
+    size_t pos = 0;
+    while (pos < len) {
+        char *head_end = strstr(all + pos, "\r\n\r\n");
+        const char *cl = strcasestr(all + pos, "Content-Length:");
+        if (!head_end || !cl || cl > head_end) {
+            r.cut = true;
+            break;
+        }
+        size_t body = (size_t)atol(cl + 15), next = (size_t)(head_end + 4 - all) + body;
+        if (next > len) {
+            r.cut = true;
+            break;
+        }
+        r.answers++;
+        r.ok += strncmp(all + pos, "HTTP/1.1 200", 12) == 0;
+        pos = next;
+    }
+    free(all);
+    return r;
+}
+
+/* Sixty pipelined answers of 100 KB each to a client that then reads
+ * nothing: once the kernel's buffers are full, the answer being written
+ * makes no progress, and http.write_timeout_ms (1 s here, against a read
+ * timeout of 15 s, libevent's only one) ends the connection: read
+ * afterwards, the stream holds fewer than sixty answers. */
+START_TEST(test_write_timeout)
+{
+    const char *const settings[] = {"MIPGW_HTTP_WRITE_TIMEOUT_MS=1000", "MIPGW_HTTP_READ_TIMEOUT_MS=15000",
+                                    NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    int fd = pipeline_schedules(port, 60);
+    sleep_ms(4000);
+    struct stream_end r = read_answers(fd);
+    ck_assert_msg(r.ok >= 1 && r.answers < 60, "%d of 60 answers (%zu bytes) came: the write timeout "
+                  "did not end the connection", r.answers, r.bytes);
+    ck_assert_msg(gw_stop(pid) == 0, "the gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
+/* SIGTERM while an answer waits in the gateway for a client that has not
+ * read it yet: the drain lasts until it is written (within the grace
+ * period), so the client, reading after the SIGTERM, gets every answer the
+ * gateway counted as sent, whole. A reply counts as sent once it is queued,
+ * and the drain used to end, closing every connection, as soon as no
+ * request was in flight: the answer waiting in the gateway was lost. */
+START_TEST(test_drain_writes_queued_answers)
+{
+    pid_t pid;
+    int port = gw_spawn(NULL, &pid);
+    int fd = pipeline_schedules(port, 60);
+    sleep_ms(1000);                   /* the kernel's buffers full, an answer waits */
+    /* The answers the gateway counts as sent: queued, if not written. */
+    double sent = metric_at(port, "mipgw_requests_total{route=\"schedule\",status=\"200\"}");
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    sleep_ms(300);                    /* the drain's checks run meanwhile */
+    struct stream_end r = read_answers(fd);
+    ck_assert_msg(sent >= 1 && r.ok >= (int)sent && !r.cut,
+                  "%.0f answers sent, %d whole ones came (%d of them 200s), then the stream %s (%zu bytes)",
+                  sent, r.answers, r.ok, r.cut ? "was cut inside one" : "ended", r.bytes);
+    int status = 0;
+    double t0 = mono_ms();
+    while (waitpid(pid, &status, WNOHANG) == 0 && mono_ms() - t0 < 15000)
+        sleep_ms(50);
+    spawned_reset();
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the gateway did not exit 0");
+}
+END_TEST
+
 START_TEST(test_idle_connections)
 {
     raise_nofile();
@@ -1429,6 +1561,8 @@ static Suite *hostile_suite(void)
     tcase_add_test(gw, test_query_100000_params);
     tcase_add_test(gw, test_idle_connections);
     tcase_add_test(gw, test_log_reopen);
+    tcase_add_test(gw, test_write_timeout);
+    tcase_add_test(gw, test_drain_writes_queued_answers);
     tcase_add_test(gw, test_slow_clients);
     tcase_add_test(gw, test_disconnect_mid_booking);
     suite_add_tcase(s, gw);
