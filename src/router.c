@@ -1,6 +1,7 @@
 /* router.c - see router.h. */
 #include "router.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -37,12 +38,20 @@ static const struct route routes[] = {
 #define NROUTES ((int)ARRAY_LEN(routes))
 
 static const char *names[NROUTES + 1];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 
-const char *const *router_names(int *n)
+/* Filled once: every worker's /metrics asks, and two at once must not
+ * both write the table. */
+static void names_fill(void)
 {
     for (int i = 0; i < NROUTES; i++)
         names[i] = routes[i].name;
     names[NROUTES] = "unmatched";
+}
+
+const char *const *router_names(int *n)
+{
+    pthread_once(&names_once, names_fill);
     *n = NROUTES + 1;
     return names;
 }
