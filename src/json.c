@@ -92,6 +92,7 @@ yajl_val json_parse(const char *data, size_t len, int max_depth, char *err, size
     copy[len] = '\0';
     char yerr[128] = "";
     yajl_val v = yajl_tree_parse(copy, yerr, sizeof(yerr));
+    explicit_bzero(copy, len);   /* a body may carry a password */
     free(copy);
     if (v && !json_utf8_tree(v)) {
         yajl_tree_free(v);

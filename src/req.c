@@ -305,6 +305,16 @@ const char *req_body(struct req *r, size_t *len)
     return *len ? (const char *)evbuffer_pullup(in, -1) : "";
 }
 
+void req_body_wipe(struct req *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0)
+        return;
+    explicit_bzero(evbuffer_pullup(in, -1), len);
+    evbuffer_drain(in, len);
+}
+
 bool req_is_json(struct req *r)
 {
     static const char want[] = "application/json";

@@ -86,6 +86,9 @@ enum req_query_status req_query_decode(const char *q, int max, req_alloc_fn allo
 const char *req_query(struct req *r, const char *name);
 /* The request body as a contiguous buffer (arena-owned) and its length. */
 const char *req_body(struct req *r, size_t *len);
+/* Zeroes the request body where libevent keeps it, and drops it: for a
+ * body that carries a secret, once it has been read. */
+void req_body_wipe(struct req *r);
 /* True when Content-Type is application/json, in any case, with or
  * without parameters (RFC 9110: OWS ";" parameters). */
 bool req_is_json(struct req *r);

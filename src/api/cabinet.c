@@ -501,7 +501,7 @@ static bool reg_take_body(struct req *r, struct reg *g)
 {
     yajl_val root = req_json_object(r, (size_t)r->w->cfg->ehealth_max_body, "an object");
     if (!root)
-        return false;
+        return false;   /* answered, and r with it: a body that is no JSON object stays unwiped */
     char today[32];
     util_format_time(util_wall_us() / 1000000, today);
     today[10] = '\0';
@@ -524,12 +524,14 @@ static bool reg_take_body(struct req *r, struct reg *g)
         g->last_name = req_strdup(r, str_of(patient, "last_name"));
         g->patient_json = reg_patient_json(r, patient);
     }
-    /* The password's only copy from here on is the arena's. */
+    /* The password's only copy from here on is the arena's: the tree's and
+     * the body's are wiped (json_parse wipes its own). */
     const char *pw[] = {"password", NULL};
     yajl_val p = yajl_tree_get(root, pw, yajl_t_string);
     if (p)
         explicit_bzero(p->u.string, strlen(p->u.string));
     yajl_tree_free(root);
+    req_body_wipe(r);
     return true;
 }
 
