@@ -36,16 +36,17 @@
 
 /* Every request enters here: route it, or answer 404/405 with the standard
  * body. evhttp itself is set to allow every method so that a wrong one gets
- * our 405, not libevent's HTML page. */
+ * our 405, not libevent's HTML page. While draining, a request that comes
+ * on a connection already open (a proxy's keep-alive) is served like any
+ * other, and its answer closes the connection (req_send): refusing it would
+ * turn a rolling restart behind nginx into errors for the portals, as nginx
+ * keeps using its cached connections until each is closed. /ready says
+ * 503/5032 meanwhile, so that health checks take the process out. */
 static void worker_on_request(struct evhttp_request *ev, void *arg)
 {
     struct worker *w = arg;
     struct req *r = req_new(w, ev);
     r->conn = connwatch_request_begin(w->conns, ev);
-    if (w->state != WORKER_RUNNING) {
-        req_fail(r, E_SHUTTING_DOWN);
-        return;
-    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)

@@ -1160,6 +1160,77 @@ START_TEST(test_drain_writes_queued_answers)
 }
 END_TEST
 
+/* A keep-alive connection to the loopback port. */
+static int ka_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* GET path on fd, keep-alive; the whole answer (head and body), read by
+ * its Content-Length. */
+static char *ka_get(int fd, const char *path)
+{
+    char *req = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    free(req);
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        ck_assert_msg(n > 0, "%s: no whole answer (%zd, %s)", path, n, strerror(errno));
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "Content-Length:");
+        if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atol(cl + 15))
+            return buf;
+        ck_assert(len < cap);
+    }
+}
+
+/* Draining after SIGTERM (held open here by an answer a slow client has
+ * not read): a request on a keep-alive connection opened before is served,
+ * and its answer closes the connection; /ready says 503/5032, so that a
+ * health check takes the process out. Refusing such requests turned every
+ * rolling restart behind nginx into 503s, as nginx keeps using its cached
+ * connections. */
+START_TEST(test_drain_serves_keepalive)
+{
+    pid_t pid;
+    int port = gw_spawn(NULL, &pid);
+    int a = ka_connect(port), b = ka_connect(port);
+    free(ka_get(a, "/health"));
+    free(ka_get(b, "/health"));
+    int slow = pipeline_schedules(port, 60);
+    sleep_ms(1000);
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    sleep_ms(200);
+    char *tok = ka_get(a, "/auth/cod/token?n_pol=5000000000000041&birthday=1985-03-14");
+    ck_assert_msg(strncmp(tok, "HTTP/1.1 200", 12) == 0 && strstr(tok, "\"token\""), "draining: %.300s", tok);
+    ck_assert_msg(strcasestr(tok, "Connection: close") != NULL, "no Connection: close: %.300s", tok);
+    char *ready = ka_get(b, "/ready");
+    ck_assert_msg(strncmp(ready, "HTTP/1.1 503", 12) == 0 && strstr(ready, "\"5032\""), "/ready: %.300s",
+                  ready);
+    free(tok), free(ready);
+    close(a);
+    close(b);
+    struct stream_end r = read_answers(slow);
+    ck_assert(!r.cut);
+    int status = 0;
+    double t0 = mono_ms();
+    while (waitpid(pid, &status, WNOHANG) == 0 && mono_ms() - t0 < 15000)
+        sleep_ms(50);
+    spawned_reset();
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the gateway did not exit 0");
+}
+END_TEST
+
 START_TEST(test_idle_connections)
 {
     raise_nofile();
@@ -1563,6 +1634,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(gw, test_log_reopen);
     tcase_add_test(gw, test_write_timeout);
     tcase_add_test(gw, test_drain_writes_queued_answers);
+    tcase_add_test(gw, test_drain_serves_keepalive);
     tcase_add_test(gw, test_slow_clients);
     tcase_add_test(gw, test_disconnect_mid_booking);
     suite_add_tcase(s, gw);

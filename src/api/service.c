@@ -20,9 +20,14 @@ void api_health(struct req *r)
 }
 
 /* Ready when this worker can reach both stores and knows the client
- * applications; the load balancer takes the process out otherwise. */
+ * applications, and is not draining; the load balancer takes the process
+ * out otherwise. */
 void api_ready(struct req *r)
 {
+    if (r->w->state != WORKER_RUNNING) {
+        req_fail(r, E_SHUTTING_DOWN);
+        return;
+    }
     bool pg = pg_pool_is_up(r->w->pg);
     bool rd = redis_is_up(r->w->redis);
     bool apps = r->w->apps.loaded;
