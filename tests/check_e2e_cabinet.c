@@ -2199,6 +2199,33 @@ START_TEST(test_loser_after_code_deleted)
 }
 END_TEST
 
+/* a and b register at the same moment, each with the code given: the
+ * index of the one created (its answer checked and freed), the other's
+ * answer in *loser (the caller's to check, which frees it). */
+static int race_two(const struct flow *a, const char *code_a, const struct flow *b, const char *code_b,
+                    struct http_resp **loser)
+{
+    char *tokens[2] = {a->token, b->token};
+    char *bodies[2] = {reg_body(&a->id, code_a, PASSWORD, NULL), reg_body(&b->id, code_b, PASSWORD, NULL)};
+    struct http_resp *out[2];
+    race(2, tokens, bodies, out);
+    free(bodies[0]), free(bodies[1]);
+    int winner = out[0]->status == 201 ? 0 : out[1]->status == 201 ? 1 : -1;
+    ck_assert_msg(winner >= 0, "no 201: %d %s / %d", out[0]->status, show(out[0]), out[1]->status);
+    EXPECT_CREATED(out[winner]);
+    *loser = out[1 - winner];
+    return winner;
+}
+
+/* Another person's sign-up (a UserRequest of its own) whose OTP phone is
+ * a's: two people who share a phone. No code asked for it yet. */
+static void flow_same_phone(const struct flow *a, struct flow *b)
+{
+    b->id = ident_new();
+    snprintf(b->id.phone, sizeof(b->id.phone), "%s", a->id.phone);
+    b->token = ur_new(&b->id, b->ur);
+}
+
 START_TEST(test_concurrent_same_tax_id)
 {
     /* Two UserRequests of one person, each with its own OTP phone and code. */
@@ -2208,14 +2235,9 @@ START_TEST(test_concurrent_same_tax_id)
     snprintf(b.id.tax_id, sizeof(b.id.tax_id), "%s", a.id.tax_id);
     b.token = ur_new(&b.id, b.ur);
     otp_new(b.id.phone, b.code);
-    char *tokens[2] = {a.token, b.token};
-    char *bodies[2] = {reg_body(&a.id, a.code, PASSWORD, NULL), reg_body(&b.id, b.code, PASSWORD, NULL)};
-    struct http_resp *out[2];
-    race(2, tokens, bodies, out);
-    int winner = out[0]->status == 201 ? 0 : out[1]->status == 201 ? 1 : -1;
-    ck_assert_msg(winner >= 0, "no 201: %d %s / %d", out[0]->status, show(out[0]), out[1]->status);
-    EXPECT_CREATED(out[winner]);
-    expect_eh(out[1 - winner], 409, "tax_id_exists", MSG_TAX_EXISTS, REG_PATH, "the loser", __LINE__);
+    struct http_resp *loser;
+    int winner = race_two(&a, a.code, &b, b.code, &loser);
+    expect_eh(loser, 409, "tax_id_exists", MSG_TAX_EXISTS, REG_PATH, "the loser", __LINE__);
     ck_assert_int_eq(persons_of(a.id.tax_id), 1);
     ck_assert_int_eq(users_of(a.id.tax_id), 1);
     const char *winner_phone = winner == 0 ? a.id.phone : b.id.phone;
@@ -2227,7 +2249,6 @@ START_TEST(test_concurrent_same_tax_id)
     ck_assert(ur_spent(winner == 0 ? a.ur : b.ur));
     ck_assert(!ur_spent(winner == 0 ? b.ur : a.ur));
     no_orphans();
-    free(bodies[0]), free(bodies[1]);
     flow_end(&a);
     flow_end(&b);
 }
@@ -2241,9 +2262,7 @@ START_TEST(test_otp_one_signup)
 {
     struct flow a, b;
     flow_start(&a);
-    b.id = ident_new();
-    snprintf(b.id.phone, sizeof(b.id.phone), "%s", a.id.phone);
-    b.token = ur_new(&b.id, b.ur);
+    flow_same_phone(&a, &b);
     char *a_weak = reg_body(&a.id, a.code, "reg1stration-pass-e2e", NULL);
     EXPECT_ONE(reg_post(a.token, a_weak), REG_PATH, "$.password", "invalid", MSG_PASSWORD, "[]");
     char *b_body = reg_body(&b.id, a.code, PASSWORD, NULL);
@@ -2271,22 +2290,12 @@ START_TEST(test_otp_one_signup_race)
 {
     struct flow a, b;
     flow_start(&a);
-    b.id = ident_new();
-    snprintf(b.id.phone, sizeof(b.id.phone), "%s", a.id.phone);
-    b.token = ur_new(&b.id, b.ur);
-    char *tokens[2] = {a.token, b.token};
-    char *bodies[2] = {reg_body(&a.id, a.code, PASSWORD, NULL), reg_body(&b.id, a.code, PASSWORD, NULL)};
-    struct http_resp *out[2];
-    race(2, tokens, bodies, out);
-    int winner = out[0]->status == 201 ? 0 : out[1]->status == 201 ? 1 : -1;
-    ck_assert_msg(winner >= 0, "no 201: %d %s / %d", out[0]->status, show(out[0]), out[1]->status);
-    ck_assert_msg(out[1 - winner]->status == 422, "the other: %d %s", out[1 - winner]->status,
-                  show(out[1 - winner]));
-    EXPECT_CREATED(out[winner]);
-    EXPECT_ONE(out[1 - winner], REG_PATH, "$.otp", "invalid", MSG_OTP_INVALID, "[]");
+    flow_same_phone(&a, &b);
+    struct http_resp *loser;
+    race_two(&a, a.code, &b, a.code, &loser);
+    EXPECT_ONE(loser, REG_PATH, "$.otp", "invalid", MSG_OTP_INVALID, "[]");
     ck_assert_int_eq(users_of(a.id.tax_id) + users_of(b.id.tax_id), 1);
     no_orphans();
-    free(bodies[0]), free(bodies[1]);
     flow_end(&a);
     flow_end(&b);
 }
