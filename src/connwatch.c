@@ -30,6 +30,8 @@ struct conn_entry {
     int64_t since_us;            /* accepted, or its last request read or answered */
     size_t out_len;              /* bytes of answers unwritten at the last tick */
     int64_t out_since_us;        /* when that count last changed */
+    struct evbuffer_cb_entry *in_cb;  /* conn_on_input on the input buffer */
+    bool over;                   /* input went past its bound: being closed */
     struct conn_entry *prev, *next;
 };
 
@@ -37,10 +39,39 @@ struct connwatch {
     struct event *timer;
     int64_t timeout_us;          /* no whole request for this long: closed */
     int64_t write_timeout_us;    /* an answer that makes no progress for this long: closed */
+    size_t input_max;            /* unparsed input past this: closed */
     struct conn_entry *head;     /* every entry not CONN_CLOSED */
     struct conn_entry **by_fd;   /* an index for the request path, filled lazily */
     int nfd;
 };
+
+/* Takes conn_on_input off the input buffer: the entry is about to go. */
+static void conn_unwatch_input(struct conn_entry *e)
+{
+    if (e->in_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_input(e->bev), e->in_cb);
+    e->in_cb = NULL;
+}
+
+/* Bytes arrived. libevent 2.1 bounds the request line, the headers and a
+ * body's length, but not the size line of a chunked body: one that never
+ * ends grew without bound, and each read scanned all of it again for the
+ * line's end (a worker's CPU for seconds, and memory, without a login).
+ * Past the bound, the connection ends as if the client had closed it:
+ * libevent's own error path, deferred to the loop so that nothing is freed
+ * under the read in progress. (A read watermark would stop reading
+ * instead, and libevent 2.1 then spins on the read callback of a request
+ * it cannot parse.) */
+static void conn_on_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct conn_entry *e = arg;
+    if (info->n_added == 0 || e->over || evbuffer_get_length(in) <= e->cw->input_max)
+        return;
+    e->over = true;
+    log_debug("connwatch: fd %d: more than %zu bytes of input unparsed; closing",
+              (int)bufferevent_getfd(e->bev), e->cw->input_max);
+    bufferevent_trigger_event(e->bev, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+}
 
 static void conn_unlink(struct connwatch *cw, struct conn_entry *e)
 {
@@ -86,6 +117,7 @@ static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
         next = e->next;
         if (e->state == CONN_NEW && conn_dropped(e)) {
             conn_unlink(cw, e);
+            conn_unwatch_input(e);
             bufferevent_decref(e->bev);   /* the last reference: closes the socket */
             free(e);
             continue;
@@ -109,11 +141,13 @@ static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms)
+struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms,
+                                size_t input_max)
 {
     struct connwatch *cw = calloc(1, sizeof(*cw));
     if (!cw)
         return NULL;
+    cw->input_max = input_max;
     cw->timeout_us = (int64_t)timeout_ms * 1000;
     cw->write_timeout_us = (int64_t)write_timeout_ms * 1000;
     cw->timer = event_new(base, -1, EV_PERSIST, connwatch_on_tick, cw);
@@ -132,8 +166,10 @@ void connwatch_free(struct connwatch *cw)
     struct conn_entry *next;
     for (struct conn_entry *e = cw->head; e; e = next) {
         next = e->next;
-        if (e->state == CONN_NEW)
+        if (e->state == CONN_NEW) {
+            conn_unwatch_input(e);
             bufferevent_decref(e->bev);
+        }
         free(e);
     }
     if (cw->timer)
@@ -151,6 +187,7 @@ void connwatch_add(struct connwatch *cw, struct bufferevent *bev)
     e->bev = bev;
     e->state = CONN_NEW;
     e->since_us = util_mono_us();
+    e->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_on_input, e);
     bufferevent_incref(bev);
     e->next = cw->head;
     if (cw->head)
@@ -165,6 +202,7 @@ static void conn_on_close(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     struct conn_entry *e = arg;
     conn_unlink(e->cw, e);
+    conn_unwatch_input(e);
     if (e->busy > 0)
         e->state = CONN_CLOSED;
     else

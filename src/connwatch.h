@@ -8,8 +8,9 @@
  * the connection last made progress; a timer once a second shuts down any
  * connection that has had no whole request for http.request_timeout_ms while
  * none of its requests is being answered, and any whose unwritten answer
- * has not moved for http.write_timeout_ms. libevent then sees the end of
- * the stream and frees the connection itself.
+ * has not moved for http.write_timeout_ms, and at once any that holds more
+ * unparsed input than a whole request of the largest size. libevent then
+ * sees the end of the stream and frees the connection itself.
  *
  * Ownership: until a connection's first request, libevent has no close hook
  * for it, so the watch holds a reference on its bufferevent and lets go once
@@ -19,6 +20,7 @@
 #ifndef MIPGW_CONNWATCH_H
 #define MIPGW_CONNWATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct bufferevent;
@@ -28,9 +30,11 @@ struct connwatch;
 struct conn_entry;
 
 /* timeout_ms: http.request_timeout_ms; write_timeout_ms:
- * http.write_timeout_ms, how long an answer may make no progress (checked
- * once a second). NULL when out of memory. */
-struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms);
+ * http.write_timeout_ms, how long an answer may make no progress (both
+ * checked once a second); input_max: the most input a connection may hold
+ * unparsed (closed at once past it). NULL when out of memory. */
+struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms,
+                                size_t input_max);
 /* After evhttp_free: lets go of the connections it still holds. */
 void connwatch_free(struct connwatch *cw);
 

@@ -33,6 +33,10 @@
 #define WORKER_RATELIMIT_SLOTS 32768
 /* The most a connection's bufferevent hands the kernel in one write. */
 #define WORKER_MAX_SINGLE_WRITE ((size_t)256 << 10)
+/* Unparsed input a connection may hold beyond a whole request of the
+ * largest size (http.max_header_size + http.max_body_size): what a client
+ * pipelines behind it. More is closed (connwatch). */
+#define WORKER_INPUT_SLACK ((size_t)64 << 10)
 
 /* Every request enters here: route it, or answer 404/405 with the standard
  * body. evhttp itself is set to allow every method so that a wrong one gets
@@ -241,7 +245,9 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         snprintf(err, errlen, "cannot accept on the listener");
         return -1;
     }
-    w->conns = connwatch_new(w->base, cfg->http_request_timeout_ms, cfg->http_write_timeout_ms);
+    w->conns = connwatch_new(w->base, cfg->http_request_timeout_ms, cfg->http_write_timeout_ms,
+                             (size_t)cfg->http_max_header_size + (size_t)cfg->http_max_body_size +
+                                 WORKER_INPUT_SLACK);
     if (!w->conns) {
         snprintf(err, errlen, "cannot start the connection watch");
         return -1;

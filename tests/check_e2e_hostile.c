@@ -1223,6 +1223,62 @@ START_TEST(test_drain_serves_keepalive)
 }
 END_TEST
 
+/* CPU time pid has used (user and system), in ms. */
+static long proc_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15, counted after the command's closing parenthesis. */
+    const char *p = strrchr(buf, ')');
+    ck_assert_ptr_nonnull(p);
+    unsigned long ut = 0, st = 0;
+    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+/* A chunked body whose size line never ends: libevent 2.1 puts no bound on
+ * that line, and scanned all it had for the line's end at every read (one
+ * connection took a worker's CPU for seconds and memory without bound). The
+ * gateway stops reading at a whole request's largest size and closes the
+ * connection; it spends next to no CPU on it. */
+START_TEST(test_chunk_size_line_bounded)
+{
+    pid_t pid;
+    int port = gw_spawn(NULL, &pid);
+    long cpu0 = proc_cpu_ms(pid);
+    int fd = ka_connect(port);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    const char *head = "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    ck_assert_int_eq(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+    static char junk[65536];
+    memset(junk, 'A', sizeof(junk));
+    size_t sent = 0;
+    while (sent < ((size_t)24 << 20)) {
+        ssize_t n = send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        sent += (size_t)n;
+    }
+    /* Closed: the end of the stream or a reset, within a few seconds. */
+    char c;
+    ssize_t r = recv(fd, &c, 1, 0);
+    int e = errno;
+    close(fd);
+    ck_assert_msg(r == 0 || (r < 0 && (e == ECONNRESET || e == EPIPE)),
+                  "the connection is still open after %zu bytes of one size line (%zd, %s)", sent, r,
+                  r < 0 ? strerror(e) : "data");
+    long cpu = proc_cpu_ms(pid) - cpu0;
+    ck_assert_msg(cpu < 500, "the gateway spent %ld ms of CPU on %zu bytes of one size line", cpu, sent);
+    ck_assert_msg(gw_stop(pid) == 0, "the gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 START_TEST(test_idle_connections)
 {
     raise_nofile();
@@ -1627,6 +1683,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(gw, test_write_timeout);
     tcase_add_test(gw, test_drain_writes_queued_answers);
     tcase_add_test(gw, test_drain_serves_keepalive);
+    tcase_add_test(gw, test_chunk_size_line_bounded);
     tcase_add_test(gw, test_slow_clients);
     tcase_add_test(gw, test_disconnect_mid_booking);
     suite_add_tcase(s, gw);
