@@ -110,6 +110,22 @@ bool ids_utf8_valid(const char *s, size_t n) {
     return true;
 }
 
+void ids_utf8_scrub(char *s) {
+    unsigned char *p = (unsigned char *)s;
+    size_t n = strlen(s);
+    uint32_t cp;
+
+    while (n > 0) {
+        size_t len = utf8_decode(p, n, &cp);
+        if (len == 0) {
+            *p = '?';
+            len = 1;
+        }
+        p += len;
+        n -= len;
+    }
+}
+
 /* Appends a code point as UTF-8, keeping room for the NUL. */
 static bool put_cp(char *out, size_t cap, size_t *pos, uint32_t cp) {
     unsigned char b[4];

@@ -78,5 +78,9 @@ bool ids_fold_name(const char *s, char *out, size_t cap);
 
 /* True when s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool ids_utf8_valid(const char *s, size_t n);
+/* Makes s (NUL-terminated) valid UTF-8 in place: each byte that does not
+ * start a valid character becomes '?', a character cut by a truncation
+ * included. For text of the client's that an answer echoes. */
+void ids_utf8_scrub(char *s);
 
 #endif

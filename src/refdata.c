@@ -1,7 +1,6 @@
 /* refdata.c - see refdata.h. */
 #include "refdata.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,6 +76,7 @@ static void msg(struct vctx *v, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    ids_utf8_scrub(text);   /* a long key of the client's may have been cut inside a character */
     const char *p = b_strdup(v->b, text);
     if (!p) {
         v->oom = true;
@@ -375,19 +375,25 @@ static void v_person(struct vctx *v, yajl_val obj)
 }
 
 /* A number PostgreSQL's jsonb takes as it is written: at most
- * REFDATA_NUMBER_MAX characters and finite as a double. jsonb keeps
- * numbers as numeric, which refuses an exponent past its range (1e200000)
- * for the whole statement, and spells out a large one digit by digit
- * (1e131071: 131 KB in every answer that shows the item). */
+ * REFDATA_NUMBER_MAX characters and an exponent within a double's
+ * (|e| <= REFDATA_EXPONENT_MAX). jsonb keeps numbers as numeric, which
+ * refuses an exponent past its range (1e200000, 1e-200000) for the whole
+ * statement, and spells out a large one digit by digit (1e131071: 131 KB
+ * in every answer that shows the item). */
 #define REFDATA_NUMBER_MAX 40
+#define REFDATA_EXPONENT_MAX 308
 
 static bool number_ok(yajl_val n)
 {
     const char *t = YAJL_GET_NUMBER(n);
     if (!t || strlen(t) > REFDATA_NUMBER_MAX)
         return false;
-    double d = strtod(t, NULL);
-    return isfinite(d);
+    const char *e = strpbrk(t, "eE");
+    if (!e)
+        return true;   /* digits and a point, 40 at most */
+    char *end;
+    long x = strtol(e + 1, &end, 10);
+    return *end == '\0' && x >= -REFDATA_EXPONENT_MAX && x <= REFDATA_EXPONENT_MAX;
 }
 
 static bool numbers_ok(yajl_val x)
@@ -411,8 +417,8 @@ static void v_numbers(struct vctx *v, yajl_val o)
 {
     for (size_t i = 0; i < o->u.object.len; i++)
         if (!numbers_ok(o->u.object.values[i]))
-            msg(v, "%s: число вне допустимого диапазона (не длиннее %d знаков)", o->u.object.keys[i],
-                REFDATA_NUMBER_MAX);
+            msg(v, "%s: число вне допустимого диапазона (не длиннее %d знаков, порядок от -%d до %d)",
+                o->u.object.keys[i], REFDATA_NUMBER_MAX, REFDATA_EXPONENT_MAX, REFDATA_EXPONENT_MAX);
 }
 
 static void validate_lpu(struct vctx *v, yajl_val o)

@@ -433,6 +433,9 @@ static void req_url(struct req *r, struct buf *out)
     if (host && *host)
         buf_printf(out, "http://%s", host);
     buf_puts(out, uri ? uri : "");
+    /* The client's bytes, echoed in a JSON answer: never invalid UTF-8. */
+    if (out->data)
+        ids_utf8_scrub(out->data);
 }
 
 void req_reply_eh_error(struct req *r, enum eh_err_id id, const char *const *args, int nargs,

@@ -40,6 +40,7 @@
 
 #include "config.h"
 #include "e2e_util.h"
+#include "ids.h"
 #include "httpc.h"
 #include "json.h"
 #include "token.h"
@@ -1713,6 +1714,19 @@ START_TEST(test_hostile_input)
     EXPECT_EH(reg_post(f.token, "[1,2]"), 400, "request_malformed", "Malformed request: an object",
               REG_PATH);
     EXPECT_EH(reg_post(f.token, ""), 400, "request_malformed", NULL, REG_PATH);
+    /* Bytes that are no UTF-8 in the path and Host: echoed in meta.url as
+     * '?', so the answer is still valid JSON. */
+    {
+        static const char raw[] = "GET /private/cabinet/x\xff\xfe HTTP/1.1\r\nHost: h\xff\r\n"
+                                  "Connection: close\r\n\r\n";
+        r = http_raw(raw, sizeof(raw) - 1);
+        ck_assert_msg(r->status == 404, "%s", show(r));
+        ck_assert_msg(ids_utf8_valid(r->body, strlen(r->body)), "an answer that is no UTF-8: %s", r->body);
+        yajl_val u = jbody(r, "url with bad bytes");
+        ck_assert_str_eq(jstr(jget(u, "meta"), "url"), "http://h?/private/cabinet/x??");
+        yajl_tree_free(u);
+        http_free(r);
+    }
     /* invalid UTF-8 in a string, a lone surrogate, a NUL */
     EXPECT_EH(reg_post(f.token, "{\"otp\":\"12\xff\xfe\",\"password\":\"x\"}"), 400, "request_malformed",
               "Malformed request: invalid UTF-8", REG_PATH);

@@ -320,7 +320,7 @@ START_TEST(lpus_upload_idempotent_and_owned)
                             g, mcod, g3, mcod);
     v = results(up("lpus", auth, mixed), 2);
     expect(v, 0, g, "Uploaded", NULL);
-    expect(v, 1, g3, "NotValid", "fcod: число вне допустимого диапазона (не длиннее 40 знаков)");
+    expect(v, 1, g3, "NotValid", "fcod: число вне допустимого диапазона (не длиннее 40 знаков, порядок от -308 до 308)");
     yajl_tree_free(v);
     assert_value("SELECT name FROM lpus WHERE guid = $1::uuid", g, "С числом рядом");
     free(mixed);

@@ -693,6 +693,31 @@ END_TEST
 
 /* ---- UTF-8 ---- */
 
+/* Scrubbing keeps valid text as it is and makes any other valid: each byte
+ * that starts no character (a stray byte, a sequence cut short) becomes
+ * '?'. */
+START_TEST(utf8_scrub)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        {"", ""},
+        {"abc", "abc"},
+        {"\xd0\x9f\xd1\x91", "\xd0\x9f\xd1\x91"},
+        {"a\xff" "b", "a?b"},
+        {"x\xd1", "x?"},                     /* a character cut at the end */
+        {"\xe2\x82", "??"},                   /* three bytes cut to two */
+        {"\xed\xa0\x80" "z", "???z"},            /* a surrogate */
+        {"\xc0\x80\xd0\xb8", "??\xd0\xb8"},   /* an overlong, then a good one */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        ids_utf8_scrub(buf);
+        ck_assert_msg(strcmp(buf, cases[i].out) == 0, "case %zu", i);
+        ck_assert(ids_utf8_valid(buf, strlen(buf)));
+    }
+}
+END_TEST
+
 START_TEST(utf8_valid)
 {
 #define U(lit) ids_utf8_valid(lit, sizeof(lit) - 1)
@@ -958,6 +983,7 @@ static Suite *ids_suite(void) {
 
     tc = tcase_create("utf8_valid");
     tcase_add_test(tc, utf8_valid);
+    tcase_add_test(tc, utf8_scrub);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("robustness");

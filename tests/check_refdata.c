@@ -174,13 +174,26 @@ START_TEST(lpu_numbers)
     build(REFDATA_LPUS, "[{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"fcod\":1e200000},"
                         "{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"x\":{\"y\":[1,1e131071]}},"
                         "{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"fcod\":-12.5e3,"
-                        "\"n\":12345678901234567890}]");
+                        "\"n\":12345678901234567890,\"m\":[1E+308,2e-308,0.5]},"
+                        "{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"tiny\":1e-200000},"
+                        "{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"zero\":0e-999}]");
     ck_assert_int_eq(b.nvalid, 1);
     ck_assert_int_eq(b.items[0].status, RD_NOT_VALID);
-    ck_msg(0, "fcod: число вне допустимого диапазона (не длиннее 40 знаков)");
+    ck_msg(0, "fcod: число вне допустимого диапазона (не длиннее 40 знаков, порядок от -308 до 308)");
     ck_assert_int_eq(b.items[1].status, RD_NOT_VALID);
-    ck_msg(1, "x: число вне допустимого диапазона (не длиннее 40 знаков)");
+    ck_msg(1, "x: число вне допустимого диапазона (не длиннее 40 знаков, порядок от -308 до 308)");
     ck_assert_int_eq(b.items[2].status, RD_PENDING);
+    ck_msg(3, "tiny: число вне допустимого диапазона (не длиннее 40 знаков, порядок от -308 до 308)");
+    ck_msg(4, "zero: число вне допустимого диапазона (не длиннее 40 знаков, порядок от -308 до 308)");
+    /* A key too long for the message is cut, never inside a character. */
+    char json[2048] = "[{\"guid\":\"" G1 "\",\"mcod\":\"470102\",\"name\":\"ГП\",\"";
+    for (int i = 0; i < 200; i++)
+        strcat(json, "я");
+    strcat(json, "\":1e999}]");
+    build(REFDATA_LPUS, json);
+    ck_assert_int_eq(b.items[0].status, RD_NOT_VALID);
+    ck_assert_int_eq(b.items[0].nmsgs, 1);
+    ck_assert(ids_utf8_valid(b.items[0].msgs[0], strlen(b.items[0].msgs[0])));
 }
 END_TEST
 
