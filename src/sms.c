@@ -86,15 +86,19 @@ static void webhook_on_pause(evutil_socket_t fd, short what, void *arg)
     webhook_attempt(arg);
 }
 
-/* Runs the next step after a pause of ms (0: on the next turn of the loop). */
-static void webhook_later(struct sms_call *c, event_callback_fn fn, long ms)
+/* Runs the next step after a pause of ms (0: on the next turn of the loop).
+ * False when it could not: then the call is done (and c gone). */
+static bool webhook_later(struct sms_call *c, event_callback_fn fn, long ms)
 {
     if (c->pause)
         event_free(c->pause);
     c->pause = evtimer_new(c->r->w->base, fn, c);
     struct timeval tv = {ms / 1000, ms % 1000 * 1000};
-    if (!c->pause || evtimer_add(c->pause, &tv) != 0)
+    if (!c->pause || evtimer_add(c->pause, &tv) != 0) {
         sms_done(c, false);
+        return false;
+    }
+    return true;
 }
 
 /* After an attempt, off libevent's callback: the connection is freed here
@@ -171,12 +175,16 @@ static void webhook_attempt(struct sms_call *c)
     evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
     evhttp_add_header(h, "X-Request-Id", c->r->id);
     evbuffer_add(evhttp_request_get_output_buffer(req), c->body.data, c->body.len);
-    /* On failure libevent has freed the request already. */
-    if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, path) != 0) {
-        sms_done(c, false);
+    /* The deadline goes first: libevent may fail the attempt inside
+     * evhttp_make_request (a connect refused at once), and the callback
+     * then replaces the deadline with the next step, which must stand. */
+    if (!webhook_later(c, webhook_on_deadline, cfg->ehealth_sms_timeout_ms)) {
+        evhttp_request_free(req);
         return;
     }
-    webhook_later(c, webhook_on_deadline, cfg->ehealth_sms_timeout_ms);
+    /* On failure libevent has freed the request already. */
+    if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, path) != 0)
+        sms_done(c, false);
 }
 
 void sms_send(struct req *r, const char *phone, const char *text, sms_cb cb, void *arg)

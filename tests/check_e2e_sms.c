@@ -301,6 +301,26 @@ START_TEST(test_webhook_trickle)
 }
 END_TEST
 
+/* An address no connection can go to (broadcast: refused inside the
+ * connect call): each attempt fails at once, and the client has its 503
+ * after the pauses alone, not after a deadline per attempt. */
+START_TEST(test_webhook_fails_at_once)
+{
+    char phone[16];
+    pid_t pid;
+    char url[64];
+    snprintf(url, sizeof(url), "http://255.255.255.255:9/sms");
+    int gw_port = gw_with_webhook(url, &pid);
+    test_phone(6, phone);
+    struct http_resp *r = ask_code(gw_port, phone);
+    assert_eh_error(r, 503, "sms_not_sent");
+    /* Pauses of 200 and 400 ms; a deadline each would add 900. */
+    ck_assert_msg(r->elapsed_ms < 600 + 500, "took %.0f ms", r->elapsed_ms);
+    http_free(r);
+    ck_assert_int_eq(gw_stop(pid), 0);
+}
+END_TEST
+
 /* Nothing listens there: refused at once, each attempt, then 503. */
 START_TEST(test_webhook_refused)
 {
@@ -324,6 +344,7 @@ static Suite *sms_suite(void)
     tcase_add_test(tc, test_webhook_gives_up);
     tcase_add_test(tc, test_webhook_deadline);
     tcase_add_test(tc, test_webhook_trickle);
+    tcase_add_test(tc, test_webhook_fails_at_once);
     tcase_add_test(tc, test_webhook_refused);
     suite_add_tcase(s, tc);
     return s;
