@@ -372,13 +372,21 @@ bool identity_decode(const char *s, struct ident_result *out)
 }
 
 /* KEYS horizon; ARGV this gateway's longest lifetime, and how long the
- * horizon must live for it. A shorter lifetime leaves a longer one alone:
- * its own gateways keep it alive while they add keys under it. */
+ * announcement must hold (seconds). The horizon is a sorted set: each
+ * lifetime announced, scored with the time (Redis's clock) until which
+ * buckets filled under it may live, so that each lifetime lapses on its own
+ * schedule and a shorter one outlives a longer one that stopped being
+ * announced. A key of another type (not ours) is replaced. */
 static struct redis_script horizon_script = {
-    "local cur = tonumber(redis.call('GET', KEYS[1])) "
-    "if not cur or cur <= tonumber(ARGV[1]) then "
-    "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    "local t = tonumber(redis.call('TIME')[1]) "
+    "local ttl = tonumber(ARGV[2]) "
+    "local ok = redis.pcall('ZADD', KEYS[1], 'GT', t + ttl, ARGV[1]) "
+    "if type(ok) == 'table' and ok.err then "
+    "  redis.call('DEL', KEYS[1]) "
+    "  redis.call('ZADD', KEYS[1], t + ttl, ARGV[1]) "
     "end "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. t) "
+    "if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end "
     "return 0",
     ""};
 
@@ -394,8 +402,15 @@ static struct redis_script horizon_script = {
 static struct redis_script forget_script = {
     "local n = 0 "
     "local first, last = tonumber(ARGV[2]), tonumber(ARGV[3]) "
-    "local h = tonumber(redis.call('GET', KEYS[3])) "
-    "if h and h > 0 then "
+    "local h = 0 "
+    "local live = redis.pcall('ZRANGEBYSCORE', KEYS[3], redis.call('TIME')[1], '+inf') "
+    "if type(live) == 'table' and not live.err then "
+    "  for i = 1, #live do "
+    "    local l = tonumber(live[i]) "
+    "    if l and l == l and l > h then h = l end "
+    "  end "
+    "end "
+    "if h > 0 then "
     "  first = math.min(first, last - 3 - math.ceil(h / tonumber(ARGV[4]))) "
     "end "
     "first = math.max(first, last - tonumber(ARGV[5])) "

@@ -117,12 +117,13 @@ enum err_id identity_from_polis(const char *series, const char *number, const ch
 /* Gateways may be configured with different lifetimes (a rolling change of
  * configuration, say), and a forget must reach the oldest bucket any of
  * them can still have. Each worker that adds to an index announces its
- * longest lifetime in pkeys:horizon, which holds the longest announced and
- * lives as long as keys added under it can: the announcement goes before
- * the additions, on the same connection, and again every
- * IDENT_HORIZON_EVERY_S. A forget walks back the longer of its own lifetime
- * and the horizon, never more than the longest lifetime the configuration
- * allows (CONFIG_TTL_MAX_S). */
+ * longest lifetime in pkeys:horizon, a sorted set of the lifetimes
+ * announced, each scored with the time until which buckets filled under
+ * it can live: the announcement goes before the additions, on the same
+ * connection, and again every IDENT_HORIZON_EVERY_S. A forget walks back
+ * the longer of its own lifetime and the longest lifetime still live
+ * there, never more than the longest lifetime the configuration allows
+ * (CONFIG_TTL_MAX_S). */
 #define IDENT_HORIZON_KEY IDENT_INDEX_PREFIX "horizon"
 #define IDENT_HORIZON_EVERY_S 60
 

@@ -1104,6 +1104,40 @@ START_TEST(test_update_drops_cached_identity)
 }
 END_TEST
 
+/* Plants, for a's person, a key in the index bucket `back` buckets before
+ * now, changes the patient (another LPU, which drops the person's caches
+ * through this gateway, whose lifetimes are 600 s), and says whether the
+ * planted key and its bucket went. */
+static bool planted_dropped(struct tp *p, const struct ans *a, long back)
+{
+    long bucket = (long)time(NULL) / IDENT_INDEX_BUCKET_S - back;
+    char *plant = xasprintf("SADD " IDENT_INDEX_PREFIX "%s:%ld tok:planted-%s-%ld", a->person, bucket,
+                            a->person, back);
+    ck_assert_int_eq(redis_long(plant), 1);
+    char *set = xasprintf("SET tok:planted-%s-%ld x EX 600", a->person, back);
+    ck_assert_int_eq(redis_cli(set), 0);
+    char *exists = xasprintf("EXISTS tok:planted-%s-%ld " IDENT_INDEX_PREFIX "%s:%ld", a->person, back,
+                             a->person, bucket);
+    ck_assert_int_eq(redis_long(exists), 2);
+    snprintf(p->mcod, sizeof(p->mcod), "%s", strcmp(p->mcod, "470103") == 0 ? "470102" : "470103");
+    struct ans b = upload(p);
+    assert_uploaded(&b, "None");
+    long left = redis_long(exists);
+    ans_free(&b);
+    free(exists), free(set), free(plant);
+    return left == 0;
+}
+
+/* A token from the gateway on port for p: 200. */
+static void token_at(int port, const struct tp *p)
+{
+    char *path = qpath("/auth/cod/token", "n_pol", p->enp, "birthday", p->birthday, NULL);
+    struct http_resp *r = http_get_at(port, path, NULL);
+    ck_assert_msg(r->status == 200, "%s", show(r));
+    http_free(r);
+    free(path);
+}
+
 /* A gateway configured with longer lifetimes than this one (7,200 s
  * against 600) announces them in pkeys:horizon when it issues a token, and
  * an update through this gateway then drops the person's keys in buckets as
@@ -1118,30 +1152,40 @@ START_TEST(test_update_reaches_longer_lifetimes)
     assert_uploaded(&a, "None");
     pid_t pid;
     int port = gw_spawn(settings, &pid);
-    char *path = qpath("/auth/cod/token", "n_pol", p.enp, "birthday", p.birthday, NULL);
-    struct http_resp *r = http_get_at(port, path, NULL);
-    ck_assert_msg(r->status == 200, "%s", show(r));
-    http_free(r);
-    ck_assert_int_eq(redis_long("GET " IDENT_HORIZON_KEY), 7200);
-    long ttl = redis_long("TTL " IDENT_HORIZON_KEY);
-    ck_assert_msg(ttl > 7200 && ttl <= 7200 + IDENT_INDEX_BUCKET_S + 2 * IDENT_HORIZON_EVERY_S, "TTL %ld", ttl);
-
-    long old = (long)time(NULL) / IDENT_INDEX_BUCKET_S - 5;
-    char *plant = xasprintf("SADD " IDENT_INDEX_PREFIX "%s:%ld tok:planted-%s", a.person, old, a.person);
-    ck_assert_int_eq(redis_long(plant), 1);
-    char *planted = xasprintf("SET tok:planted-%s x EX 600", a.person);
-    ck_assert_int_eq(redis_cli(planted), 0);
-    char *exists = xasprintf("EXISTS tok:planted-%s " IDENT_INDEX_PREFIX "%s:%ld", a.person, a.person, old);
-    ck_assert_int_eq(redis_long(exists), 2);
-
-    snprintf(p.mcod, sizeof(p.mcod), "470103");
-    struct ans b = upload(&p);
-    assert_uploaded(&b, "None");
-    ck_assert_int_eq(redis_long(exists), 0);
+    token_at(port, &p);
+    long until = redis_long("ZSCORE " IDENT_HORIZON_KEY " 7200") - (long)time(NULL);
+    ck_assert_msg(until > 7200 - 2 && until <= 7200 + IDENT_INDEX_BUCKET_S + 2 * IDENT_HORIZON_EVERY_S,
+                  "7200 announced for %ld s", until);
+    ck_assert(planted_dropped(&p, &a, 5));
     ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
-    free(exists), free(planted), free(plant), free(path);
     ans_free(&a);
-    ans_free(&b);
+}
+END_TEST
+
+/* Each lifetime in the horizon lapses on its own: a longer one (7,200 s)
+ * that stopped being announced does not take with it a shorter one
+ * (3,600 s) still announced, and lapsed ones (the 7,200, a bogus one of
+ * 99,999,999 s) no longer lengthen the walk. */
+START_TEST(test_horizon_lifetimes_lapse_alone)
+{
+    static const char *const settings[] = {"MIPGW_TOKENS_COD_TTL_S=3600", NULL};
+    struct tp p;
+    tp_new(&p);
+    struct ans a = upload(&p);
+    assert_uploaded(&a, "None");
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    long now = (long)time(NULL);
+    char *lapse = xasprintf("ZADD " IDENT_HORIZON_KEY " %ld 7200 %ld 99999999", now + 1, now - 10);
+    ck_assert_int_eq(redis_cli(lapse), 0);
+    token_at(port, &p);               /* announces 3600, unless this worker has lately */
+    ck_assert_int_ge(redis_long("ZSCORE " IDENT_HORIZON_KEY " 3600"), now + 3600);
+    sleep_ms(2100);                   /* the 7200 lapses */
+    ck_assert(planted_dropped(&p, &a, 5));     /* 50 minutes back: within 3600 */
+    ck_assert(!planted_dropped(&p, &a, 20));   /* 200 minutes back: no live lifetime reaches it */
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+    free(lapse);
+    ans_free(&a);
 }
 END_TEST
 
@@ -1444,6 +1488,7 @@ static Suite *patients_suite(void)
     tcase_add_unchecked_fixture(tc, logins_setup, NULL);
     tcase_add_checked_fixture(tc, spawned_reset, spawned_kill_all);
     tcase_add_test(tc, test_update_reaches_longer_lifetimes);
+    tcase_add_test(tc, test_horizon_lifetimes_lapse_alone);
     suite_add_tcase(s, tc);
     return s;
 }
