@@ -1144,6 +1144,17 @@ static void token_at(int port, const struct tp *p)
     free(path);
 }
 
+/* A new patient uploaded (into *p, its answer *a), and a gateway of the
+ * test's own with the one setting given: its port. */
+static int patient_and_gateway(const char *setting, struct tp *p, struct ans *a, pid_t *pid)
+{
+    tp_new(p);
+    *a = upload(p);
+    assert_uploaded(a, "None");
+    const char *const settings[] = {setting, NULL};
+    return gw_spawn(settings, pid);
+}
+
 /* A gateway configured with longer lifetimes than this one (7,200 s
  * against 600) announces them in pkeys:horizon when it issues a token, and
  * an update through this gateway then drops the person's keys in buckets as
@@ -1151,13 +1162,10 @@ static void token_at(int port, const struct tp *p)
  * five buckets back (50 minutes), beyond this gateway's own walk. */
 START_TEST(test_update_reaches_longer_lifetimes)
 {
-    static const char *const settings[] = {"MIPGW_TOKENS_COD_TTL_S=7200", NULL};
     struct tp p;
-    tp_new(&p);
-    struct ans a = upload(&p);
-    assert_uploaded(&a, "None");
+    struct ans a;
     pid_t pid;
-    int port = gw_spawn(settings, &pid);
+    int port = patient_and_gateway("MIPGW_TOKENS_COD_TTL_S=7200", &p, &a, &pid);
     token_at(port, &p);
     long until = redis_long("ZSCORE " IDENT_HORIZON_KEY " 7200") - (long)time(NULL);
     ck_assert_msg(until > 7200 - 2 && until <= 7200 + IDENT_INDEX_BUCKET_S + 2 * IDENT_HORIZON_EVERY_S,
@@ -1174,13 +1182,10 @@ END_TEST
  * 99,999,999 s) no longer lengthen the walk. */
 START_TEST(test_horizon_lifetimes_lapse_alone)
 {
-    static const char *const settings[] = {"MIPGW_TOKENS_COD_TTL_S=3600", NULL};
     struct tp p;
-    tp_new(&p);
-    struct ans a = upload(&p);
-    assert_uploaded(&a, "None");
+    struct ans a;
     pid_t pid;
-    int port = gw_spawn(settings, &pid);
+    int port = patient_and_gateway("MIPGW_TOKENS_COD_TTL_S=3600", &p, &a, &pid);
     long now = (long)time(NULL);
     char *lapse = xasprintf("ZADD " IDENT_HORIZON_KEY " %ld 7200 %ld 99999999", now + 1, now - 10);
     ck_assert_int_eq(redis_cli(lapse), 0);
