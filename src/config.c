@@ -112,6 +112,10 @@ static const struct setting settings[] = {
           "comma-separated IP literals whose X-Forwarded-For is believed (at most 16); empty: none"),
     S_INT("http", "max_query_params", http_max_query_params, "32", 1, 1000,
           "a request with more query parameters than this is refused (400)"),
+    S_INT("http", "max_connections", http_max_connections, "16384", 16, 1000000,
+          "client connections per worker; one more is closed at once (the open-file limit bounds them too)"),
+    S_INT("http", "max_buffered_mb", http_max_buffered_mb, "256", 1, 65536,
+          "MiB of request input not yet parsed (headers, bodies arriving) per worker; the connection whose input passes it is closed"),
 
     /* [pg] */
     S_STR("pg", "conninfo", T_CONNINFO, pg_conninfo,

@@ -29,6 +29,8 @@ struct config {
     int http_shutdown_grace_ms;    /* SIGTERM: how long requests in flight may finish */
     char http_trusted_proxies[256];/* comma-separated IPs whose X-Forwarded-For is believed */
     int http_max_query_params;     /* more parameters than this: 400 */
+    int http_max_connections;      /* client connections per worker; more are closed */
+    int http_max_buffered_mb;      /* unparsed request input per worker, MiB */
 
     /* [pg] */
     char pg_conninfo[1024];        /* libpq connection string; use hostaddr or a socket

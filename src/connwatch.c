@@ -31,7 +31,8 @@ struct conn_entry {
     size_t out_len;              /* bytes of answers unwritten at the last tick */
     int64_t out_since_us;        /* when that count last changed */
     struct evbuffer_cb_entry *in_cb;  /* conn_on_input on the input buffer */
-    bool over;                   /* input went past its bound: being closed */
+    bool over;                   /* past a bound (its input, the worker's): being closed */
+    bool excess;                 /* beyond the worker's connections: closed at once */
     struct conn_entry *prev, *next;
 };
 
@@ -39,18 +40,40 @@ struct connwatch {
     struct event *timer;
     int64_t timeout_us;          /* no whole request for this long: closed */
     int64_t write_timeout_us;    /* an answer that makes no progress for this long: closed */
-    size_t input_max;            /* unparsed input past this: closed */
+    size_t input_max;            /* a connection's unparsed input past this: closed */
+    size_t input_budget;         /* all connections' unparsed input past this: the growing one closed */
+    size_t input_total;          /* unparsed input held now, over the watched connections */
+    int max_conns, nconns;       /* connections allowed, and in the list now */
     struct conn_entry *head;     /* every entry not CONN_CLOSED */
     struct conn_entry **by_fd;   /* an index for the request path, filled lazily */
     int nfd;
 };
 
-/* Takes conn_on_input off the input buffer: the entry is about to go. */
+/* Takes conn_on_input off the input buffer, and what it holds off the
+ * worker's count: the entry is about to go. */
 static void conn_unwatch_input(struct conn_entry *e)
 {
-    if (e->in_cb)
-        evbuffer_remove_cb_entry(bufferevent_get_input(e->bev), e->in_cb);
+    if (e->in_cb) {
+        struct evbuffer *in = bufferevent_get_input(e->bev);
+        evbuffer_remove_cb_entry(in, e->in_cb);
+        size_t left = evbuffer_get_length(in);
+        e->cw->input_total -= left < e->cw->input_total ? left : e->cw->input_total;
+    }
     e->in_cb = NULL;
+}
+
+/* Ends a connection now as if the client had closed it: libevent's own
+ * error path, deferred to the loop so that nothing is freed under a read
+ * in progress. */
+static void conn_end(struct conn_entry *e, const char *why)
+{
+    if (e->over)
+        return;
+    e->over = true;
+    log_debug("connwatch: fd %d: %s; closing", (int)bufferevent_getfd(e->bev), why);
+    bufferevent_trigger_event(e->bev, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+    /* Its input no longer counts against the others' budget. */
+    conn_unwatch_input(e);
 }
 
 /* Bytes arrived. libevent 2.1 bounds the request line, the headers and a
@@ -65,16 +88,22 @@ static void conn_unwatch_input(struct conn_entry *e)
 static void conn_on_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
     struct conn_entry *e = arg;
-    if (info->n_added == 0 || e->over || evbuffer_get_length(in) <= e->cw->input_max)
+    struct connwatch *cw = e->cw;
+    cw->input_total += info->n_added;
+    cw->input_total -= info->n_deleted < cw->input_total ? info->n_deleted : cw->input_total;
+    if (info->n_added == 0)
         return;
-    e->over = true;
-    log_debug("connwatch: fd %d: more than %zu bytes of input unparsed; closing",
-              (int)bufferevent_getfd(e->bev), e->cw->input_max);
-    bufferevent_trigger_event(e->bev, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+    if (e->excess)
+        conn_end(e, "beyond http.max_connections");
+    else if (evbuffer_get_length(in) > cw->input_max)
+        conn_end(e, "more unparsed input than a whole request of the largest size");
+    else if (cw->input_total > cw->input_budget)
+        conn_end(e, "the worker's unparsed input past http.max_buffered_mb");
 }
 
 static void conn_unlink(struct connwatch *cw, struct conn_entry *e)
 {
+    cw->nconns--;
     if (e->prev)
         e->prev->next = e->next;
     else
@@ -122,6 +151,11 @@ static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
             free(e);
             continue;
         }
+        if (e->excess && !e->over) {
+            /* Has sent nothing yet (conn_on_input ends the others). */
+            conn_shut(e, "beyond http.max_connections", 0);
+            e->over = true;
+        }
         if (e->busy == 0 && now - e->since_us > cw->timeout_us) {
             conn_shut(e, "no whole request", cw->timeout_us);
             e->since_us = now;  /* once is enough: libevent takes it from here */
@@ -141,15 +175,16 @@ static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms,
-                                size_t input_max)
+struct connwatch *connwatch_new(struct event_base *base, const struct connwatch_limits *lim)
 {
     struct connwatch *cw = calloc(1, sizeof(*cw));
     if (!cw)
         return NULL;
-    cw->input_max = input_max;
-    cw->timeout_us = (int64_t)timeout_ms * 1000;
-    cw->write_timeout_us = (int64_t)write_timeout_ms * 1000;
+    cw->input_max = lim->input_max;
+    cw->input_budget = lim->input_budget;
+    cw->max_conns = lim->max_conns;
+    cw->timeout_us = (int64_t)lim->request_timeout_ms * 1000;
+    cw->write_timeout_us = (int64_t)lim->write_timeout_ms * 1000;
     cw->timer = event_new(base, -1, EV_PERSIST, connwatch_on_tick, cw);
     struct timeval tv = {CONNWATCH_TICK_MS / 1000, 0};
     if (!cw->timer || event_add(cw->timer, &tv) != 0) {
@@ -188,6 +223,9 @@ void connwatch_add(struct connwatch *cw, struct bufferevent *bev)
     e->state = CONN_NEW;
     e->since_us = util_mono_us();
     e->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_on_input, e);
+    /* Its socket is not known yet: its first bytes, or the next tick,
+     * end an excess connection. */
+    e->excess = ++cw->nconns > cw->max_conns;
     bufferevent_incref(bev);
     e->next = cw->head;
     if (cw->head)

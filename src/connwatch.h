@@ -9,8 +9,10 @@
  * connection that has had no whole request for http.request_timeout_ms while
  * none of its requests is being answered, and any whose unwritten answer
  * has not moved for http.write_timeout_ms, and at once any that holds more
- * unparsed input than a whole request of the largest size. libevent then
- * sees the end of the stream and frees the connection itself.
+ * unparsed input than a whole request of the largest size, that takes the
+ * worker's unparsed input past its budget, or that is one connection too
+ * many. libevent then sees the end of the stream and frees the connection
+ * itself.
  *
  * Ownership: until a connection's first request, libevent has no close hook
  * for it, so the watch holds a reference on its bufferevent and lets go once
@@ -29,12 +31,17 @@ struct evhttp_request;
 struct connwatch;
 struct conn_entry;
 
-/* timeout_ms: http.request_timeout_ms; write_timeout_ms:
- * http.write_timeout_ms, how long an answer may make no progress (both
- * checked once a second); input_max: the most input a connection may hold
- * unparsed (closed at once past it). NULL when out of memory. */
-struct connwatch *connwatch_new(struct event_base *base, int timeout_ms, int write_timeout_ms,
-                                size_t input_max);
+/* What a worker's connections may take. */
+struct connwatch_limits {
+    int request_timeout_ms;   /* http.request_timeout_ms (checked once a second) */
+    int write_timeout_ms;     /* http.write_timeout_ms: an answer making no progress (the same) */
+    size_t input_max;         /* unparsed input one connection may hold (closed at once past it) */
+    size_t input_budget;      /* unparsed input all of them may hold: past it, the one growing is closed */
+    int max_conns;            /* connections: one beyond is closed at once */
+};
+
+/* NULL when out of memory. */
+struct connwatch *connwatch_new(struct event_base *base, const struct connwatch_limits *lim);
 /* After evhttp_free: lets go of the connections it still holds. */
 void connwatch_free(struct connwatch *cw);
 

@@ -245,9 +245,14 @@ int worker_init(struct worker *w, int id, const struct config *cfg, char *err, s
         snprintf(err, errlen, "cannot accept on the listener");
         return -1;
     }
-    w->conns = connwatch_new(w->base, cfg->http_request_timeout_ms, cfg->http_write_timeout_ms,
-                             (size_t)cfg->http_max_header_size + (size_t)cfg->http_max_body_size +
-                                 WORKER_INPUT_SLACK);
+    const struct connwatch_limits lim = {
+        .request_timeout_ms = cfg->http_request_timeout_ms,
+        .write_timeout_ms = cfg->http_write_timeout_ms,
+        .input_max = (size_t)cfg->http_max_header_size + (size_t)cfg->http_max_body_size + WORKER_INPUT_SLACK,
+        .input_budget = (size_t)cfg->http_max_buffered_mb << 20,
+        .max_conns = cfg->http_max_connections,
+    };
+    w->conns = connwatch_new(w->base, &lim);
     if (!w->conns) {
         snprintf(err, errlen, "cannot start the connection watch");
         return -1;

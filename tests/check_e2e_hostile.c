@@ -1279,6 +1279,85 @@ START_TEST(test_chunk_size_line_bounded)
 }
 END_TEST
 
+/* Whether fd's peer has closed it (the end of the stream or a reset)
+ * rather than answering; an answer is read and freed. */
+static bool ka_closed(int fd)
+{
+    char c;
+    ssize_t r = recv(fd, &c, 1, 0);
+    return r == 0 || (r < 0 && (errno == ECONNRESET || errno == EPIPE));
+}
+
+/* http.max_connections (16 here, one worker): of 20 connections, 16 are
+ * served and 4 closed at once; one closed makes room for a new one. */
+START_TEST(test_max_connections)
+{
+    const char *const settings[] = {"MIPGW_HTTP_MAX_CONNECTIONS=16", NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    enum { N = 20 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = ka_connect(port);
+    sleep_ms(300);                    /* all accepted */
+    int served = 0, closed = 0, first = -1;
+    static const char get[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        if (send(fds[i], get, sizeof(get) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(get) - 1) || ka_closed(fds[i])) {
+            closed++;
+            continue;
+        }
+        served++;
+        if (first < 0)
+            first = i;
+    }
+    ck_assert_msg(served == 16 && closed == 4, "%d served, %d closed", served, closed);
+    close(fds[first]);
+    sleep_ms(300);
+    int again = ka_connect(port);
+    char *ok = ka_get(again, "/health");
+    ck_assert_msg(strncmp(ok, "HTTP/1.1 200", 12) == 0, "after one left: %.100s", ok);
+    free(ok);
+    close(again);
+    for (int i = 0; i < N; i++)
+        if (i != first)
+            close(fds[i]);
+    ck_assert_msg(gw_stop(pid) == 0, "the gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
+/* http.max_buffered_mb (1 MiB here): three bodies on their way, 400 KB
+ * each, the third takes the worker past its budget and its connection is
+ * closed; the other two finish and are answered. */
+START_TEST(test_max_buffered)
+{
+    const char *const settings[] = {"MIPGW_HTTP_MAX_BUFFERED_MB=1", NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    static char part[400000];
+    memset(part, 'x', sizeof(part));
+    static const char head[] = "POST /health HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 500000\r\n\r\n";
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = ka_connect(port);
+        ck_assert_int_eq(send(fds[i], head, sizeof(head) - 1, MSG_NOSIGNAL), (ssize_t)(sizeof(head) - 1));
+        ck_assert_int_eq(send(fds[i], part, sizeof(part), MSG_NOSIGNAL), (ssize_t)sizeof(part));
+        sleep_ms(200);                /* read by the gateway, in this order */
+    }
+    ck_assert_msg(ka_closed(fds[2]), "the third body, past the budget, was not refused");
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(send(fds[i], part, 100000, MSG_NOSIGNAL), 100000);
+        char buf[64] = "";
+        ssize_t n = recv(fds[i], buf, sizeof(buf) - 1, 0);
+        ck_assert_msg(n > 12 && strncmp(buf, "HTTP/1.1 ", 9) == 0, "body %d: no answer (%zd)", i, n);
+        close(fds[i]);
+    }
+    close(fds[2]);
+    ck_assert_msg(gw_stop(pid) == 0, "the gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 START_TEST(test_idle_connections)
 {
     raise_nofile();
@@ -1684,6 +1763,8 @@ static Suite *hostile_suite(void)
     tcase_add_test(gw, test_drain_writes_queued_answers);
     tcase_add_test(gw, test_drain_serves_keepalive);
     tcase_add_test(gw, test_chunk_size_line_bounded);
+    tcase_add_test(gw, test_max_connections);
+    tcase_add_test(gw, test_max_buffered);
     tcase_add_test(gw, test_slow_clients);
     tcase_add_test(gw, test_disconnect_mid_booking);
     suite_add_tcase(s, gw);
