@@ -36,11 +36,12 @@ static struct redis_script issue_script = {
     "return 1\n",
     ""};
 
-/* KEYS code; ARGV mac, claimant's mac. Answers 0 none, 1 right, 2 wrong
- * (an attempt spent), 3 expired, 4 no attempts left, 5 right but claimed
- * by another person. A right code is claimed by the first person that
- * shows it: the same person may show it again (a registration refused for
- * another reason is retried, maybe with a new UserRequest), another may
+/* KEYS code; ARGV mac, claimant's mac, "1" to claim a right code (else
+ * only check it). Answers 0 none, 1 right, 2 wrong (an attempt spent), 3
+ * expired, 4 no attempts left, 5 right but claimed by another person. A
+ * right code is claimed by the first person whose sign-up is about to be
+ * written with it: the same person may show it again (a registration
+ * refused later is retried, maybe with a new UserRequest), another may
  * not. */
 static struct redis_script check_script = {
     "local v = redis.call('HMGET', KEYS[1], 'h', 'exp', 'left', 'by')\n"
@@ -51,9 +52,9 @@ static struct redis_script check_script = {
     "local left = tonumber(v[3])\n"
     "if left <= 0 then return 4 end\n"
     "if v[1] == ARGV[1] then\n"
-    "  if not v[4] then redis.call('HSET', KEYS[1], 'by', ARGV[2]) return 1 end\n"
-    "  if v[4] == ARGV[2] then return 1 end\n"
-    "  return 5\n"
+    "  if v[4] and v[4] ~= ARGV[2] then return 5 end\n"
+    "  if ARGV[3] == '1' and not v[4] then redis.call('HSET', KEYS[1], 'by', ARGV[2]) end\n"
+    "  return 1\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'left', left - 1)\n"
     "return 2\n",
@@ -187,8 +188,8 @@ void otp_issue(struct req *r, const char *phone, char code[OTP_LEN + 1], otp_cb 
     otp_eval(c, &issue_script, 2, (int)ARRAY_LEN(argv), argv);
 }
 
-void otp_check(struct req *r, const char *phone, const char *code, const char *claimant, otp_cb cb,
-               void *arg)
+void otp_check(struct req *r, const char *phone, const char *code, const char *claimant, bool claim,
+               otp_cb cb, void *arg)
 {
     struct otp_call *c = req_alloc(r, sizeof(*c));
     *c = (struct otp_call){r, cb, arg, false};
@@ -196,7 +197,7 @@ void otp_check(struct req *r, const char *phone, const char *code, const char *c
     otp_keys(phone, code_key, NULL);
     otp_mac(&r->w->keys, phone, code, mac);
     otp_claimant_mac(&r->w->keys, claimant, by);
-    const char *argv[] = {code_key, mac, by};
+    const char *argv[] = {code_key, mac, by, claim ? "1" : "0"};
     otp_eval(c, &check_script, 1, (int)ARRAY_LEN(argv), argv);
 }
 

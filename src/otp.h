@@ -8,6 +8,7 @@
 #ifndef MIPGW_OTP_H
 #define MIPGW_OTP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "req.h"
@@ -33,13 +34,15 @@ typedef void (*otp_cb)(struct req *r, enum otp_verdict v, enum store_status st, 
  * counted; the code is good only when cb gets OTP_OK. */
 void otp_issue(struct req *r, const char *phone, char code[OTP_LEN + 1], otp_cb cb, void *arg);
 /* Checks code for phone on behalf of claimant (the person signing up: the
- * UserRequest's tax id). A right code is claimed by the first claimant to
- * show it and stays valid for that claimant alone (until otp_consume or its
- * expiry), so that a registration refused for another reason can be
- * retried with it, but one code never signs up two people (who share a
- * phone, say); one person is signed up once by the database's rules. */
-void otp_check(struct req *r, const char *phone, const char *code, const char *claimant, otp_cb cb,
-               void *arg);
+ * UserRequest's tax id), and with claim, claims a right one: from then on
+ * it is right for that claimant alone (until otp_consume or its expiry).
+ * A sign-up checks first and claims once nothing else can refuse it, so
+ * that a registration refused for another reason neither spends the code
+ * nor takes it from the person it was sent for; one code never signs up
+ * two people (who share a phone, say), and one person is signed up once
+ * by the database's rules. */
+void otp_check(struct req *r, const char *phone, const char *code, const char *claimant, bool claim,
+               otp_cb cb, void *arg);
 /* Forgets phone's code once it has served claimant, unless a newer code
  * has replaced it; not waited for (a claimed code left behind serves no
  * one else, and expires). */

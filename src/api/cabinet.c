@@ -260,6 +260,7 @@ struct reg {
     const char *patient_json;        /* preferred_way_communication forced to "phone" */
     bool user_exists;                /* the UserRequest's tax id has a user already */
     enum otp_verdict otp_verdict;    /* a refused code, told once the UserRequest is re-read */
+    bool claiming;                   /* the second look at the code: claiming it */
     char ur_tax_id[11];
     const char *ur_first_name, *ur_last_name;
     struct hasher_job hash;
@@ -356,8 +357,23 @@ static void reg_on_hashed(struct hasher_job *j, void *arg)
         reg_fail_store(r, st);
 }
 
-/* The steps after the OTP, all on what is in hand: match, user, password,
- * then the hash. */
+static void reg_on_otp(struct req *r, enum otp_verdict v, enum store_status st, void *arg);
+
+/* The code claimed: the password's hash, then the write. */
+static void reg_hash(struct req *r)
+{
+    struct reg *g = r->state;
+    g->hash.op = HASHER_HASH;
+    g->hash.password = g->password;
+    g->hash.password_len = strlen(g->password);
+    g->hash.cb = reg_on_hashed;
+    g->hash.arg = r;
+    if (!hasher_submit(r->w->base, &g->hash))
+        reg_fail(r, EH_OVERLOADED);
+}
+
+/* The steps after the OTP, all on what is in hand: match, user, password;
+ * then the code is claimed for this person (nothing left to refuse it). */
 static void reg_checked(struct req *r)
 {
     struct reg *g = r->state;
@@ -376,13 +392,8 @@ static void reg_checked(struct req *r)
         reply_invalid_one(r, "$.password", "Password does not meet complexity requirements");
         return;
     }
-    g->hash.op = HASHER_HASH;
-    g->hash.password = g->password;
-    g->hash.password_len = strlen(g->password);
-    g->hash.cb = reg_on_hashed;
-    g->hash.arg = r;
-    if (!hasher_submit(r->w->base, &g->hash))
-        reg_fail(r, EH_OVERLOADED);
+    g->claiming = true;
+    otp_check(r, g->otp_phone, g->otp, g->ur_tax_id, true, reg_on_otp, NULL);
 }
 
 /* STMT_CAB_UR_GET's answer: true when the UserRequest is alive, else the
@@ -430,7 +441,11 @@ static void reg_on_otp(struct req *r, enum otp_verdict v, enum store_status st, 
             reg_fail_store(r, qs);
         return;
     }
-    reg_checked(r);
+    struct reg *g = r->state;
+    if (g->claiming)
+        reg_hash(r);
+    else
+        reg_checked(r);
 }
 
 static void reg_on_user_request(PGresult *res, enum store_status st, void *arg)
@@ -449,7 +464,7 @@ static void reg_on_user_request(PGresult *res, enum store_status st, void *arg)
     g->ur_first_name = req_strdup(r, PQgetvalue(res, 0, 1));
     g->ur_last_name = req_strdup(r, PQgetvalue(res, 0, 2));
     g->user_exists = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-    otp_check(r, g->otp_phone, g->otp, g->ur_tax_id, reg_on_otp, NULL);
+    otp_check(r, g->otp_phone, g->otp, g->ur_tax_id, false, reg_on_otp, NULL);
 }
 
 /* The patient as it will be stored: every field as given (the input's
