@@ -146,6 +146,21 @@ int main(int argc, char **argv)
         }
     }
     const char *cmd = optind < argc ? argv[optind] : "serve";
+    /* What follows the command is its own (import: one file; user: its
+     * words); an option there would be ignored, so it is an error: a
+     * "migrate -c FILE" that migrated the default database instead. */
+    int extra = optind < argc ? argc - optind - 1 : 0;
+    bool bad = (strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0) ? extra > 0
+               : strcmp(cmd, "import") == 0                              ? extra != 1 ||
+                                                                  argv[optind + 1][0] == '-'
+                                                                             : false;
+    if (bad) {
+        fprintf(stderr, "mipgw: %s: %s\n", cmd,
+                strcmp(cmd, "import") == 0 ? "takes one FILE (options go before the command)"
+                                           : "takes no arguments (options go before the command)");
+        usage(stderr);
+        return 2;
+    }
 
     static struct config cfg;
     char err[512];

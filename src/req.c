@@ -84,6 +84,11 @@ static void req_client_addr(struct req *r)
     ev_uint16_t port = 0;
     if (con)
         evhttp_connection_get_peer(con, &peer, &port);
+    /* An IPv4 client of a dual-stack listener ("::") shows as ::ffff:a.b.c.d:
+     * it is a.b.c.d, for the trusted proxies as for the rate limits. */
+    struct in_addr v4;
+    if (peer && strncmp(peer, "::ffff:", 7) == 0 && inet_pton(AF_INET, peer + 7, &v4) == 1)
+        peer += 7;
     util_strlcpy(r->client_addr, peer ? peer : "unknown", sizeof(r->client_addr));
     if (!peer || !worker_is_trusted_proxy(r->w, peer))
         return;

@@ -1187,6 +1187,48 @@ START_TEST(test_ratelimit_identity)
 }
 END_TEST
 
+/* A dual-stack listener ("::") sees an IPv4 proxy as ::ffff:127.0.0.1: it
+ * is still 127.0.0.1, trusted, and each client behind it has its own
+ * budget (all shared one before). */
+START_TEST(test_forwarded_for_dual_stack)
+{
+    static const char *const settings[] = {"MIPGW_HTTP_LISTEN=::", "MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=100000",
+                                           "MIPGW_RATELIMIT_TOKEN_PER_ADDR=2", NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    char *p = qpath(COD, "n_pol", IVANOV_ENP, "birthday", IVANOV_BDAY, NULL);
+    static const char *const clients[] = {"X-Forwarded-For: 203.0.113.21", "X-Forwarded-For: 203.0.113.22",
+                                          "X-Forwarded-For: 203.0.113.23"};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(get_status_at(port, p, clients[i], NULL) == 200, "client %d, request %d refused", i,
+                          k + 1);
+    ck_assert_int_eq(get_status_at(port, p, clients[0], NULL), 429);
+    free(p);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
+/* What follows a command is its own: an option there is an error (exit 2),
+ * not ignored ("migrate -c FILE" migrated the default database). */
+START_TEST(test_command_arguments)
+{
+    static const char *const bad[] = {"migrate -c /nonexistent/mipgw.conf", "serve --check-config", "import",
+                                      "import a.json b.json", "import -c x.json"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *cmd = xasprintf("'%s' %s >/dev/null 2>&1", env("MIPGW_TEST_BIN"), bad[i]);
+        int rc = system(cmd);
+        ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "mipgw %s: exit %d", bad[i],
+                      WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+        free(cmd);
+    }
+    char *ok = xasprintf("'%s' --check-config >/dev/null 2>&1", env("MIPGW_TEST_BIN"));
+    int rc = system(ok);
+    ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "mipgw --check-config: exit %d", WEXITSTATUS(rc));
+    free(ok);
+}
+END_TEST
+
 START_TEST(test_ratelimit_forwarded_for)
 {
     static const char *const settings[] = {"MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=100000",
@@ -1845,6 +1887,7 @@ static Suite *e2e_suite(void)
     tcase_add_checked_fixture(tc, spawn_setup, spawn_teardown);
     tcase_add_test(tc, test_ratelimit_identity);
     tcase_add_test(tc, test_ratelimit_forwarded_for);
+    tcase_add_test(tc, test_forwarded_for_dual_stack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("malformed");
@@ -1860,6 +1903,7 @@ static Suite *e2e_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_health_ready);
     tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_command_arguments);
     tcase_add_test(tc, test_request_id);
     suite_add_tcase(s, tc);
 
