@@ -23,6 +23,25 @@ _stores_alive() {
 
 _stores_abs() { (cd "$1" && pwd -P); }
 
+# True when PID runs with DIR as its working directory: Redis (--dir) and
+# the postmaster (its data directory) both move there, so a pid file left
+# by a crash or a reboot, whose number now belongs to another process, is
+# never taken for ours (nor signalled).
+_stores_ours() {
+    local pid=$1 dir=$2
+    _stores_alive "$pid" && [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$dir" ]]
+}
+
+# Removes DATA's postmaster.pid when its process is not this cluster's.
+_stores_pg_stale_pid() {
+    local data=$1 pid
+    [[ -s $data/postmaster.pid ]] || return 0
+    pid=$(head -n 1 "$data/postmaster.pid")
+    _stores_ours "$pid" "$data" && return 0
+    _stores_log "removing a stale postmaster.pid (pid $pid is not this cluster's)"
+    rm -f "$data/postmaster.pid"
+}
+
 # PostgreSQL refuses to run as root. As root the cluster belongs to the
 # `postgres` system user (the postgresql package creates it) and its tools run
 # through runuser; otherwise they run as the caller. The cd keeps the tools
@@ -119,6 +138,7 @@ fsync = on
 EOF
     [[ $(id -u) -ne 0 ]] || chown postgres: "$data/mipgw-local.conf"
 
+    _stores_pg_stale_pid "$data"
     if _stores_pg_as "$dir" "$STORES_PG_BIN/pg_ctl" status -D "$data" >/dev/null 2>&1; then
         _stores_log "PostgreSQL already running in $data"
     else
@@ -145,15 +165,18 @@ stores_pg_stop() {
     [[ -f $dir/data/PG_VERSION ]] || return 0
     dir=$(_stores_abs "$dir")
     data=$dir/data
+    _stores_pg_stale_pid "$data"
     _stores_pg_as "$dir" "$STORES_PG_BIN/pg_ctl" status -D "$data" >/dev/null 2>&1 || return 0
     _stores_log "stopping PostgreSQL ($data)"
     _stores_pg_as "$dir" "$STORES_PG_BIN/pg_ctl" stop -w -t 60 -s -m fast -D "$data"
 }
 
+# PING through DIR's socket: a Redis of someone else's on the same port
+# must not pass for ours (ours may have failed to bind it).
 _stores_redis_ping() {
-    local port=$1
+    local port=$1 dir=$2
     if command -v redis-cli >/dev/null 2>&1; then
-        [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]
+        [[ $(redis-cli -s "$dir/redis.sock" ping 2>/dev/null) == PONG ]]
     else
         # Without redis-cli, a raw PING over bash's /dev/tcp.
         (
@@ -178,7 +201,7 @@ stores_redis_start() {
     dir=$(_stores_abs "$dir")
     if [[ -s $dir/redis.pid ]]; then
         pid=$(<"$dir/redis.pid")
-        if _stores_alive "$pid"; then
+        if _stores_ours "$pid" "$dir"; then
             _stores_log "Redis already running ($dir, pid $pid)"
             return 0
         fi
@@ -195,7 +218,7 @@ stores_redis_start() {
     }
     # Ready once it answers PING (loading an append-only file answers LOADING).
     for ((i = 0; i < 300; i++)); do
-        _stores_redis_ping "$port" && return 0
+        _stores_redis_ping "$port" "$dir" && return 0
         sleep 0.1
     done
     _stores_log "Redis did not answer on port $port; end of $dir/redis.log:"
@@ -208,8 +231,9 @@ stores_redis_start() {
 stores_redis_stop() {
     local dir=$1 pid i
     [[ -s $dir/redis.pid ]] || return 0
+    dir=$(_stores_abs "$dir")
     pid=$(<"$dir/redis.pid")
-    if _stores_alive "$pid"; then
+    if _stores_ours "$pid" "$dir"; then
         _stores_log "stopping Redis ($dir)"
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 300; i++)); do
