@@ -174,8 +174,12 @@ int main(int argc, char **argv)
     }
     enum log_level level = LOG_INFO;
     log_parse_level(cfg.log_level, &level);
-    if (log_open(cfg.log_file, level, cfg.log_access) != 0) {
-        fprintf(stderr, "mipgw: cannot open log file %s\n", cfg.log_file);
+    /* The admin commands (migrate, import, user) answer on the terminal
+     * that ran them: their errors in the service's log file would leave a
+     * failing command silent (and a log file owned by whoever ran it). */
+    const char *log_file = strcmp(cmd, "serve") == 0 ? cfg.log_file : "";
+    if (log_open(log_file, level, cfg.log_access) != 0) {
+        fprintf(stderr, "mipgw: cannot open log file %s\n", log_file);
         return 2;
     }
     /* Timestamps in answers are local to this zone; set once, before any

@@ -1222,6 +1222,16 @@ START_TEST(test_command_arguments)
                       WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
         free(cmd);
     }
+    /* An admin command's error is on its terminal, not in the service's
+     * log file (which it does not create). */
+    char *logf = xasprintf("/tmp/mipgw-cli-%d.log", (int)getpid());
+    char *fail = xasprintf("MIPGW_LOG_FILE='%s' MIPGW_PG_CONNINFO='hostaddr=127.0.0.1 port=%d dbname=x "
+                           "connect_timeout=2' '%s' migrate 2>&1 | grep -q 'migrate: cannot connect'",
+                           logf, free_port(), env("MIPGW_TEST_BIN"));
+    ck_assert_msg(system(fail) == 0, "migrate's error did not reach its terminal");
+    ck_assert_msg(access(logf, F_OK) != 0, "migrate wrote the service's log file");
+    unlink(logf);
+    free(fail), free(logf);
     char *ok = xasprintf("'%s' --check-config >/dev/null 2>&1", env("MIPGW_TEST_BIN"));
     int rc = system(ok);
     ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "mipgw --check-config: exit %d", WEXITSTATUS(rc));
