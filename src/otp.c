@@ -94,32 +94,22 @@ const char *otp_verdict_message(enum otp_verdict v)
     }
 }
 
-/* HMAC-SHA256(cabinet key, phone ":" code) in hex: binds the code to its
- * phone, and nobody without the key can test guesses against a copy. */
-static void otp_mac(const struct token_keys *keys, const char *phone, const char *code,
-                    char out[OTP_MAC_HEX])
+/* HMAC-SHA256(cabinet key, a ":" b) in hex. Of phone and code, it binds
+ * the code to its phone, and nobody without the key can test guesses
+ * against a copy; of "claim" and a tax id, it is the claimant kept beside
+ * a code, so that Redis holds no tax id. */
+static void otp_mac(const struct token_keys *keys, const char *a, const char *b, char out[OTP_MAC_HEX])
 {
-    char msg[64];
-    int n = snprintf(msg, sizeof(msg), "%s:%s", phone, code);
-    unsigned char mac[32];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), keys->cabinet, (int)keys->cabinet_len,
-         (const unsigned char *)msg, (size_t)n, mac, &len);
-    util_hex(mac, 32, out);
-    explicit_bzero(msg, sizeof(msg));
-}
-
-/* The claimant as kept beside the code: an HMAC too, so that Redis holds
- * no tax id. */
-static void otp_claimant_mac(const struct token_keys *keys, const char *claimant, char out[OTP_MAC_HEX])
-{
-    unsigned char mac[32];
-    unsigned int len = 0;
     char msg[96];
-    int n = snprintf(msg, sizeof(msg), "claim:%s", claimant);
+    int n = snprintf(msg, sizeof(msg), "%s:%s", a, b);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        n = (int)sizeof(msg) - 1;   /* never read past the buffer (inputs are validated shorter) */
+    unsigned char mac[32];
+    unsigned int len = 0;
     HMAC(EVP_sha256(), keys->cabinet, (int)keys->cabinet_len, (const unsigned char *)msg, (size_t)n, mac,
          &len);
     util_hex(mac, 32, out);
+    explicit_bzero(msg, sizeof(msg));
 }
 
 static void otp_on_reply(const redisReply *reply, enum store_status st, void *arg)
@@ -196,7 +186,7 @@ void otp_check(struct req *r, const char *phone, const char *code, const char *c
     char code_key[OTP_KEY_MAX], mac[OTP_MAC_HEX], by[OTP_MAC_HEX];
     otp_keys(phone, code_key, NULL);
     otp_mac(&r->w->keys, phone, code, mac);
-    otp_claimant_mac(&r->w->keys, claimant, by);
+    otp_mac(&r->w->keys, "claim", claimant, by);
     const char *argv[] = {code_key, mac, by, claim ? "1" : "0"};
     otp_eval(c, &check_script, 1, (int)ARRAY_LEN(argv), argv);
 }
@@ -214,7 +204,7 @@ void otp_consume(struct req *r, const char *phone, const char *claimant)
 {
     char code_key[OTP_KEY_MAX], by[OTP_MAC_HEX];
     otp_keys(phone, code_key, NULL);
-    otp_claimant_mac(&r->w->keys, claimant, by);
+    otp_mac(&r->w->keys, "claim", claimant, by);
     pthread_once(&scripts_once, otp_scripts_init);
     const char *argv[] = {code_key, by};
     redis_eval(r->w->redis, &consume_script, otp_on_consumed, NULL, 1, 2, argv);
