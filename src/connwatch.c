@@ -49,6 +49,12 @@ struct connwatch {
     int nfd;
 };
 
+/* Bytes of input that left the worker's count (never below zero). */
+static void input_less(struct connwatch *cw, size_t n)
+{
+    cw->input_total -= n < cw->input_total ? n : cw->input_total;
+}
+
 /* Takes conn_on_input off the input buffer, and what it holds off the
  * worker's count: the entry is about to go. */
 static void conn_unwatch_input(struct conn_entry *e)
@@ -56,8 +62,7 @@ static void conn_unwatch_input(struct conn_entry *e)
     if (e->in_cb) {
         struct evbuffer *in = bufferevent_get_input(e->bev);
         evbuffer_remove_cb_entry(in, e->in_cb);
-        size_t left = evbuffer_get_length(in);
-        e->cw->input_total -= left < e->cw->input_total ? left : e->cw->input_total;
+        input_less(e->cw, evbuffer_get_length(in));
     }
     e->in_cb = NULL;
 }
@@ -90,7 +95,7 @@ static void conn_on_input(struct evbuffer *in, const struct evbuffer_cb_info *in
     struct conn_entry *e = arg;
     struct connwatch *cw = e->cw;
     cw->input_total += info->n_added;
-    cw->input_total -= info->n_deleted < cw->input_total ? info->n_deleted : cw->input_total;
+    input_less(cw, info->n_deleted);
     if (info->n_added == 0)
         return;
     if (e->excess)
@@ -151,11 +156,8 @@ static void connwatch_on_tick(evutil_socket_t fd, short what, void *arg)
             free(e);
             continue;
         }
-        if (e->excess && !e->over) {
-            /* Has sent nothing yet (conn_on_input ends the others). */
-            conn_shut(e, "beyond http.max_connections", 0);
-            e->over = true;
-        }
+        if (e->excess)
+            conn_end(e, "beyond http.max_connections");   /* one that has sent nothing yet */
         if (e->busy == 0 && now - e->since_us > cw->timeout_us) {
             conn_shut(e, "no whole request", cw->timeout_us);
             e->since_us = now;  /* once is enough: libevent takes it from here */
