@@ -440,6 +440,17 @@ enum store_status redis_eval(struct redis *r, struct redis_script *s, redis_cb c
     return redis_send(r, c, c->argc, (const char **)c->argv, c->lens);
 }
 
+/* Takes the oldest kept call off the list (there is one). */
+static struct redis_later *later_pop(struct redis *r)
+{
+    struct redis_later *l = r->later;
+    r->later = l->next;
+    if (!r->later)
+        r->later_tail = &r->later;
+    r->nlater--;
+    return l;
+}
+
 /* Puts a kept call at the end of the list, dropping the oldest past
  * REDIS_LATER_MAX, or this one past its age. */
 static void later_append(struct redis *r, struct redis_later *l)
@@ -451,12 +462,7 @@ static void later_append(struct redis *r, struct redis_later *l)
         return;
     }
     if (r->nlater >= REDIS_LATER_MAX) {
-        struct redis_later *old = r->later;
-        r->later = old->next;
-        if (!r->later)
-            r->later_tail = &r->later;
-        free(old);
-        r->nlater--;
+        free(later_pop(r));
         log_warn("redis: more than %d scripts kept for Redis's return; the oldest is dropped",
                  REDIS_LATER_MAX);
     }
@@ -535,11 +541,7 @@ static void redis_send_later(struct redis *r)
      * the end of the list and stops the round (the connection is going). */
     int64_t now = util_mono_us();
     for (int n = r->nlater; n > 0 && r->later && redis_is_up(r); n--) {
-        struct redis_later *l = r->later;
-        r->later = l->next;
-        if (!r->later)
-            r->later_tail = &r->later;
-        r->nlater--;
+        struct redis_later *l = later_pop(r);
         if (now > l->until_us) {
             free(l);  /* what it undoes has expired by itself */
             continue;
