@@ -120,6 +120,17 @@ static int serve(const struct config *cfg)
     return 0;
 }
 
+/* What is wrong with the n arguments after cmd, or NULL: serve and
+ * migrate take none, import one file; user checks its own. */
+static const char *command_args_wrong(const char *cmd, int n, char *const *args)
+{
+    if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0)
+        return n > 0 ? "takes no arguments" : NULL;
+    if (strcmp(cmd, "import") == 0)
+        return n != 1 || args[0][0] == '-' ? "takes one FILE" : NULL;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -149,15 +160,9 @@ int main(int argc, char **argv)
     /* What follows the command is its own (import: one file; user: its
      * words); an option there would be ignored, so it is an error: a
      * "migrate -c FILE" that migrated the default database instead. */
-    int extra = optind < argc ? argc - optind - 1 : 0;
-    bool bad = (strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0) ? extra > 0
-               : strcmp(cmd, "import") == 0                              ? extra != 1 ||
-                                                                  argv[optind + 1][0] == '-'
-                                                                             : false;
-    if (bad) {
-        fprintf(stderr, "mipgw: %s: %s\n", cmd,
-                strcmp(cmd, "import") == 0 ? "takes one FILE (options go before the command)"
-                                           : "takes no arguments (options go before the command)");
+    const char *args_wrong = command_args_wrong(cmd, argc - optind - (optind < argc), argv + optind + 1);
+    if (args_wrong) {
+        fprintf(stderr, "mipgw: %s: %s (options go before the command)\n", cmd, args_wrong);
         usage(stderr);
         return 2;
     }
@@ -197,10 +202,6 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "import") == 0) {
-        if (optind + 1 >= argc) {
-            usage(stderr);
-            return 2;
-        }
         if (importer_load_file(&cfg, argv[optind + 1], err, sizeof(err)) != 0) {
             log_error("import: %s", err);
             return 1;
