@@ -1128,6 +1128,187 @@ START_TEST(test_sql_inlined)
 }
 END_TEST
 
+/* ---- a batch of bookings against the same bookings one by one ---- */
+
+static PGresult *batch_exec(PGconn *c, const char *sql, int n, const char *const *params,
+                            ExecStatusType want)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == want, "%s: %s", sql, PQresultErrorMessage(res));
+    return res;
+}
+
+static int batch_mip_book_calls(PGconn *c)
+{
+    PGresult *res = batch_exec(c,
+                               "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+                               " WHERE funcname = 'mip_book'",
+                               0, NULL, PGRES_TUPLES_OK);
+    int n = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+/* An answer without what differs from one run to another (the booking's
+ * guid and ticket, the TicketVisitWithLpu's times of creation and its
+ * history, which the digest below compares). */
+#define BATCH_NORM(a)                                                                             \
+    "((" a ") - 'booking' - 'ticket' - 'visit') || CASE WHEN (" a ") ? 'visit' THEN"              \
+    " jsonb_build_object('visit', ((" a ")->'visit') - 'num' - 'ticketGuid' - 'dateOfAppointment'"  \
+    " - 'history') ELSE '{}' END"
+
+/* What a batch leaves behind, but the sequence's tickets and the times. */
+#define BATCH_DIGEST                                                                              \
+    "SELECT concat_ws(E'\\n',"                                                                    \
+    " (SELECT string_agg(concat_ws('|', cell_guid, mkab_guid, person_guid, referral_guid, status," \
+    "  begin_at, spec_code, email, phone, email_agree, source, login), ',' ORDER BY cell_guid)"    \
+    "  FROM bookings WHERE status <> 'cancelled'),"                                                \
+    " (SELECT string_agg(concat_ws('|', b.cell_guid, h.element, h.old_value, h.new_value,"        \
+    "  h.editor, h.client), ',' ORDER BY b.cell_guid, h.id)"                                       \
+    "  FROM booking_history h JOIN bookings b ON b.guid = h.booking_guid"                          \
+    "  WHERE b.status <> 'cancelled'),"                                                            \
+    " (SELECT string_agg(concat_ws('|', guid, email), ',' ORDER BY guid) FROM medical_cards))"
+
+/* One batch's answers (one per line) and digest, by mip_book_many or by
+ * mip_book once per booking in order; rolled back. Counts the calls of
+ * mip_book the batch made (the bookings that left the one-statement path). */
+static char *batch_run(PGconn *c, int b, bool many, int *calls, int *rows)
+{
+    char bs[16];
+    snprintf(bs, sizeof(bs), "%d", b);
+    const char *p[] = {bs};
+    struct buf out;
+    buf_init(&out);
+    PQclear(batch_exec(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK));
+    /* The view holds calls not yet flushed to the statistics, earlier
+     * transactions' too; nothing is flushed inside a transaction. */
+    *calls = -batch_mip_book_calls(c);
+    PGresult *res;
+    if (many) {
+        res = batch_exec(c,
+                         "SELECT " BATCH_NORM("a") " FROM mip_book_many((SELECT jsonb_agg(q ORDER BY i)"
+                         " FROM t_batch WHERE b = $1::int)) AS a",
+                         1, p, PGRES_TUPLES_OK);
+    } else {
+        PGresult *qs = batch_exec(c, "SELECT q FROM t_batch WHERE b = $1::int ORDER BY i", 1, p,
+                                  PGRES_TUPLES_OK);
+        res = NULL;
+        for (int i = 0; i < PQntuples(qs); i++) {
+            const char *q[] = {PQgetvalue(qs, i, 0)};
+            PGresult *one = batch_exec(c, "SELECT " BATCH_NORM("a")
+                                       " FROM (SELECT mip_book($1::jsonb) AS a OFFSET 0) s", 1, q,
+                                       PGRES_TUPLES_OK);
+            buf_append(&out, PQgetvalue(one, 0, 0), strlen(PQgetvalue(one, 0, 0)));
+            buf_append(&out, "\n", 1);
+            PQclear(one);
+        }
+        *rows = PQntuples(qs);
+        PQclear(qs);
+    }
+    if (res) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            buf_append(&out, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
+            buf_append(&out, "\n", 1);
+        }
+        *rows = PQntuples(res);
+        PQclear(res);
+    }
+    res = batch_exec(c, BATCH_DIGEST, 0, NULL, PGRES_TUPLES_OK);
+    buf_append(&out, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+    PQclear(res);
+    *calls += batch_mip_book_calls(c);
+    PQclear(batch_exec(c, "ROLLBACK", 0, NULL, PGRES_COMMAND_OK));
+    buf_append(&out, "", 1);
+    return out.data;
+}
+
+/* mip_book_many (012_book_set.sql) books the bookings of a batch that pass
+ * every rule with one statement and leaves the rest to mip_book. Its
+ * answers, and what it writes, must be those of mip_book called once per
+ * booking in the batch's order. Every demo patient asks for cells of every
+ * demo resource, without a referral and with each demo referral, each cell
+ * by several patients and some by one patient twice, with e-mails and
+ * phones on some, TicketVisitWithLpu on some, a wrong МКОД on some; each
+ * batch holds two asks of each patient. The batches run on the demo data
+ * as it is (no booking), each rolled back. */
+START_TEST(test_batch_as_one_by_one)
+{
+    /* As the harness's superuser, who alone may count function calls. */
+    const char *keys[] = {"dbname", "user", NULL};
+    const char *values[] = {env("MIPGW_TEST_PG_CONNINFO"), "postgres", NULL};
+    PGconn *c = PQconnectdbParams(keys, values, 1);
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+    PQclear(batch_exec(c, "SET track_functions = 'pl'", 0, NULL, PGRES_COMMAND_OK));
+    PQclear(batch_exec(
+        c,
+        "CREATE TEMP TABLE t_batch AS"
+        " WITH x AS ("
+        "  SELECT p.guid AS person, r.lpu_guid AS lpu, l.mcod, r.guid AS resource, c.begin_at,"
+        "         f.guid AS referral, hashtext(concat(p.guid, c.guid, f.guid)) AS h"
+        "    FROM persons p CROSS JOIN resources r JOIN lpus l ON l.guid = r.lpu_guid"
+        "    CROSS JOIN LATERAL (SELECT guid, begin_at FROM cells WHERE resource_guid = r.guid"
+        "                         AND begin_at > now() + interval '1 day'"
+        "                       ORDER BY begin_at LIMIT 4) c"
+        "    LEFT JOIN (SELECT guid FROM referrals UNION ALL SELECT NULL) f ON true"
+        "   WHERE p.guid IN (SELECT person_guid FROM medical_cards))"
+        /* mostly patients with a card at the LPU, as a portal sends */
+        " , y AS (SELECT * FROM x WHERE h % 5 = 0 OR (h % 3 = 0) = (referral IS NOT NULL)"
+        "    AND EXISTS (SELECT 1 FROM medical_cards m WHERE m.person_guid = x.person"
+        "                AND m.lpu_guid = x.lpu))"
+        /* and some asked twice: a client that lost the first answer */
+        " , z AS (SELECT * FROM y UNION ALL SELECT * FROM y WHERE h % 7 = 0)"
+        /* each patient's next two asks to a batch: the first of each goes
+         * to the one statement */
+        " SELECT (row_number() OVER (PARTITION BY person ORDER BY h) - 1) / 2 AS b,"
+        "  row_number() OVER (ORDER BY h) AS i,"
+        "  jsonb_strip_nulls(jsonb_build_object('person', person, 'lpu', lpu,"
+        "   'mcod', CASE WHEN referral IS NULL THEN CASE WHEN h % 13 = 0 THEN '000000' ELSE mcod END END,"
+        "   'resource', resource, 'begin', extract(epoch FROM begin_at)::bigint, 'referral', referral,"
+        "   'email', CASE WHEN h % 3 = 0 THEN 'p' || abs(h % 5) || '@example.org' END,"
+        "   'phone', CASE WHEN h % 4 = 0 THEN '7999000000' || abs(h % 10) END,"
+        "   'email_agree', CASE WHEN h % 3 = 0 THEN h % 2 = 0 END,"
+        "   'source', CASE WHEN h % 2 = 0 THEN 'Internet' ELSE 'CallCenter' END,"
+        "   'login', 'batch', 'tz', '" TZ "', 'full', referral IS NOT NULL OR h % 5 = 0,"
+        "   'rules', jsonb_build_object('internet', true, 'self_block', true, 'children', true,"
+        "    'children_age', 18, 'age_limits', true, 'dispensary', true, 'referral_only', true,"
+        "    'one_per_spec', true))) AS q"
+        "  FROM z",
+        0, NULL, PGRES_COMMAND_OK));
+    PGresult *res = batch_exec(c, "SELECT max(b) + 1 FROM t_batch", 0, NULL, PGRES_TUPLES_OK);
+    int batches = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ck_assert_int_ge(batches, 4);
+    int booked = 0, set_path = 0, refused = 0, again = 0;
+    for (int b = 0; b < batches; b++) {
+        int calls_many, calls_one, rows_many, rows_one;
+        char *many = batch_run(c, b, true, &calls_many, &rows_many);
+        char *one = batch_run(c, b, false, &calls_one, &rows_one);
+        ck_assert_int_eq(rows_many, rows_one);
+        ck_assert_int_eq(calls_one, rows_one);
+        /* where they part, in a message Check can carry */
+        size_t at = 0;
+        while (many[at] && many[at] == one[at])
+            at++;
+        size_t from = at > 200 ? at - 200 : 0;
+        ck_assert_msg(many[at] == one[at], "batch %d, from byte %zu:\n-- mip_book_many:\n%.400s\n"
+                      "-- mip_book:\n%.400s", b, from, many + from, one + from);
+        set_path += rows_many - calls_many;
+        for (const char *s = many; (s = strstr(s, "\"existing\": ")) != NULL; s++)
+            s[12] == 't' ? again++ : booked++;
+        for (const char *s = many; (s = strstr(s, "\"e\": ")) != NULL; s++)
+            refused++;
+        free(many);
+        free(one);
+    }
+    /* Not vacuous: bookings, retries and refusals, and some of the
+     * bookings through the one statement. */
+    ck_assert_msg(set_path >= 10 && booked >= set_path && again > 0 && refused > batches,
+                  "%d batches: %d booked (%d by the one statement), %d again, %d refused", batches,
+                  booked, set_path, again, refused);
+    PQfinish(c);
+}
+END_TEST
+
 static Suite *booking_suite(void)
 {
     Suite *s = suite_create("e2e_booking");
@@ -1146,6 +1327,7 @@ static Suite *booking_suite(void)
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_one_per_speciality_concurrent);
     tcase_add_test(tc, test_sql_inlined);
+    tcase_add_test(tc, test_batch_as_one_by_one);
     tcase_add_test(tc, test_lock_released_on_refusal);
     tcase_add_test(tc, test_lock_released_after_timeout);
     tcase_add_test(tc, test_lock_released_after_lost_unlock);
