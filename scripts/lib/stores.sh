@@ -114,16 +114,23 @@ stores_pg_start() {
     fi
 
     if [[ ! -f $data/PG_VERSION ]]; then
+        # Made aside and renamed when whole, so that an interrupted initdb
+        # leaves nothing that looks like a cluster.
         _stores_log "initdb $data"
-        _stores_pg_as "$dir" "$STORES_PG_BIN/initdb" -D "$data" --auth=trust \
+        rm -rf "$data.new"
+        _stores_pg_as "$dir" "$STORES_PG_BIN/initdb" -D "$data.new" --auth=trust \
             --encoding=UTF8 --locale=C.UTF-8 -U postgres >"$dir/initdb.log" 2>&1 || {
             cat "$dir/initdb.log" >&2
             return 1
         }
-        # Our settings live in a file of their own, rewritten at every start
-        # (the port and the socket dir may change between runs).
-        printf "\ninclude = 'mipgw-local.conf'\n" >>"$data/postgresql.conf"
+        mv "$data.new" "$data"
     fi
+    # Our settings live in a file of their own, rewritten at every start
+    # (the port and the socket dir may change between runs). Checked at
+    # every start too: a cluster made by an older version of this script
+    # that was stopped right after initdb lacks the line.
+    grep -qx "include = 'mipgw-local.conf'" "$data/postgresql.conf" ||
+        printf "\ninclude = 'mipgw-local.conf'\n" >>"$data/postgresql.conf"
 
     # fsync stays on: bookings must survive a crash, and the benchmarks compare
     # against pgbench on this very cluster, so it must be an honest one.
