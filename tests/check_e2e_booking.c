@@ -1255,12 +1255,15 @@ START_TEST(test_batch_as_one_by_one)
         " , y AS (SELECT * FROM x WHERE h % 5 = 0 OR (h % 3 = 0) = (referral IS NOT NULL)"
         "    AND EXISTS (SELECT 1 FROM medical_cards m WHERE m.person_guid = x.person"
         "                AND m.lpu_guid = x.lpu))"
-        /* and some asked twice: a client that lost the first answer */
-        " , z AS (SELECT * FROM y UNION ALL SELECT * FROM y WHERE h % 7 = 0)"
+        " , w AS (SELECT y.*, 0 AS again,"
+        "          (row_number() OVER (PARTITION BY person ORDER BY h) - 1) / 2 AS b FROM y)"
+        /* and some of them asked again right after, in the same batch: a
+         * client that lost the first answer */
+        " , z AS (SELECT * FROM w UNION ALL SELECT person, lpu, mcod, resource, begin_at,"
+        "          referral, h, 1, b FROM w WHERE abs(h % 7) < 3)"
         /* each patient's next two asks to a batch: the first of each goes
          * to the one statement */
-        " SELECT (row_number() OVER (PARTITION BY person ORDER BY h) - 1) / 2 AS b,"
-        "  row_number() OVER (ORDER BY h) AS i,"
+        " SELECT b, row_number() OVER (ORDER BY h, again) AS i,"
         "  jsonb_strip_nulls(jsonb_build_object('person', person, 'lpu', lpu,"
         "   'mcod', CASE WHEN referral IS NULL THEN CASE WHEN h % 13 = 0 THEN '000000' ELSE mcod END END,"
         "   'resource', resource, 'begin', extract(epoch FROM begin_at)::bigint, 'referral', referral,"

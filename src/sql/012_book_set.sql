@@ -10,11 +10,13 @@
 -- CPU (docs/benchmarks.md). Every other booking of the batch still goes
 -- through mip_book, which finds the refusal and says which one in the
 -- order docs/api.md gives, or books it where the query was more careful
--- than it needed to be (a person with no birthday, say).
+-- than it needed to be (a time zone or an age limit it cannot compare).
 --
 -- The answers are those of one mip_book call after another, in the order
--- of the batch. The query takes only the bookings that share no cell, no
--- person and no referral with an earlier booking of the batch, so nothing
+-- of the batch, but for the order of the ticket numbers within the batch
+-- (the query's bookings take theirs first). The query takes only the
+-- bookings that share no cell, no person and no referral with an earlier
+-- booking of the batch, and whose cell the batch holds locked, so nothing
 -- it writes changes what an earlier booking would have been answered; the
 -- others run afterwards through mip_book, in order, and see what it wrote,
 -- as they would have seen it one by one.
@@ -27,21 +29,32 @@ CREATE OR REPLACE FUNCTION mip_book_many(qs jsonb) RETURNS SETOF jsonb
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n int := jsonb_array_length(qs);
+    locked uuid[];       -- the cells the batch holds
     booked bookings[];   -- booked[k]: what the query booked for qs[k], or null
 BEGIN
-    -- The locks first, as in 008: the cells by guid, then the speciality
-    -- locks of rule 4008 by key.
-    PERFORM 1 FROM cells cl
-      JOIN jsonb_array_elements(qs) AS q (q)
-        ON cl.resource_guid = (q.q->>'resource')::uuid
-       AND cl.begin_at = to_timestamp((q.q->>'begin')::float8)
-     ORDER BY cl.guid FOR UPDATE OF cl;
+    -- The locks first, in the order a single mip_book takes them: the
+    -- cells by guid, the speciality locks of rule 4008 by key, then the
+    -- cards whose e-mail a booking may set, by guid (the query sets them in
+    -- an order of its own, which two batches must not meet in a circle).
+    -- A cell made after the first statement is not in `locked`: its
+    -- booking goes to mip_book, which locks it.
+    SELECT array_agg(g) INTO locked
+      FROM (SELECT cl.guid AS g FROM cells cl
+              JOIN jsonb_array_elements(qs) AS q (q)
+                ON cl.resource_guid = (q.q->>'resource')::uuid
+               AND cl.begin_at = to_timestamp((q.q->>'begin')::float8)
+             ORDER BY cl.guid FOR UPDATE OF cl) s;
     PERFORM pg_advisory_xact_lock(s.k)
        FROM (SELECT DISTINCT mip_book_spec_key((q.q->>'person')::uuid, r.spec_code) AS k
                FROM jsonb_array_elements(qs) AS q (q)
                JOIN resources r ON r.guid = (q.q->>'resource')::uuid
               WHERE (q.q->'rules'->>'one_per_spec')::boolean) AS s
       ORDER BY s.k;
+    PERFORM 1 FROM medical_cards m
+      JOIN jsonb_array_elements(qs) AS q (q)
+        ON m.person_guid = (q.q->>'person')::uuid AND m.lpu_guid = (q.q->>'lpu')::uuid
+     WHERE q.q->>'email' IS NOT NULL
+     ORDER BY m.guid FOR NO KEY UPDATE OF m;
 
     -- Each condition is one of mip_book's refusals turned around; a
     -- booking that fails any (or where one is unknown) is left to mip_book.
@@ -62,6 +75,7 @@ BEGIN
                               AND NOT m.is_closed
           JOIN persons p ON p.guid = q.person
           JOIN cells c ON c.resource_guid = q.resource AND c.begin_at = q.begin_at
+                      AND c.guid = ANY (locked)
           CROSS JOIN LATERAL (
               SELECT d AS day, extract(year FROM age(d, p.birthday))::int AS age
                 FROM (SELECT (c.begin_at AT TIME ZONE (q.q->>'tz'))::date AS d) x) a
