@@ -124,11 +124,11 @@ void metrics_render(struct buf *out, const char *const *route_names, int nroutes
     render_scalar(out, "mipgw_pg_calls_total", "counter",
                   "PostgreSQL queries the pool accepted (each call of a batch counts).", SUM(pg_calls));
     render_scalar(out, "mipgw_pg_errors_total", "counter", "PostgreSQL queries that failed.", SUM(pg_errors));
-    render_scalar(out, "mipgw_pg_timeouts_total", "counter", "PostgreSQL queries past their deadline.",
+    render_scalar(out, "mipgw_pg_timeouts_total", "counter", "PostgreSQL queries past their deadline (each call of a batch counts).",
                   SUM(pg_timeouts));
-    render_scalar(out, "mipgw_pg_shed_total", "counter", "Queries refused because the pool queue was full.",
+    render_scalar(out, "mipgw_pg_shed_total", "counter", "Queries refused because the pool queue was full, or dropped after waiting three quarters of their deadline.",
                   SUM(pg_shed));
-    render_scalar(out, "mipgw_pg_unavailable_total", "counter", "Queries refused because no connection was up.",
+    render_scalar(out, "mipgw_pg_unavailable_total", "counter", "Queries refused because no connection was up, or ended by the loss of their connection.",
                   SUM(pg_unavailable));
     render_scalar(out, "mipgw_pg_batches_total", "counter",
                   "Calls of a batchable statement sent together, one batch each.", SUM(pg_batches));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct pg_query {
     bool solo;               /* its batch failed: it runs alone */
     int nvalues;
     char *values[PG_MAX_PARAMS];
+    long long deadline_ms;   /* monotonic; the timer fires then */
     enum store_status deferred;  /* outcome to hand over from the event loop */
 };
 
@@ -66,10 +68,12 @@ struct pg_pool {
     struct pg_conn *conns;
     struct pg_queue queue;
     int queued;
+    int queued_batch;        /* ... of them calls of batchable statements */
     int up;
     int batch_busy[STMT__COUNT]; /* connections running each batchable statement */
     int batch_conns;         /* ... at most this many each (pg.batch_conns) */
     struct event *fail_ev;   /* fails queued queries when the last connection goes */
+    struct event *dispatch_ev; /* sends queued calls, from the loop (a connection freed) */
     bool closing;
     bool in_submit;          /* inside pg_query: outcomes must wait for the loop */
 };
@@ -106,6 +110,29 @@ static void pg_gauges(struct pg_pool *p)
     METRIC_SET(p->m->pg_queued, p->queued);
 }
 
+static long long pg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The queue's two counts move together: look-ups and batchable calls each
+ * have pg.queue_max places, so that a backlog of bookings or uploads behind
+ * a stuck batch connection never turns the look-ups away. */
+static void pg_queue_counts(struct pg_pool *p, const struct pg_query *q, int d)
+{
+    p->queued += d;
+    if (pg_stmts[q->stmt].batch)
+        p->queued_batch += d;
+}
+
+static void pg_unqueue(struct pg_pool *p, struct pg_query *q)
+{
+    TAILQ_REMOVE(&p->queue, q, link);
+    pg_queue_counts(p, q, -1);
+}
+
 static void pg_query_free(struct pg_query *q)
 {
     evtimer_del(&q->timer);
@@ -124,16 +151,22 @@ static void pg_deferred_finish(evutil_socket_t fd, short what, void *arg)
     pg_finish(q, NULL, q->deferred);
 }
 
+/* Hands q its outcome (with no result) from the event loop. */
+static void pg_finish_later(struct pg_query *q, enum store_status st)
+{
+    evtimer_del(&q->timer);
+    q->deferred = st;
+    evtimer_assign(&q->timer, q->pool->base, pg_deferred_finish, q);
+    event_active(&q->timer, EV_TIMEOUT, 0);
+}
+
 /* Hands a query its outcome and frees it. Never inside pg_query: a caller
  * must not see its callback before pg_query has returned. */
 static void pg_finish(struct pg_query *q, PGresult *res, enum store_status st)
 {
     struct pg_pool *p = q->pool;
     if (p->in_submit) {
-        evtimer_del(&q->timer);
-        q->deferred = st;
-        evtimer_assign(&q->timer, p->base, pg_deferred_finish, q);
-        event_active(&q->timer, EV_TIMEOUT, 0);
+        pg_finish_later(q, st);
         return;
     }
     if (st == STORE_ERROR) {
@@ -184,7 +217,7 @@ static void pg_requeue(struct pg_pool *p, struct pg_query *q, bool solo)
         else
             TAILQ_INSERT_HEAD(&p->queue, q, link);
         after = q;
-        p->queued++;
+        pg_queue_counts(p, q, 1);
         q = next;
     }
 }
@@ -293,7 +326,11 @@ static void pg_conn_reset(struct pg_conn *c, const char *why)
     }
     if (p->up == 0 && p->queued > 0)
         event_active(p->fail_ev, 0, 0);
+    else if (p->queued > 0 && !p->closing)
+        event_active(p->dispatch_ev, 0, 0); /* a batch slot may be free again */
     pg_gauges(p);
+    for (struct pg_query *m = q; m; m = m->peer)
+        METRIC_INC(p->m->pg_unavailable);
     pg_finish_all(q, NULL, STORE_DOWN);
 }
 
@@ -331,13 +368,18 @@ static void pg_prepare_next(struct pg_conn *c)
     pg_flush(c);
 }
 
+static bool pg_result_ok(const PGresult *res)
+{
+    ExecStatusType est = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    return est == PGRES_TUPLES_OK || est == PGRES_COMMAND_OK;
+}
+
 /* A command's results are complete: deliver them. */
 static void pg_command_done(struct pg_conn *c)
 {
     PGresult *res = c->res;
     c->res = NULL;
-    ExecStatusType est = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    bool ok = est == PGRES_TUPLES_OK || est == PGRES_COMMAND_OK;
+    bool ok = pg_result_ok(res);
 
     if (c->state == PGC_PREPARING) {
         if (!ok) {
@@ -381,10 +423,18 @@ static void pg_read(struct pg_conn *c)
             pg_command_done(c);
             return;
         }
-        if (!c->res)
+        /* The first result, unless a later one is an error: the implicit
+         * commit comes after the rows (a deferred constraint, a
+         * serialization failure), and a transaction that rolled back there
+         * must not answer its rows. */
+        if (!c->res) {
             c->res = res;
-        else
+        } else if (pg_result_ok(c->res) && !pg_result_ok(res)) {
+            PQclear(c->res);
+            c->res = res;
+        } else {
             PQclear(res);
+        }
     }
 }
 
@@ -442,6 +492,17 @@ static void pg_conn_timer(evutil_socket_t fd, short what, void *arg)
         pg_conn_reset(c, "connect deadline passed");
 }
 
+/* libpq's default writes a server's NOTICE or WARNING to stderr, from
+ * the reactor thread; it goes to the log, at debug level, instead. */
+static void pg_notice(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n')
+        n--;
+    log_debug("pg: server says: %.*s", (int)(n > 300 ? 300 : n), message);
+}
+
 static void pg_conn_start(struct pg_conn *c)
 {
     /* PQconnectStart does not block as long as the connection string names
@@ -451,6 +512,7 @@ static void pg_conn_start(struct pg_conn *c)
         pg_conn_reset(c, c->conn ? PQerrorMessage(c->conn) : "out of memory");
         return;
     }
+    PQsetNoticeProcessor(c->conn, pg_notice, NULL);
     c->state = PGC_CONNECTING;
     pg_arm_timer(c, c->pool->cfg->pg_connect_timeout_ms);
     pg_set_io(c, EV_WRITE);
@@ -462,19 +524,22 @@ static void pg_query_timeout(evutil_socket_t fd, short what, void *arg)
     struct pg_pool *p = q->pool;
     (void)fd;
     (void)what;
-    METRIC_INC(p->m->pg_timeouts);
     log_warn("pg: %s missed its %d ms deadline", pg_stmts[q->stmt].name, p->cfg->pg_timeout_ms);
     struct pg_conn *c = q->conn;
     if (c) {
-        /* Closing the connection is the only non-blocking way to stop the
-         * query (PQcancel would block on a new connection). The calls of
-         * its batch end with it: none of them was committed. */
-        pg_finish_all(pg_conn_take(c), NULL, STORE_TIMEOUT);
+        /* Closing the connection is the only non-blocking way to give up
+         * on the query (PQcancel would block on a new connection). The
+         * server may still finish it, commit included, so the calls of its
+         * batch end with an outcome unknown to us. */
+        struct pg_query *all = pg_conn_take(c);
+        for (struct pg_query *m = all; m; m = m->peer)
+            METRIC_INC(p->m->pg_timeouts);
+        pg_finish_all(all, NULL, STORE_TIMEOUT);
         pg_conn_reset(c, "query deadline passed");
         return;
     }
-    TAILQ_REMOVE(&p->queue, q, link);
-    p->queued--;
+    METRIC_INC(p->m->pg_timeouts);
+    pg_unqueue(p, q);
     pg_gauges(p);
     pg_finish(q, NULL, STORE_TIMEOUT);
 }
@@ -486,8 +551,7 @@ static void pg_fail_queued(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while (p->up == 0 && !TAILQ_EMPTY(&p->queue)) {
         struct pg_query *q = TAILQ_FIRST(&p->queue);
-        TAILQ_REMOVE(&p->queue, q, link);
-        p->queued--;
+        pg_unqueue(p, q);
         METRIC_INC(p->m->pg_unavailable);
         pg_finish(q, NULL, STORE_DOWN);
     }
@@ -500,16 +564,27 @@ static void pg_fail_queued(evutil_socket_t fd, short what, void *arg)
  * chained by peer; *n is how many. */
 static struct pg_query *pg_next(struct pg_pool *p, int *n)
 {
-    struct pg_query *q;
-    TAILQ_FOREACH(q, &p->queue, link) {
-        if (!pg_stmts[q->stmt].batch || p->batch_busy[q->stmt] < p->batch_conns)
-            break;
+    struct pg_query *q, *after;
+    long long now = pg_now_ms();
+    for (q = TAILQ_FIRST(&p->queue); q; q = after) {
+        after = TAILQ_NEXT(q, link);
+        if (pg_stmts[q->stmt].batch && p->batch_busy[q->stmt] >= p->batch_conns)
+            continue;
+        /* A call that spent most of its deadline waiting would likely miss
+         * it running, and a miss costs the connection: it ends here, its
+         * callback from the loop (it may queue a call while we walk). */
+        if (q->deadline_ms - now < p->cfg->pg_timeout_ms / 4) {
+            pg_unqueue(p, q);
+            METRIC_INC(p->m->pg_shed);
+            pg_finish_later(q, STORE_TIMEOUT);
+            continue;
+        }
+        break;
     }
     if (!q)
         return NULL;
     struct pg_query *next = TAILQ_NEXT(q, link);
-    TAILQ_REMOVE(&p->queue, q, link);
-    p->queued--;
+    pg_unqueue(p, q);
     *n = 1;
     if (!pg_stmts[q->stmt].batch || q->solo)
         return q;
@@ -517,8 +592,7 @@ static struct pg_query *pg_next(struct pg_pool *p, int *n)
         next = TAILQ_NEXT(o, link);
         if (o->stmt != q->stmt || o->solo)
             continue;
-        TAILQ_REMOVE(&p->queue, o, link);
-        p->queued--;
+        pg_unqueue(p, o);
         tail->peer = o;
         tail = o;
         ++*n;
@@ -581,6 +655,13 @@ static void pg_dispatch(struct pg_pool *p)
     pg_gauges(p);
 }
 
+static void pg_dispatch_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pg_dispatch(arg);
+}
+
 enum store_status pg_query(struct pg_pool *p, enum stmt_id stmt, const char *const *values,
                            pg_cb cb, void *arg)
 {
@@ -588,7 +669,8 @@ enum store_status pg_query(struct pg_pool *p, enum stmt_id stmt, const char *con
         METRIC_INC(p->m->pg_unavailable);
         return STORE_DOWN;
     }
-    if (p->queued >= p->cfg->pg_queue_max) {
+    bool batch = pg_stmts[stmt].batch;
+    if ((batch ? p->queued_batch : p->queued - p->queued_batch) >= p->cfg->pg_queue_max) {
         METRIC_INC(p->m->pg_shed);
         return STORE_BUSY;
     }
@@ -608,8 +690,9 @@ enum store_status pg_query(struct pg_pool *p, enum stmt_id stmt, const char *con
     evtimer_assign(&q->timer, p->base, pg_query_timeout, q);
     struct timeval tv = {p->cfg->pg_timeout_ms / 1000, (p->cfg->pg_timeout_ms % 1000) * 1000};
     evtimer_add(&q->timer, &tv);
+    q->deadline_ms = pg_now_ms() + p->cfg->pg_timeout_ms;
     TAILQ_INSERT_TAIL(&p->queue, q, link);
-    p->queued++;
+    pg_queue_counts(p, q, 1);
     p->in_submit = true;
     pg_dispatch(p);
     p->in_submit = false;
@@ -634,6 +717,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct config *cfg, s
         abort();
     TAILQ_INIT(&p->queue);
     p->fail_ev = event_new(base, -1, 0, pg_fail_queued, p);
+    p->dispatch_ev = event_new(base, -1, 0, pg_dispatch_later, p);
     for (int i = 0; i < p->nconns; i++) {
         struct pg_conn *c = &p->conns[i];
         c->pool = p;
@@ -658,10 +742,11 @@ void pg_pool_free(struct pg_pool *p)
     }
     while (!TAILQ_EMPTY(&p->queue)) {
         struct pg_query *q = TAILQ_FIRST(&p->queue);
-        TAILQ_REMOVE(&p->queue, q, link);
+        pg_unqueue(p, q);
         pg_finish(q, NULL, STORE_DOWN);
     }
     event_free(p->fail_ev);
+    event_free(p->dispatch_ev);
     free(p->conns);
     free(p);
 }

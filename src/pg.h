@@ -1,10 +1,15 @@
 /* pg.h - a small pool of non-blocking libpq connections per worker. Each
  * connection prepares every statement of stmts.c when it connects; queries
  * name a statement and pass text parameters. A query that finds no free
- * connection waits in a bounded queue; a full queue sheds the query at once
- * (STORE_BUSY) rather than letting latency grow without bound. Every query
- * has a deadline; a connection whose query misses it is closed (which also
- * ends the query on the server) and reconnected with backoff.
+ * connection waits in a bounded queue (pg.queue_max places for look-ups,
+ * as many for batchable calls); a full queue sheds the query at once
+ * (STORE_BUSY) rather than letting latency grow without bound, and a call
+ * that waited three quarters of its deadline is dropped (STORE_TIMEOUT)
+ * rather than sent. Every query has a deadline; a connection whose query
+ * misses it is closed and reconnected with backoff. The server may still
+ * finish that query, commit included: STORE_TIMEOUT of a write means its
+ * outcome is unknown. A command whose commit fails after its rows were
+ * sent (a deferred constraint) is an error, not its rows.
  *
  * Calls of a batchable statement (stmts.h) hold at most pg.batch_conns
  * connections (fewer than the pool's, per statement); those that queue up
