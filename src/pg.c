@@ -571,12 +571,13 @@ static struct pg_query *pg_next(struct pg_pool *p, int *n)
         if (pg_stmts[q->stmt].batch && p->batch_busy[q->stmt] >= p->batch_conns)
             continue;
         /* A call that spent most of its deadline waiting would likely miss
-         * it running, and a miss costs the connection: it ends here, its
-         * callback from the loop (it may queue a call while we walk). */
+         * it running, and a miss costs the connection: it is shed here,
+         * unsent (so STORE_BUSY: it surely did nothing), its callback from
+         * the loop (it may queue a call while we walk). */
         if (q->deadline_ms - now < p->cfg->pg_timeout_ms / 4) {
             pg_unqueue(p, q);
             METRIC_INC(p->m->pg_shed);
-            pg_finish_later(q, STORE_TIMEOUT);
+            pg_finish_later(q, STORE_BUSY);
             continue;
         }
         break;

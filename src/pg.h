@@ -4,8 +4,8 @@
  * connection waits in a bounded queue (pg.queue_max places for look-ups,
  * as many for batchable calls); a full queue sheds the query at once
  * (STORE_BUSY) rather than letting latency grow without bound, and a call
- * that waited three quarters of its deadline is dropped (STORE_TIMEOUT)
- * rather than sent. Every query has a deadline; a connection whose query
+ * that waited three quarters of its deadline is shed unsent (STORE_BUSY,
+ * through its callback). Every query has a deadline; a connection whose query
  * misses it is closed and reconnected with backoff. The server may still
  * finish that query, commit included: STORE_TIMEOUT of a write means its
  * outcome is unknown. A command whose commit fails after its rows were

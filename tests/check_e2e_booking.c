@@ -1160,6 +1160,60 @@ START_TEST(test_commit_failure_not_booked)
 }
 END_TEST
 
+/* N bookings by Иванов of cells 30.. of Кузнецова, each from a process of
+ * its own, against the gateway on port; their cells are locked by another
+ * transaction for hold_ms meanwhile, and during the wait probe() runs (may
+ * be NULL). Fills status[i] with each answer's status. */
+static void backlog_run(int port, int hold_ms, int n, int *status, void (*probe)(int, const char *),
+                        const char *auth)
+{
+    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+    PQclear(PQexec(c, "BEGIN"));
+    const char *res[] = {RES_THERAPIST2};
+    PGresult *lk = PQexecParams(c, "SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
+                                1, NULL, res, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(lk) == PGRES_TUPLES_OK, "lock: %s", PQresultErrorMessage(lk));
+    PQclear(lk);
+    int pipes[16][2];
+    pid_t kids[16];
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(pipe(pipes[i]), 0);
+        struct test_cell w = internet_cell(RES_THERAPIST2, 30 + i);
+        pid_t pid = kids[i] = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            char *b = entry_body("470102", LPU_470102, RES_THERAPIST2, &w, "");
+            const char *h[] = {"Content-Type: application/json", auth, NULL};
+            struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
+            ssize_t wr = write(pipes[i][1], &r->status, sizeof(r->status));
+            _exit(wr > 0 ? 0 : 1);
+        }
+        close(pipes[i][1]);
+    }
+    sleep_ms(hold_ms / 2);  /* one booking waits on the locks, the others in the queue */
+    if (probe)
+        probe(port, auth);
+    sleep_ms(hold_ms - hold_ms / 2);
+    PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+    for (int i = 0; i < n; i++) {
+        status[i] = 0;
+        ck_assert_int_eq(read(pipes[i][0], &status[i], sizeof(status[i])), sizeof(status[i]));
+        close(pipes[i][0]);
+        waitpid(kids[i], NULL, 0); /* not wait(): the spawned gateway is a child too */
+    }
+}
+
+static int backlog_visits;
+static void backlog_probe(int port, const char *auth)
+{
+    struct http_resp *r = http_get_at(port, VISITS, auth, NULL);
+    backlog_visits = r->status;
+    http_free(r);
+}
+
 /* Bookings waiting behind a batch connection that cannot move (its cells
  * locked by another transaction) fill their own places in the pool's queue,
  * not the look-ups': a gateway with pg.queue_max 4 sheds the fifth waiting
@@ -1170,55 +1224,46 @@ START_TEST(test_booking_backlog_spares_lookups)
                                     "MIPGW_PG_BATCH_CONNS=1", "MIPGW_PG_TIMEOUT_MS=8000", NULL};
     pid_t gw;
     int port = gw_spawn(settings, &gw);
-    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
-    PQclear(PQexec(c, "BEGIN"));
-    const char *res[] = {RES_THERAPIST2};
-    PGresult *lk = PQexecParams(c, "SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
-                                1, NULL, res, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(lk) == PGRES_TUPLES_OK, "lock: %s", PQresultErrorMessage(lk));
-    PQclear(lk);
-
     char *tok = token_of(RPGU, &IVANOV);
     char *auth = xasprintf("Authorization: Bearer %s", tok);
     enum { N = 8 };
-    int pipes[N][2];
-    pid_t kids[N];
-    for (int i = 0; i < N; i++) {
-        ck_assert_int_eq(pipe(pipes[i]), 0);
-        struct test_cell w = internet_cell(RES_THERAPIST2, 30 + i);
-        pid_t pid = kids[i] = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            char *b = entry_body("470102", LPU_470102, RES_THERAPIST2, &w, "");
-            const char *h[] = {"Content-Type: application/json", auth, NULL};
-            struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
-            char code[8];
-            snprintf(code, sizeof(code), "%d", r->status);
-            ssize_t wr = write(pipes[i][1], code, strlen(code));
-            _exit(wr > 0 ? 0 : 1);
-        }
-        close(pipes[i][1]);
-    }
-    sleep_ms(1000); /* one booking waits on the locks, the others in the queue */
-    struct http_resp *r = http_get_at(port, VISITS, auth, NULL);
-    int visits = r->status;
-    http_free(r);
-    PQclear(PQexec(c, "ROLLBACK"));
-    PQfinish(c);
-    int shed = 0, done = 0;
-    for (int i = 0; i < N; i++) {
-        char buf[8] = {0};
-        ssize_t n = read(pipes[i][0], buf, sizeof(buf) - 1);
-        close(pipes[i][0]);
-        done += n > 0;
-        shed += n > 0 && strcmp(buf, "503") == 0;
-    }
+    int status[N], shed = 0;
+    backlog_visits = 0;
+    backlog_run(port, 2000, N, status, backlog_probe, auth);
     for (int i = 0; i < N; i++)
-        waitpid(kids[i], NULL, 0); /* not wait(): the spawned gateway is a child too */
-    ck_assert_int_eq(done, N);
+        shed += status[i] == 503;
     ck_assert_msg(shed > 0, "no booking was shed: the queue never filled");
-    ck_assert_msg(visits == 200, "the list of bookings: %d behind a backlog of bookings", visits);
+    ck_assert_msg(backlog_visits == 200, "the list of bookings: %d behind a backlog of bookings",
+                  backlog_visits);
+    ck_assert_msg(gw_stop(gw) == 0, "the gateway did not exit 0 on SIGTERM");
+    free(auth), free(tok);
+}
+END_TEST
+
+/* A call that waited three quarters of its deadline in the queue is shed
+ * unsent (503), not sent to miss its deadline running and cost its
+ * connection: with pg.timeout_ms 4000 and the cells locked for 3.3 s, the
+ * booking on the locks finishes (200), the three queued behind it are shed,
+ * and both connections stay up. */
+START_TEST(test_stale_calls_shed)
+{
+    const char *const settings[] = {"MIPGW_PG_POOL_SIZE=2", "MIPGW_PG_BATCH_CONNS=1",
+                                    "MIPGW_PG_TIMEOUT_MS=4000", NULL};
+    pid_t gw;
+    int port = gw_spawn(settings, &gw);
+    char *tok = token_of(RPGU, &IVANOV);
+    char *auth = xasprintf("Authorization: Bearer %s", tok);
+    double shed0 = metric_at(port, "mipgw_pg_shed_total");
+    enum { N = 4 };
+    int status[N], ok = 0, shed = 0;
+    backlog_run(port, 3300, N, status, NULL, auth);
+    for (int i = 0; i < N; i++) {
+        ok += status[i] == 200;
+        shed += status[i] == 503;
+    }
+    ck_assert_msg(ok == 1 && shed == N - 1, "%d booked, %d shed of %d", ok, shed, N);
+    ck_assert_msg(metric_at(port, "mipgw_pg_shed_total") - shed0 == N - 1, "shed count");
+    ck_assert_msg(metric_at(port, "mipgw_pg_connections_up") == 2, "a connection was lost");
     ck_assert_msg(gw_stop(gw) == 0, "the gateway did not exit 0 on SIGTERM");
     free(auth), free(tok);
 }
@@ -1440,6 +1485,7 @@ static Suite *booking_suite(void)
     tcase_add_checked_fixture(own, clean, NULL);
     tcase_add_checked_fixture(own, spawned_reset, spawned_kill_all);
     tcase_add_test(own, test_booking_backlog_spares_lookups);
+    tcase_add_test(own, test_stale_calls_shed);
     suite_add_tcase(s, own);
     TCase *down = tcase_create("stores_down");
     tcase_set_timeout(down, 60);
