@@ -67,6 +67,7 @@ struct pg_pool {
     int nconns;
     struct pg_conn *conns;
     struct pg_queue queue;
+    struct pg_queue deferred; /* calls whose outcome waits for the loop (pg_finish_later) */
     int queued;
     int queued_batch;        /* ... of them calls of batchable statements */
     int up;
@@ -148,14 +149,18 @@ static void pg_deferred_finish(evutil_socket_t fd, short what, void *arg)
     struct pg_query *q = arg;
     (void)fd;
     (void)what;
+    TAILQ_REMOVE(&q->pool->deferred, q, link);
     pg_finish(q, NULL, q->deferred);
 }
 
-/* Hands q its outcome (with no result) from the event loop. */
+/* Hands q its outcome (with no result) from the event loop. Until then it
+ * is on the pool's deferred list (out of the queue, off any connection), so
+ * that a pool freed first still answers it. */
 static void pg_finish_later(struct pg_query *q, enum store_status st)
 {
     evtimer_del(&q->timer);
     q->deferred = st;
+    TAILQ_INSERT_TAIL(&q->pool->deferred, q, link);
     evtimer_assign(&q->timer, q->pool->base, pg_deferred_finish, q);
     event_active(&q->timer, EV_TIMEOUT, 0);
 }
@@ -493,14 +498,13 @@ static void pg_conn_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* libpq's default writes a server's NOTICE or WARNING to stderr, from
- * the reactor thread; it goes to the log, at debug level, instead. */
-static void pg_notice(void *arg, const char *message)
+ * the reactor thread; it goes to the log, at debug level, instead: its
+ * primary message only, as for errors (DETAIL may repeat key values). */
+static void pg_notice(void *arg, const PGresult *res)
 {
     (void)arg;
-    size_t n = strlen(message);
-    while (n > 0 && message[n - 1] == '\n')
-        n--;
-    log_debug("pg: server says: %.*s", (int)(n > 300 ? 300 : n), message);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    log_debug("pg: server says: %.300s", msg ? msg : "");
 }
 
 static void pg_conn_start(struct pg_conn *c)
@@ -512,7 +516,7 @@ static void pg_conn_start(struct pg_conn *c)
         pg_conn_reset(c, c->conn ? PQerrorMessage(c->conn) : "out of memory");
         return;
     }
-    PQsetNoticeProcessor(c->conn, pg_notice, NULL);
+    PQsetNoticeReceiver(c->conn, pg_notice, NULL);
     c->state = PGC_CONNECTING;
     pg_arm_timer(c, c->pool->cfg->pg_connect_timeout_ms);
     pg_set_io(c, EV_WRITE);
@@ -573,8 +577,10 @@ static struct pg_query *pg_next(struct pg_pool *p, int *n)
         /* A call that spent most of its deadline waiting would likely miss
          * it running, and a miss costs the connection: it is shed here,
          * unsent (so STORE_BUSY: it surely did nothing), its callback from
-         * the loop (it may queue a call while we walk). */
-        if (q->deadline_ms - now < p->cfg->pg_timeout_ms / 4) {
+         * the loop (it may queue a call while we walk). Not a call of a
+         * failed batch running again alone: each of those must get its own
+         * outcome, or one bad call would fail them all. */
+        if (!q->solo && q->deadline_ms - now < p->cfg->pg_timeout_ms / 4) {
             pg_unqueue(p, q);
             METRIC_INC(p->m->pg_shed);
             pg_finish_later(q, STORE_BUSY);
@@ -717,6 +723,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct config *cfg, s
     if (!p->conns)
         abort();
     TAILQ_INIT(&p->queue);
+    TAILQ_INIT(&p->deferred);
     p->fail_ev = event_new(base, -1, 0, pg_fail_queued, p);
     p->dispatch_ev = event_new(base, -1, 0, pg_dispatch_later, p);
     for (int i = 0; i < p->nconns; i++) {
@@ -745,6 +752,11 @@ void pg_pool_free(struct pg_pool *p)
         struct pg_query *q = TAILQ_FIRST(&p->queue);
         pg_unqueue(p, q);
         pg_finish(q, NULL, STORE_DOWN);
+    }
+    while (!TAILQ_EMPTY(&p->deferred)) {
+        struct pg_query *q = TAILQ_FIRST(&p->deferred);
+        TAILQ_REMOVE(&p->deferred, q, link);
+        pg_finish(q, NULL, q->deferred);
     }
     event_free(p->fail_ev);
     event_free(p->dispatch_ev);

@@ -1,11 +1,11 @@
 /* pg.h - a small pool of non-blocking libpq connections per worker. Each
  * connection prepares every statement of stmts.c when it connects; queries
  * name a statement and pass text parameters. A query that finds no free
- * connection waits in a bounded queue (pg.queue_max places for look-ups,
- * as many for batchable calls); a full queue sheds the query at once
+ * connection waits in a bounded queue (pg.queue_max places for calls of
+ * batchable statements, as many for all the others); a full queue sheds the query at once
  * (STORE_BUSY) rather than letting latency grow without bound, and a call
  * that waited three quarters of its deadline is shed unsent (STORE_BUSY,
- * through its callback). Every query has a deadline; a connection whose query
+ * through its callback; not a call of a failed batch running again alone). Every query has a deadline; a connection whose query
  * misses it is closed and reconnected with backoff. The server may still
  * finish that query, commit included: STORE_TIMEOUT of a write means its
  * outcome is unknown. A command whose commit fails after its rows were

@@ -1269,6 +1269,96 @@ START_TEST(test_stale_calls_shed)
 }
 END_TEST
 
+/* A booking of patient from a process of its own against the gateway on
+ * port; returns the process, whose exit status is the answer's status
+ * divided by 100 (2, 4, 5). */
+static pid_t entry_async(int port, const struct patient *who, const char *res, int cell,
+                         const char *extra)
+{
+    char *tok = token_of(RPGU, who);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct test_cell w = internet_cell(res, cell);
+        char *auth = xasprintf("Authorization: Bearer %s", tok);
+        char *b = entry_body("470102", LPU_470102, res, &w, extra);
+        const char *h[] = {"Content-Type: application/json", auth, NULL};
+        struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
+        _exit(r->status / 100);
+    }
+    free(tok);
+    return pid;
+}
+
+static int entry_async_class(pid_t pid)
+{
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static PGconn *lock_cells(const char *sql, const char *arg)
+{
+    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+    PQclear(PQexec(c, "BEGIN"));
+    const char *v[] = {arg};
+    PGresult *r = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "lock: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return c;
+}
+
+static void unlock_cells(PGconn *c)
+{
+    PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+}
+
+/* A batch that fails after a long wait runs its calls again one by one,
+ * however little of their deadlines is left: each gets its own outcome,
+ * not a 503 for having waited. Иванов's booking holds the batch connection
+ * (its cell locked) while Петрова's and Федоров's queue up; they leave as
+ * one batch, wait on their own locks until 0.7 s of their 4 s are left, and
+ * the batch fails at its commit (Федоров's e-mail, refused by a deferred
+ * constraint trigger): Петрова's booking is made, Федоров's is 500. */
+START_TEST(test_failed_batch_runs_again_late)
+{
+    const char *const settings[] = {"MIPGW_PG_POOL_SIZE=2", "MIPGW_PG_BATCH_CONNS=1",
+                                    "MIPGW_PG_TIMEOUT_MS=4000", NULL};
+    pid_t gw;
+    int port = gw_spawn(settings, &gw);
+    PQclear(pg_exec("CREATE FUNCTION t_commit_fails() RETURNS trigger LANGUAGE plpgsql AS"
+                    " $$BEGIN RAISE EXCEPTION 'refused at commit'; END$$",
+                    0, NULL));
+    PQclear(pg_exec("CREATE CONSTRAINT TRIGGER t_commit_fails AFTER INSERT ON bookings"
+                    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                    " WHEN (NEW.email = 'commit-fails@example.org')"
+                    " EXECUTE FUNCTION t_commit_fails()",
+                    0, NULL));
+    struct test_cell a = internet_cell(RES_THERAPIST, 40);
+    PGconn *first = lock_cells("SELECT 1 FROM cells WHERE guid = $1::uuid FOR UPDATE", a.guid);
+    PGconn *rest = lock_cells("SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
+                              RES_THERAPIST2);
+    pid_t pa = entry_async(port, &IVANOV, RES_THERAPIST, 40, "");
+    sleep_ms(300);
+    pid_t pb = entry_async(port, &PETROVA, RES_THERAPIST2, 40, "");
+    pid_t pd = entry_async(port, &FEDOROV, RES_THERAPIST2, 41,
+                           ",\"email\":\"commit-fails@example.org\"");
+    sleep_ms(300);
+    unlock_cells(first);  /* Иванов's booking ends; the other two leave as a batch */
+    sleep_ms(3000);
+    unlock_cells(rest);
+    int ca = entry_async_class(pa), cb = entry_async_class(pb), cd = entry_async_class(pd);
+    PQclear(pg_exec("DROP TRIGGER t_commit_fails ON bookings", 0, NULL));
+    PQclear(pg_exec("DROP FUNCTION t_commit_fails()", 0, NULL));
+    ck_assert_msg(ca == 2 && cb == 2 && cd == 5, "Иванов %dxx, Петрова %dxx, Федоров %dxx", ca,
+                  cb, cd);
+    ck_assert_msg(metric_at(port, "mipgw_pg_batch_retries_total") >= 1, "no batch failed");
+    ck_assert_msg(gw_stop(gw) == 0, "the gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 /* ---- a batch of bookings against the same bookings one by one ---- */
 
 static PGresult *batch_exec(PGconn *c, const char *sql, int n, const char *const *params,
@@ -1486,6 +1576,7 @@ static Suite *booking_suite(void)
     tcase_add_checked_fixture(own, spawned_reset, spawned_kill_all);
     tcase_add_test(own, test_booking_backlog_spares_lookups);
     tcase_add_test(own, test_stale_calls_shed);
+    tcase_add_test(own, test_failed_batch_runs_again_late);
     suite_add_tcase(s, own);
     TCase *down = tcase_create("stores_down");
     tcase_set_timeout(down, 60);
