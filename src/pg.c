@@ -326,7 +326,7 @@ static void pg_conn_reset(struct pg_conn *c, const char *why)
     c->want_write = false;
     struct pg_query *q = pg_conn_take(c);
     if (!p->closing) {
-        pg_arm_timer(c, c->backoff_ms);
+        pg_arm_timer(c, util_jitter_ms(c->backoff_ms));
         c->backoff_ms = c->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : c->backoff_ms * 2;
     }
     if (p->up == 0 && p->queued > 0)

@@ -86,7 +86,8 @@ static void redis_schedule_retry(struct redis *r)
 {
     if (r->closing)
         return;
-    struct timeval tv = {r->backoff_ms / 1000, (r->backoff_ms % 1000) * 1000};
+    int ms = util_jitter_ms(r->backoff_ms);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(r->retry_timer, &tv);
     r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
 }

@@ -158,6 +158,15 @@ void util_random(void *p, size_t n)
     }
 }
 
+int util_jitter_ms(int ms)
+{
+    if (ms < 4)
+        return ms;
+    uint32_t r;
+    util_random(&r, sizeof(r));
+    return ms - ms / 4 + (int)(r % (uint32_t)(ms / 2));
+}
+
 /* GUIDs are made per request (token ids): draw them from a per-thread pool
  * of kernel randomness instead of a system call each. */
 static void util_random_pooled(unsigned char *p, size_t n)

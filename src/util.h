@@ -36,6 +36,10 @@ void util_format_time(int64_t epoch_s, char out[32]);
 
 /* Cryptographically random bytes; aborts if the kernel cannot give them. */
 void util_random(void *p, size_t n);
+/* ms spread at random over [3/4 ms, 5/4 ms): reconnect delays, so that the
+ * connections of every worker and gateway lost at one moment (a database
+ * restart) do not all come back at the same one. */
+int util_jitter_ms(int ms);
 /* A random version-4 GUID, lower case, 36 characters plus NUL. */
 void util_guid(char out[GUID_LEN + 1]);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */

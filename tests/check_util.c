@@ -114,6 +114,25 @@ START_TEST(sha256_hex)
 }
 END_TEST
 
+/* Reconnect delays: within [3/4, 5/4) of the backoff, and spread over it
+ * (of 10,000 draws, some in each outer eighth); tiny ones as they are. */
+START_TEST(jitter_spread)
+{
+    int lo = 1000, hi = 0;
+    for (int i = 0; i < 10000; i++) {
+        int j = util_jitter_ms(1000);
+        ck_assert_int_ge(j, 750);
+        ck_assert_int_lt(j, 1250);
+        lo = j < lo ? j : lo;
+        hi = j > hi ? j : hi;
+    }
+    ck_assert_int_lt(lo, 800);
+    ck_assert_int_ge(hi, 1200);
+    ck_assert_int_eq(util_jitter_ms(3), 3);
+    ck_assert_int_eq(util_jitter_ms(0), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -123,6 +142,7 @@ int main(void)
     tcase_add_test(tc, sha256_hex);
     tcase_add_test(tc, list_membership);
     tcase_add_test(tc, http_url_parts);
+    tcase_add_test(tc, jitter_spread);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
