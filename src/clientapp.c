@@ -1,6 +1,8 @@
 /* clientapp.c - see clientapp.h. */
 #include "clientapp.h"
 
+#include <stdlib.h>
+
 #include <event2/event.h>
 #include <string.h>
 
@@ -56,6 +58,8 @@ void clientapp_start(struct worker *w)
     struct clientapp_cache *c = &w->apps;
     c->w = w;
     c->timer = evtimer_new(w->base, clientapp_on_timer, c);
+    if (!c->timer)
+        abort();
     /* The pool is still connecting: the first attempt waits a moment. */
     clientapp_arm(c, 50);
 }

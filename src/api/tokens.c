@@ -31,7 +31,10 @@
 
 struct issue {
     enum token_type type;
-    const struct clientapp *app;
+    /* A copy, not a pointer into the worker's table: a reload between two
+     * of the request's steps rewrites the table in place, and the slot may
+     * then hold another application. */
+    struct clientapp app;
     struct ident_query q;
     struct ident_result found;
     struct token_claims claims; /* jti chosen before the Redis step */
@@ -180,7 +183,7 @@ static void issue_redis(struct req *r)
     snprintf(is->k_tok, sizeof(is->k_tok), "tok:%s", is->claims.jti);
     /* The session value is auth_session_encode's: "1|person|source|type|cards";
      * the script splices the cached "person;cards" into it. */
-    snprintf(tail, sizeof(tail), "%s|%s", is->app->mnem, k->type[t]);
+    snprintf(tail, sizeof(tail), "%s|%s", is->app.mnem, k->type[t]);
     char bucket[24], idx_ttl[24];
     identity_index_bucket(r->w->redis, r->w->cfg, util_wall_us() / 1000000, bucket, idx_ttl);
     const char *argv[] = {is->k_addr, is->k_id, is->k_ident, is->k_tok, k->window, k->lim_addr,
@@ -252,7 +255,7 @@ static void issue_store(struct req *r)
         if (is->found.cards[0]) {
             struct auth_session s = {.type = is->type, .cards = is->found.cards};
             memcpy(s.person, is->found.person, sizeof(s.person));
-            util_strlcpy(s.auth_source, is->app->mnem, sizeof(s.auth_source));
+            util_strlcpy(s.auth_source, is->app.mnem, sizeof(s.auth_source));
             auth_session_encode(&s, &v);
         }
         const char *argv[] = {is->k_ident, is->k_tok, k_idx, k_guard, val, ttl, v.data ? v.data : "",
@@ -296,7 +299,7 @@ static void issue_sign_and_reply(struct req *r)
     struct token_claims *c = &is->claims;
     c->type = is->type;
     memcpy(c->person_guid, is->found.person, sizeof(c->person_guid));
-    util_strlcpy(c->auth_source, is->app->mnem, sizeof(c->auth_source));
+    util_strlcpy(c->auth_source, is->app.mnem, sizeof(c->auth_source));
     c->iat = util_wall_us() / 1000000;
     c->exp = c->iat + issue_ttl(r, is);
     char *token = token_sign(&r->w->keys, c);
@@ -335,11 +338,12 @@ static void issue_token(struct req *r, enum token_type type)
         req_fail(r, E_CARDS_UNAVAILABLE);
         return;
     }
-    is->app = clientapp_find(&r->w->apps, app ? guid : NULL);
-    if (!is->app) {
+    const struct clientapp *known = clientapp_find(&r->w->apps, app ? guid : NULL);
+    if (!known) {
         req_fail(r, E_CLIENT_APP_UNKNOWN);
         return;
     }
+    is->app = *known;
     const char *bad_param;
     switch (req_parse_query(r, &bad_param)) {
     case REQ_QUERY_OK:
