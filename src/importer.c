@@ -257,9 +257,10 @@ static int import_schedule(struct import *im, yajl_val list, const char *tz)
     return rc;
 }
 
-/* MIS logins: each is its own transaction (users_upsert's), so they run
- * between the LPUs' and the rest's. A stored hash that still verifies is
- * kept, so a re-import changes nothing. */
+/* MIS logins, in the import's transaction (users_upsert's savepoint each).
+ * A stored hash that still verifies is kept, so a re-import changes
+ * nothing. An LPU list the login cannot hold whole is refused, not cut:
+ * cutting it would take away the rights of the LPUs past the cut. */
 static int import_users(struct import *im, yajl_val list)
 {
     for (size_t i = 0; list && YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
@@ -267,9 +268,14 @@ static int import_users(struct import *im, yajl_val list)
         yajl_val l = json_get(u, "lpuMcods");
         const char *mcods[MISAUTH_MAX_LPUS];
         int n = 0;
-        for (size_t k = 0; l && YAJL_IS_ARRAY(l) && k < l->u.array.len && n < MISAUTH_MAX_LPUS; k++)
-            if (json_str(l->u.array.values[k]))
-                mcods[n++] = json_str(l->u.array.values[k]);
+        for (size_t k = 0; l && YAJL_IS_ARRAY(l) && k < l->u.array.len; k++) {
+            if (n == MISAUTH_MAX_LPUS || !json_str(l->u.array.values[k])) {
+                snprintf(im->err, im->errlen, "mis_users[%zu].lpuMcods: at most %d МКОДs, each a string",
+                         i, MISAUTH_MAX_LPUS);
+                return -1;
+            }
+            mcods[n++] = json_str(l->u.array.values[k]);
+        }
         if (!S(u, "login") || !S(u, "password")) {
             snprintf(im->err, im->errlen, "mis_users[%zu]: needs login and password", i);
             return -1;
@@ -345,20 +351,14 @@ int importer_load_file(const struct config *cfg, const char *path, char *err, si
         snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(im.c));
         goto out;
     }
-    /* Two transactions around the MIS logins (each its own): applications
-     * and LPUs, then everything that hangs off them. Re-running is
-     * idempotent, so a run that failed in the second is simply repeated. */
+    /* One transaction: a file refused anywhere (a bad schedule, say)
+     * leaves nothing behind, no client application and no MIS login. */
     if (import_exec(&im, "BEGIN", 0, NULL, NULL))
         goto out;
     if (import_apps(&im, json_get(root, "client_applications")) ||
-        import_refdata(&im, REFDATA_LPUS, json_get(root, "lpus"), "lpus"))
+        import_refdata(&im, REFDATA_LPUS, json_get(root, "lpus"), "lpus") ||
+        import_users(&im, json_get(root, "mis_users")))
         goto rollback;
-    if (import_exec(&im, "COMMIT", 0, NULL, NULL))
-        goto out;
-    if (import_users(&im, json_get(root, "mis_users")))
-        goto out;
-    if (import_exec(&im, "BEGIN", 0, NULL, NULL))
-        goto out;
     if (import_refdata(&im, REFDATA_RESOURCES, json_get(root, "resources"), "resources") ||
         import_schedule(&im, json_get(root, "schedule"), tz))
         goto rollback;

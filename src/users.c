@@ -65,8 +65,14 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
     char hash[USERS_HASH_MAX];
     const char *p1[] = {login};
     PGresult *res = NULL;
+    /* Inside the caller's transaction (an import, all or nothing), a
+     * savepoint of its own; otherwise a transaction. */
+    bool outer = PQtransactionStatus(c) == PQTRANS_INTRANS;
+    const char *begin = outer ? "SAVEPOINT users_upsert" : "BEGIN";
+    const char *commit = outer ? "RELEASE SAVEPOINT users_upsert" : "COMMIT";
+    const char *rollback = outer ? "ROLLBACK TO SAVEPOINT users_upsert" : "ROLLBACK";
 
-    if (!run(c, "BEGIN", 0, NULL, err, errlen)) {
+    if (!run(c, begin, 0, NULL, err, errlen)) {
         buf_free(&arr);
         return -1;
     }
@@ -94,7 +100,7 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
              "INSERT INTO mis_user_lpus (login, mcod) SELECT $1, unnest($2::text[])"
              " ON CONFLICT DO NOTHING",
              2, p2, err, errlen) ||
-        !run(c, "COMMIT", 0, NULL, err, errlen))
+        !run(c, commit, 0, NULL, err, errlen))
         goto err;
     explicit_bzero(hash, sizeof(hash));
     buf_free(&arr);
@@ -102,7 +108,7 @@ int users_upsert(PGconn *c, const struct config *cfg, const char *login, const c
 err:
     explicit_bzero(hash, sizeof(hash));
     buf_free(&arr);
-    PQclear(PQexec(c, "ROLLBACK"));
+    PQclear(PQexec(c, rollback));
     return -1;
 }
 

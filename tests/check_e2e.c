@@ -1239,6 +1239,67 @@ START_TEST(test_command_arguments)
 }
 END_TEST
 
+/* The demo file with edits: after is inserted right after the first
+ * occurrence of each anchor[i]; the caller frees. */
+static char *demo_edited(const char *const *anchor, const char *const *after, int n)
+{
+    const char *top = getenv("top_srcdir");
+    char *path = xasprintf("%s/etc/demo.json", top && *top ? top : ".");
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s", path);
+    struct buf b;
+    buf_init(&b);
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_append(&b, chunk, got);
+    fclose(f);
+    buf_append(&b, "", 1);
+    char *text = b.data;
+    for (int i = 0; i < n; i++) {
+        char *at = strstr(text, anchor[i]);
+        ck_assert_msg(at != NULL, "etc/demo.json has no %s", anchor[i]);
+        at += strlen(anchor[i]);
+        char *next = xasprintf("%.*s%s%s", (int)(at - text), text, after[i], at);
+        free(text);
+        text = next;
+    }
+    free(path);
+    return text;
+}
+
+/* An import is all or nothing: a file refused in its schedule (a time of
+ * 25:00), after the client applications and MIS logins it names, leaves
+ * neither a new application nor a new login behind (they were committed
+ * before the schedule was read). */
+START_TEST(test_import_all_or_nothing)
+{
+    static const char *const anchor[] = {"\"client_applications\": [", "\"mis_users\": [",
+                                         "\"from\": \""};
+    static const char *const after[] = {
+        "{\"guid\": \"0b4d3d5e-7c1f-4a55-9a51-3f1c2b0e9d01\", \"mnem\": \"HalfWrite\","
+        " \"name\": \"x\", \"default\": false},",
+        "{\"login\": \"half-user\", \"password\": \"Half-Write-Secret-1\", \"lpuMcods\": [\"470102\"]},",
+        "2"};  /* "from": "08:00" becomes "from": "208:00" */
+    char *json = demo_edited(anchor, after, 3);
+    char *path = xasprintf("/tmp/mipgw-import-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(json, f);
+    fclose(f);
+    char *cmd = xasprintf("'%s' import '%s' >/dev/null 2>&1", env("MIPGW_TEST_BIN"), path);
+    int rc = system(cmd);
+    unlink(path);
+    ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "import of a bad file: exit %d",
+                  WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+    char *apps = pg_value("SELECT count(*) FROM client_applications WHERE mnem = 'HalfWrite'", 0, NULL);
+    char *users = pg_value("SELECT count(*) FROM mis_users WHERE login = 'half-user'", 0, NULL);
+    ck_assert_msg(strcmp(apps, "0") == 0 && strcmp(users, "0") == 0,
+                  "a refused import left %s application(s) and %s login(s)", apps, users);
+    free(apps), free(users), free(cmd), free(path), free(json);
+}
+END_TEST
+
 START_TEST(test_ratelimit_forwarded_for)
 {
     static const char *const settings[] = {"MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=100000",
@@ -1914,6 +1975,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(tc, test_health_ready);
     tcase_add_test(tc, test_metrics);
     tcase_add_test(tc, test_command_arguments);
+    tcase_add_test(tc, test_import_all_or_nothing);
     tcase_add_test(tc, test_request_id);
     suite_add_tcase(s, tc);
 
