@@ -1128,12 +1128,15 @@ START_TEST(test_sql_inlined)
 }
 END_TEST
 
-/* A booking whose transaction fails at its commit, after the call's row
- * was sent (here a deferred constraint trigger refusing one e-mail; in
- * production a serialization failure, or a deferred constraint added
- * later), is no booking: the patient must not be told 200. */
-START_TEST(test_commit_failure_not_booked)
+/* A deferred constraint trigger on bookings that refuses, at the commit,
+ * a booking with the e-mail commit-fails@example.org; made afresh (one
+ * left by a test that failed midway goes first), or dropped. */
+static void commit_fails_trigger(bool on)
 {
+    PQclear(pg_exec("DROP TRIGGER IF EXISTS t_commit_fails ON bookings", 0, NULL));
+    PQclear(pg_exec("DROP FUNCTION IF EXISTS t_commit_fails()", 0, NULL));
+    if (!on)
+        return;
     PQclear(pg_exec("CREATE FUNCTION t_commit_fails() RETURNS trigger LANGUAGE plpgsql AS"
                     " $$BEGIN RAISE EXCEPTION 'refused at commit'; END$$",
                     0, NULL));
@@ -1142,6 +1145,15 @@ START_TEST(test_commit_failure_not_booked)
                     " WHEN (NEW.email = 'commit-fails@example.org')"
                     " EXECUTE FUNCTION t_commit_fails()",
                     0, NULL));
+}
+
+/* A booking whose transaction fails at its commit, after the call's row
+ * was sent (here a deferred constraint trigger refusing one e-mail; in
+ * production a serialization failure, or a deferred constraint added
+ * later), is no booking: the patient must not be told 200. */
+START_TEST(test_commit_failure_not_booked)
+{
+    commit_fails_trigger(true);
     char *tok = token_of(RPGU, &IVANOV);
     struct test_cell w = internet_cell(RES_THERAPIST, 23);
     struct http_resp *r = entry(tok, "470102", LPU_470102, RES_THERAPIST, &w,
@@ -1149,8 +1161,7 @@ START_TEST(test_commit_failure_not_booked)
     int status = r->status;
     char *body = strdup(r->body ? r->body : "");
     http_free(r);
-    PQclear(pg_exec("DROP TRIGGER t_commit_fails ON bookings", 0, NULL));
-    PQclear(pg_exec("DROP FUNCTION t_commit_fails()", 0, NULL));
+    commit_fails_trigger(false);
     ck_assert_msg(status == 500, "status %d: %s", status, body);
     ck_assert_int_eq(active_bookings(w.guid), 0);
     /* Nothing of it is left in the way: the same booking goes through. */
@@ -1269,19 +1280,18 @@ START_TEST(test_stale_calls_shed)
 }
 END_TEST
 
-/* A booking of patient from a process of its own against the gateway on
- * port; returns the process, whose exit status is the answer's status
- * divided by 100 (2, 4, 5). */
-static pid_t entry_async(int port, const struct patient *who, const char *res, int cell,
+/* A booking of cell w by patient from a process of its own against the
+ * gateway on port; returns the process, whose exit status is the answer's
+ * status divided by 100 (2, 4, 5). */
+static pid_t entry_async(int port, const struct patient *who, const struct test_cell *w,
                          const char *extra)
 {
     char *tok = token_of(RPGU, who);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct test_cell w = internet_cell(res, cell);
         char *auth = xasprintf("Authorization: Bearer %s", tok);
-        char *b = entry_body("470102", LPU_470102, res, &w, extra);
+        char *b = entry_body("470102", LPU_470102, w->resource, w, extra);
         const char *h[] = {"Content-Type: application/json", auth, NULL};
         struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
         _exit(r->status / 100);
@@ -1328,30 +1338,23 @@ START_TEST(test_failed_batch_runs_again_late)
                                     "MIPGW_PG_TIMEOUT_MS=4000", NULL};
     pid_t gw;
     int port = gw_spawn(settings, &gw);
-    PQclear(pg_exec("CREATE FUNCTION t_commit_fails() RETURNS trigger LANGUAGE plpgsql AS"
-                    " $$BEGIN RAISE EXCEPTION 'refused at commit'; END$$",
-                    0, NULL));
-    PQclear(pg_exec("CREATE CONSTRAINT TRIGGER t_commit_fails AFTER INSERT ON bookings"
-                    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
-                    " WHEN (NEW.email = 'commit-fails@example.org')"
-                    " EXECUTE FUNCTION t_commit_fails()",
-                    0, NULL));
-    struct test_cell a = internet_cell(RES_THERAPIST, 40);
+    commit_fails_trigger(true);
+    /* The cells once, here: the children book exactly the ones locked. */
+    struct test_cell a = internet_cell(RES_THERAPIST, 40), b = internet_cell(RES_THERAPIST2, 40),
+                     d = internet_cell(RES_THERAPIST2, 41);
     PGconn *first = lock_cells("SELECT 1 FROM cells WHERE guid = $1::uuid FOR UPDATE", a.guid);
     PGconn *rest = lock_cells("SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
                               RES_THERAPIST2);
-    pid_t pa = entry_async(port, &IVANOV, RES_THERAPIST, 40, "");
+    pid_t pa = entry_async(port, &IVANOV, &a, "");
     sleep_ms(300);
-    pid_t pb = entry_async(port, &PETROVA, RES_THERAPIST2, 40, "");
-    pid_t pd = entry_async(port, &FEDOROV, RES_THERAPIST2, 41,
-                           ",\"email\":\"commit-fails@example.org\"");
+    pid_t pb = entry_async(port, &PETROVA, &b, "");
+    pid_t pd = entry_async(port, &FEDOROV, &d, ",\"email\":\"commit-fails@example.org\"");
     sleep_ms(300);
     unlock_cells(first);  /* Иванов's booking ends; the other two leave as a batch */
     sleep_ms(3000);
     unlock_cells(rest);
     int ca = entry_async_class(pa), cb = entry_async_class(pb), cd = entry_async_class(pd);
-    PQclear(pg_exec("DROP TRIGGER t_commit_fails ON bookings", 0, NULL));
-    PQclear(pg_exec("DROP FUNCTION t_commit_fails()", 0, NULL));
+    commit_fails_trigger(false);
     ck_assert_msg(ca == 2 && cb == 2 && cd == 5, "Иванов %dxx, Петрова %dxx, Федоров %dxx", ca,
                   cb, cd);
     ck_assert_msg(metric_at(port, "mipgw_pg_batch_retries_total") >= 1, "no batch failed");

@@ -118,6 +118,13 @@ stores_pg_start() {
         # leaves nothing that looks like a cluster.
         _stores_log "initdb $data"
         rm -rf "$data.new"
+        # A directory there without PG_VERSION is no cluster (an initdb of
+        # an older version of this script, cut short): kept aside, not
+        # deleted, and out of the way.
+        if [[ -e $data ]]; then
+            _stores_log "$data is not a whole cluster; moving it to $data.broken.$$"
+            mv "$data" "$data.broken.$$"
+        fi
         _stores_pg_as "$dir" "$STORES_PG_BIN/initdb" -D "$data.new" --auth=trust \
             --encoding=UTF8 --locale=C.UTF-8 -U postgres >"$dir/initdb.log" 2>&1 || {
             cat "$dir/initdb.log" >&2
