@@ -29,11 +29,19 @@ static void clientapp_on_rows(PGresult *res, enum store_status st, void *arg)
         return;
     }
     int n = PQntuples(res);
-    if (n > CLIENTAPP_MAX)
+    if (n > CLIENTAPP_MAX) {
+        /* Said at every load, so that it is seen: the applications past
+         * the limit get 403/5096 as unknown ones do. */
+        log_warn("client applications: more than %d; those after the first %d by name are"
+                 " not known to this gateway", CLIENTAPP_MAX, CLIENTAPP_MAX);
         n = CLIENTAPP_MAX;
+    }
     for (int i = 0; i < n; i++) {
         struct clientapp *a = &c->apps[i];
         util_strlcpy(a->guid, PQgetvalue(res, i, 0), sizeof(a->guid));
+        if ((size_t)PQgetlength(res, i, 1) >= sizeof(a->mnem))
+            log_warn("client application %s: its mnemonic is cut to %zu bytes", a->guid,
+                     sizeof(a->mnem) - 1);
         util_strlcpy(a->mnem, PQgetvalue(res, i, 1), sizeof(a->mnem));
         a->is_default = PQgetvalue(res, i, 2)[0] == 't';
     }

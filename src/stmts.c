@@ -30,7 +30,10 @@
 const struct pg_stmt pg_stmts[STMT__COUNT] = {
     [STMT_PING] = {"ping", "SELECT 1", 0},
     [STMT_CLIENT_APPS] = {"client_apps",
-        "SELECT guid::text, mnem, is_default FROM client_applications ORDER BY mnem LIMIT 64", 0},
+        /* the default first, so that it is never the one left out; one
+         * more than a worker keeps, to know when some are */
+        "SELECT guid::text, mnem, is_default FROM client_applications"
+        " ORDER BY is_default DESC, mnem LIMIT 65", 0},
     [STMT_IDENT_BY_POLIS] = {"ident_by_polis",
         IDENT_SELECT "WHERE p.guid IN (SELECT person_guid FROM medical_cards WHERE polis_key = $1)"
         IDENT_ORDER, 1},

@@ -1209,6 +1209,29 @@ START_TEST(test_forwarded_for_dual_stack)
 }
 END_TEST
 
+/* More client applications than a worker keeps (64): the default one is
+ * kept whatever its name, so that a request without ClientApplication is
+ * still served (70 applications named before "Internet" pushed it out). */
+START_TEST(test_client_apps_past_the_limit)
+{
+    PQclear(pg_exec("INSERT INTO client_applications (guid, mnem, name)"
+                    " SELECT gen_random_uuid(), 'A-limit-' || lpad(n::text, 2, '0'), 'x'"
+                    " FROM generate_series(1, 70) n",
+                    0, NULL));
+    /* (the budgets the other tests of this case spent are not this one's) */
+    static const char *const settings[] = {"MIPGW_RATELIMIT_TOKEN_PER_IDENTITY=100000",
+                                           "MIPGW_RATELIMIT_TOKEN_PER_ADDR=100000", NULL};
+    pid_t pid;
+    int port = gw_spawn(settings, &pid);
+    char *p = qpath(COD, "n_pol", IVANOV_ENP, "birthday", IVANOV_BDAY, NULL);
+    int st = get_status_at(port, p, NULL, NULL);
+    PQclear(pg_exec("DELETE FROM client_applications WHERE mnem LIKE 'A-limit-%'", 0, NULL));
+    free(p);
+    ck_assert_msg(st == 200, "a token without ClientApplication: %d", st);
+    ck_assert_msg(gw_stop(pid) == 0, "the extra gateway did not exit 0 on SIGTERM");
+}
+END_TEST
+
 /* What follows a command is its own: an option there is an error (exit 2),
  * not ignored ("migrate -c FILE" migrated the default database). */
 START_TEST(test_command_arguments)
@@ -1959,6 +1982,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(tc, test_ratelimit_identity);
     tcase_add_test(tc, test_ratelimit_forwarded_for);
     tcase_add_test(tc, test_forwarded_for_dual_stack);
+    tcase_add_test(tc, test_client_apps_past_the_limit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("malformed");
