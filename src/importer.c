@@ -62,6 +62,18 @@ static int import_exec(struct import *im, const char *sql, int n, const char *co
 
 static int import_apps(struct import *im, yajl_val list)
 {
+    /* The file's default takes over from the stored one whatever the
+     * order: the old one lets go first (one default at a time, by index). */
+    for (size_t i = 0; list && YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
+        yajl_val a = list->u.array.values[i];
+        const char *p[] = {S(a, "guid")};
+        if (YAJL_IS_TRUE(json_get(a, "default")) && p[0] &&
+            import_exec(im,
+                        "UPDATE client_applications SET is_default = false"
+                        " WHERE is_default AND guid <> $1::uuid",
+                        1, p, NULL))
+            return -1;
+    }
     for (size_t i = 0; list && YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
         yajl_val a = list->u.array.values[i];
         const char *p[] = {S(a, "guid"), S(a, "mnem"), S(a, "name"), B(a, "default")};

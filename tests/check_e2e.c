@@ -1291,6 +1291,20 @@ static char *demo_edited(const char *const *anchor, const char *const *after, in
     return text;
 }
 
+static int import_text(const char *json)
+{
+    char *path = xasprintf("/tmp/mipgw-import-%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(json, f);
+    fclose(f);
+    char *cmd = xasprintf("'%s' import '%s' >/dev/null 2>&1", env("MIPGW_TEST_BIN"), path);
+    int rc = system(cmd);
+    unlink(path);
+    free(cmd), free(path);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
 /* An import is all or nothing: a file refused in its schedule (a time of
  * 25:00), after the client applications and MIS logins it names, leaves
  * neither a new application nor a new login behind (they were committed
@@ -1305,21 +1319,40 @@ START_TEST(test_import_all_or_nothing)
         "{\"login\": \"half-user\", \"password\": \"Half-Write-Secret-1\", \"lpuMcods\": [\"470102\"]},",
         "2"};  /* "from": "08:00" becomes "from": "208:00" */
     char *json = demo_edited(anchor, after, 3);
-    char *path = xasprintf("/tmp/mipgw-import-%d.json", (int)getpid());
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(json, f);
-    fclose(f);
-    char *cmd = xasprintf("'%s' import '%s' >/dev/null 2>&1", env("MIPGW_TEST_BIN"), path);
-    int rc = system(cmd);
-    unlink(path);
-    ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "import of a bad file: exit %d",
-                  WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+    int rc = import_text(json);
+    ck_assert_msg(rc == 1, "import of a bad file: exit %d", rc);
     char *apps = pg_value("SELECT count(*) FROM client_applications WHERE mnem = 'HalfWrite'", 0, NULL);
     char *users = pg_value("SELECT count(*) FROM mis_users WHERE login = 'half-user'", 0, NULL);
     ck_assert_msg(strcmp(apps, "0") == 0 && strcmp(users, "0") == 0,
                   "a refused import left %s application(s) and %s login(s)", apps, users);
-    free(apps), free(users), free(cmd), free(path), free(json);
+    free(apps), free(users), free(json);
+}
+END_TEST
+
+/* A file whose default client application is another than the stored one
+ * moves the default, whatever the order of the list (the new default was
+ * written while the old one still held the one-default index). The demo's
+ * own file then moves it back. */
+START_TEST(test_import_moves_the_default_app)
+{
+    int moved = import_text(
+        "{\"client_applications\": ["
+        "{\"guid\": \"6de3312b-ddd2-4ce2-9288-6ace2e6685e5\", \"mnem\": \"Infomat\","
+        " \"name\": \"Инфомат\", \"default\": true},"
+        "{\"guid\": \"a4caea4f-4906-47e4-a0d3-0081e3314a4c\", \"mnem\": \"Internet\","
+        " \"name\": \"Портал самозаписи\", \"default\": false}]}");
+    char *def = pg_value("SELECT mnem FROM client_applications WHERE is_default", 0, NULL);
+    const char *top = getenv("top_srcdir");
+    char *back = xasprintf("'%s' import '%s/etc/demo.json' >/dev/null 2>&1", env("MIPGW_TEST_BIN"),
+                           top && *top ? top : ".");
+    int rc = system(back);
+    char *after = pg_value("SELECT mnem FROM client_applications WHERE is_default", 0, NULL);
+    ck_assert_msg(moved == 0 && def && strcmp(def, "Infomat") == 0,
+                  "import with another default: exit %d, default %s", moved, def ? def : "none");
+    ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 0 && after && strcmp(after, "Internet") == 0,
+                  "the demo's file back: exit %d, default %s", WEXITSTATUS(rc),
+                  after ? after : "none");
+    free(def), free(after), free(back);
 }
 END_TEST
 
@@ -2000,6 +2033,7 @@ static Suite *e2e_suite(void)
     tcase_add_test(tc, test_metrics);
     tcase_add_test(tc, test_command_arguments);
     tcase_add_test(tc, test_import_all_or_nothing);
+    tcase_add_test(tc, test_import_moves_the_default_app);
     tcase_add_test(tc, test_request_id);
     suite_add_tcase(s, tc);
 
