@@ -1041,6 +1041,33 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 /* ------------------------------------------------------------------ */
 /* dump and help */
 
+/* A connection string's keyword whose value is a secret: password and
+ * sslpassword; in the URI form also any name with a %-escape, which libpq
+ * decodes (pass%77ord is password). */
+static bool conninfo_secret_key(const char *kw, size_t n)
+{
+    return (n >= 8 && memcmp(kw + n - 8, "password", 8) == 0) || memchr(kw, '%', n) != NULL;
+}
+
+/* A URL as --check-config shows it: its user information and its query
+ * (an operator's SMS webhook may carry an API key in either) hidden. */
+static void print_url_masked(FILE *out, const char *s)
+{
+    const char *scheme = strstr(s, "://");
+    const char *auth = scheme ? scheme + 3 : s;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    if (at) {
+        fwrite(s, 1, (size_t)(auth - s), out);
+        fputs("***", out);
+        s = at;
+    }
+    size_t n = strcspn(s, "?#");
+    fwrite(s, 1, n, out);
+    if (s[n])
+        fputs("?***", out);
+}
+
 /* libpq's keyword = value form: prints it with every password value
  * replaced by "***". Returns -1 (nothing printed) if it cannot parse it. */
 static int print_conninfo_keywords(FILE *out, const char *s)
@@ -1085,7 +1112,7 @@ static int print_conninfo_keywords(FILE *out, const char *s)
                 p++;
             }
         }
-        if (kwlen == 8 && memcmp(kw, "password", 8) == 0)
+        if (conninfo_secret_key(kw, kwlen))
             buf_puts(&b, "***");
         else
             buf_append(&b, val, (size_t)(p - val));
@@ -1122,10 +1149,13 @@ static void print_conninfo_uri(FILE *out, const char *s)
     for (p = q + 1; *p;) {
         const char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n >= 9 && memcmp(p, "password=", 9) == 0)
-            fputs("password=***", out);
-        else
+        const char *eq = memchr(p, '=', n);
+        if (eq && conninfo_secret_key(p, (size_t)(eq - p))) {
+            fwrite(p, 1, (size_t)(eq + 1 - p), out);
+            fputs("***", out);
+        } else {
             fwrite(p, 1, n, out);
+        }
         if (!amp)
             break;
         fputc('&', out);
@@ -1160,7 +1190,12 @@ void config_dump(const struct config *cfg, FILE *out)
             fputs(*(const bool *)field ? "true" : "false", out);
             break;
         case T_STRING:
-            fprintf(out, "\"%s\"", (const char *)field);
+            fputc('"', out);
+            if (strstr(field, "://"))
+                print_url_masked(out, field);
+            else
+                fputs(field, out);
+            fputc('"', out);
             break;
         case T_SECRET: {
             size_t n = strnlen(field, s->size);

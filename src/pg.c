@@ -413,7 +413,10 @@ static void pg_command_done(struct pg_conn *c)
 static void pg_read(struct pg_conn *c)
 {
     if (!PQconsumeInput(c->conn) || PQstatus(c->conn) == CONNECTION_BAD) {
-        pg_conn_reset(c, PQerrorMessage(c->conn));
+        /* Not PQerrorMessage: libpq 15 keeps every server error of the
+         * last command in it, DETAIL and its key values included, until
+         * the next command is sent. */
+        pg_conn_reset(c, "the connection failed while reading");
         return;
     }
     /* An idle connection has nothing to read but the server's goodbye (an

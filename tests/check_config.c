@@ -824,6 +824,30 @@ START_TEST(test_dump_masks_secrets)
     ck_assert_ptr_null(strstr(out, "s3cret"));
     free(out);
 
+    /* sslpassword, and in the URI form a %-escaped name (libpq decodes it). */
+    ck_assert_int_eq(config_set(&c, "pg", "conninfo",
+                                "hostaddr=10.0.0.5 sslpassword=k3y-pass dbname=mipgw", err,
+                                sizeof(err)), 0);
+    out = dump_of(&c);
+    ck_assert_ptr_nonnull(strstr(out, "conninfo = \"hostaddr=10.0.0.5 sslpassword=*** dbname=mipgw\"\n"));
+    free(out);
+    ck_assert_int_eq(config_set(&c, "pg", "conninfo",
+                                "postgresql://10.0.0.5/mipgw?sslpassword=k3y-pass&pass%77ord=k3y-two",
+                                err, sizeof(err)), 0);
+    out = dump_of(&c);
+    ck_assert_ptr_nonnull(strstr(out, "?sslpassword=***&pass%77ord=***\"\n"));
+    ck_assert_ptr_null(strstr(out, "k3y"));
+    free(out);
+
+    /* A URL setting (an SMS webhook) without its query or user information,
+     * where an operator's API key often goes. */
+    ck_assert_int_eq(config_set(&c, "ehealth", "sms_webhook_url",
+                                "http://10.0.0.7:8080/send?apikey=k3y-sms", err, sizeof(err)), 0);
+    out = dump_of(&c);
+    ck_assert_ptr_nonnull(strstr(out, "sms_webhook_url = \"http://10.0.0.7:8080/send?***\"\n"));
+    ck_assert_ptr_null(strstr(out, "k3y"));
+    free(out);
+
     /* What cannot be parsed is refused, without echoing it. */
     ck_assert_int_eq(config_set(&c, "pg", "conninfo", "password='unterminated", err,
                                 sizeof(err)), -1);
