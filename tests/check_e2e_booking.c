@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -597,44 +596,16 @@ END_TEST
  * expiring. MIPGW_TEST_PORT names it, for the helpers above (each test runs
  * in a process of its own). The proxy dies with the test. */
 struct proxied {
-    pid_t proxy, gw;
-    char *control, *via;
+    struct redis_proxy proxy;
+    pid_t gw;
+    char *via;
 };
-
-static void proxy_wait(int port)
-{
-    for (int i = 0; i < 100; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (up)
-            return;
-        sleep_ms(50);
-    }
-    ck_abort_msg("stallproxy did not listen on %d", port);
-}
 
 static struct proxied proxied_start(void)
 {
     struct proxied p;
-    p.control = xasprintf("%s.proxy-%d", env("MIPGW_TEST_GW_LOG"), (int)getpid());
-    unlink(p.control);
-    int pport = free_port();
-    char lport[16];
-    snprintf(lport, sizeof(lport), "%d", pport);
-    const char *bin = env("MIPGW_TEST_STALLPROXY");
-    p.proxy = fork();
-    ck_assert_int_ge(p.proxy, 0);
-    if (p.proxy == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(bin, bin, lport, env("MIPGW_TEST_REDIS_PORT"), p.control, (char *)NULL);
-        _exit(127);
-    }
-    proxy_wait(pport);
-    p.via = xasprintf("MIPGW_REDIS_PORT=%d", pport);
+    p.proxy = redis_proxy_start(0);
+    p.via = xasprintf("MIPGW_REDIS_PORT=%d", p.proxy.port);
     const char *settings[] = {p.via, "MIPGW_REDIS_TIMEOUT_MS=300", "MIPGW_BOOKING_LOCK_TTL_MS=30000", NULL};
     int port = gw_spawn(settings, &p.gw);
     ck_assert_msg(ready_streak(port, 200, 3, 15000) >= 0, "the gateway behind the proxy is not ready");
@@ -642,20 +613,6 @@ static struct proxied proxied_start(void)
     snprintf(portbuf, sizeof(portbuf), "%d", port);
     setenv("MIPGW_TEST_PORT", portbuf, 1);
     return p;
-}
-
-/* What the proxy does from now on (stallproxy.c): line, or NULL to forward
- * everything. */
-static void proxied_control(const struct proxied *p, const char *line)
-{
-    if (!line) {
-        unlink(p->control);
-        return;
-    }
-    FILE *f = fopen(p->control, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "%s\n", line);
-    fclose(f);
 }
 
 static double proxied_timeouts(void)
@@ -666,10 +623,8 @@ static double proxied_timeouts(void)
 static void proxied_stop(struct proxied *p)
 {
     ck_assert_msg(gw_stop(p->gw) == 0, "the gateway behind the proxy did not exit 0 on SIGTERM");
-    kill(p->proxy, SIGKILL);
-    waitpid(p->proxy, NULL, 0);
-    unlink(p->control);
-    free(p->control), free(p->via);
+    redis_proxy_stop(&p->proxy);
+    free(p->via);
 }
 
 /* Books a cell through a gateway behind the proxy told control: the
@@ -682,11 +637,11 @@ static void assert_lock_released(const char *control, int cell)
     struct test_cell w = internet_cell(RES_THERAPIST, cell);
     struct proxied p = proxied_start();
     double timeouts = proxied_timeouts();
-    proxied_control(&p, control);
+    redis_proxy_control(&p.proxy, control);
     char *id = entry_ok(entry(tok, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);
     for (int i = 0; i < 60 && proxied_timeouts() < timeouts + 1; i++)
         sleep_ms(50);  /* the script missed its deadline: dropped, not late */
-    proxied_control(&p, NULL);
+    redis_proxy_control(&p.proxy, NULL);
     ck_assert_double_ge(proxied_timeouts(), timeouts + 1);
     ck_assert_int_eq(active_bookings(w.guid), 1);
     ck_assert_msg(redis_keys_become("cell:lock:*", 0) == 0, "the lock is still held 3 s after Redis came back");
@@ -728,9 +683,9 @@ START_TEST(test_marker_dropped_after_timeout)
     double timeouts = proxied_timeouts();
     /* The cancellation's script goes with seven arguments; nothing else
      * sent meanwhile has as many (its session is read by GET). */
-    proxied_control(&p, "drop *7\\r\\n$");
+    redis_proxy_control(&p.proxy, "drop *7\\r\\n$");
     EXPECT(cancel(ivanov, id), 200, "2000", "Вызов отменен");
-    proxied_control(&p, NULL);
+    redis_proxy_control(&p.proxy, NULL);
     ck_assert_double_ge(proxied_timeouts(), timeouts + 1);
     ck_assert_msg(redis_keys_become("cell:booked:*", 0) == 0, "the marker is still there 3 s after Redis came back");
     char *again = entry_ok(entry(petrova, "470102", LPU_470102, RES_THERAPIST, &w, ""), LPU_470102);

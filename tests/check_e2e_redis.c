@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,78 +46,7 @@ int64_t __wrap_util_mono_us(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* the proxy */
-
-/* tests/stallproxy between a client and the test Redis; it dies with the
- * test (each test runs in a process of its own). */
-struct proxy {
-    pid_t pid;
-    int port;
-    char *control;
-};
-
-static void proxy_wait(int port)
-{
-    for (int i = 0; i < 100; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (up)
-            return;
-        sleep_ms(50);
-    }
-    ck_abort_msg("stallproxy did not listen on %d", port);
-}
-
-/* A proxy listening on port (0: a free one). */
-static struct proxy proxy_start(int port)
-{
-    struct proxy p;
-    p.control = xasprintf("%s.redis-proxy-%d", env("MIPGW_TEST_GW_LOG"), (int)getpid());
-    unlink(p.control);
-    p.port = port ? port : free_port();
-    char lport[16];
-    snprintf(lport, sizeof(lport), "%d", p.port);
-    const char *bin = env("MIPGW_TEST_STALLPROXY");
-    p.pid = fork();
-    ck_assert_int_ge(p.pid, 0);
-    if (p.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(bin, bin, lport, env("MIPGW_TEST_REDIS_PORT"), p.control, (char *)NULL);
-        _exit(127);
-    }
-    proxy_wait(p.port);
-    return p;
-}
-
-/* What the proxy does from now on (stallproxy.c): line ("" stalls
- * everything), or NULL to forward everything. */
-static void proxy_control(const struct proxy *p, const char *line)
-{
-    if (!line) {
-        unlink(p->control);
-        return;
-    }
-    FILE *f = fopen(p->control, "w");
-    ck_assert_ptr_nonnull(f);
-    if (*line)
-        fprintf(f, "%s\n", line);
-    fclose(f);
-}
-
-static void proxy_stop(struct proxy *p)
-{
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    unlink(p->control);
-    free(p->control);
-}
-
-/* ------------------------------------------------------------------ */
-/* the client in this process */
+/* the client in this process (behind redis_proxy_start's proxy) */
 
 #define DEADLINE_MS 300
 
@@ -251,19 +179,19 @@ static bool runs_reached(void *arg)
 START_TEST(test_timeout_told_with_connection_down)
 {
     redis_script_init(&incr_script);
-    struct proxy p = proxy_start(0);
+    struct redis_proxy p = redis_proxy_start(0);
     struct client *c = client_open(p.port);
     ck_assert_msg(run_until(c, is_up, c, 5000), "the client did not connect through the proxy in 5 s");
     struct seen s = {.c = c, .key = xasprintf("redis-test:%d:kept", (int)getpid())};
     char *del = xasprintf("DEL '%s'", s.key);
     redis_cli(del);
 
-    proxy_control(&p, "");  /* nothing goes through: the GET gets no answer */
+    redis_proxy_control(&p, "");  /* nothing goes through: the GET gets no answer */
     const char *get[] = {"GET", s.key};
     ck_assert_int_eq(redis_commandv(c->r, on_first, &s, 2, get), STORE_OK);
     ck_assert_msg(run_until(c, heard, &s, 5 * DEADLINE_MS), "no callback within %d ms",
                   5 * DEADLINE_MS);
-    proxy_control(&p, NULL);
+    redis_proxy_control(&p, NULL);
 
     ck_assert_int_eq(s.calls, 1);
     ck_assert_msg(s.st == STORE_TIMEOUT, "the GET ended %s, not timeout", store_status_name(s.st));
@@ -281,7 +209,7 @@ START_TEST(test_timeout_told_with_connection_down)
 
     client_close(c);
     redis_cli(del);
-    proxy_stop(&p);
+    redis_proxy_stop(&p);
     free(del), free(s.key);
 }
 END_TEST
@@ -313,7 +241,7 @@ START_TEST(test_round_drops_scripts_past_their_age)
     const char *k2[] = {fresh};
     redis_eval_later(c->r, &incr_script, 1, 1, k2);
 
-    struct proxy p = proxy_start(port);
+    struct redis_proxy p = redis_proxy_start(port);
     ck_assert_msg(run_until(c, is_up, c, 5000), "the client did not connect within 5 s of the proxy");
     /* Both went in one round, the old one first, on one connection: once
      * the fresh one has run, the old one has run too if it was sent. */
@@ -324,7 +252,7 @@ START_TEST(test_round_drops_scripts_past_their_age)
     client_close(c);
     clock_ahead_us = 0;
     redis_cli(del);
-    proxy_stop(&p);
+    redis_proxy_stop(&p);
     free(del), free(old), free(fresh);
 }
 END_TEST
@@ -411,7 +339,7 @@ START_TEST(test_gateway_keeps_script_refused_after_timeout)
     char *tok = rpgu_token("5000000000000041", "1985-03-14");  /* Иванов */
     struct test_cell w = internet_cell(RES_THERAPIST2, CELL_OFFSET);
     char *marker = xasprintf("cell:booked:%s", w.lockkey + strlen("cell:lock:"));
-    struct proxy p = proxy_start(0);
+    struct redis_proxy p = redis_proxy_start(0);
     char *via = xasprintf("MIPGW_REDIS_PORT=%d", p.port);
     const char *settings[] = {via, "MIPGW_REDIS_TIMEOUT_MS=300", NULL};
     pid_t gw;
@@ -424,9 +352,9 @@ START_TEST(test_gateway_keeps_script_refused_after_timeout)
     double refused = metric_at(port, "mipgw_redis_unavailable_total");
     /* The cancellation's script goes with seven arguments; nothing else
      * sent meanwhile has as many (its session is read by GET). */
-    proxy_control(&p, "drop *7\\r\\n$");
+    redis_proxy_control(&p, "drop *7\\r\\n$");
     ck_assert_int_eq(cancel_status(port, tok, visit), 200);
-    proxy_control(&p, NULL);
+    redis_proxy_control(&p, NULL);
     ck_assert_double_ge(metric_at(port, "mipgw_redis_timeouts_total"), timeouts + 1);
     ck_assert_msg(metric_at(port, "mipgw_redis_unavailable_total") >= refused + 1,
                   "the script kept from the timeout's callback was not refused: it was accepted "
@@ -434,7 +362,7 @@ START_TEST(test_gateway_keeps_script_refused_after_timeout)
     ck_assert_msg(key_within(marker, 0, 3000) == 0, "the marker is still there 3 s after Redis came back");
 
     ck_assert_msg(gw_stop(gw) == 0, "the gateway behind the proxy did not exit 0 on SIGTERM");
-    proxy_stop(&p);
+    redis_proxy_stop(&p);
     free(visit), free(via), free(marker), free(tok);
 }
 END_TEST

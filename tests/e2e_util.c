@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -566,4 +567,61 @@ struct test_cell internet_cell(const char *resource, int n)
     c.resource = resource;
     PQclear(res);
     return c;
+}
+
+static void redis_proxy_wait(int port)
+{
+    for (int i = 0; i < 100; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (up)
+            return;
+        sleep_ms(50);
+    }
+    ck_abort_msg("stallproxy did not listen on %d", port);
+}
+
+struct redis_proxy redis_proxy_start(int port)
+{
+    struct redis_proxy p;
+    p.control = xasprintf("%s.redis-proxy-%d", env("MIPGW_TEST_GW_LOG"), (int)getpid());
+    unlink(p.control);
+    p.port = port ? port : free_port();
+    char lport[16];
+    snprintf(lport, sizeof(lport), "%d", p.port);
+    const char *bin = env("MIPGW_TEST_STALLPROXY");
+    p.pid = fork();
+    ck_assert_int_ge(p.pid, 0);
+    if (p.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(bin, bin, lport, env("MIPGW_TEST_REDIS_PORT"), p.control, (char *)NULL);
+        _exit(127);
+    }
+    redis_proxy_wait(p.port);
+    return p;
+}
+
+void redis_proxy_control(const struct redis_proxy *p, const char *line)
+{
+    if (!line) {
+        unlink(p->control);
+        return;
+    }
+    FILE *f = fopen(p->control, "w");
+    ck_assert_ptr_nonnull(f);
+    if (*line)
+        fprintf(f, "%s\n", line);
+    fclose(f);
+}
+
+void redis_proxy_stop(struct redis_proxy *p)
+{
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    unlink(p->control);
+    free(p->control);
 }

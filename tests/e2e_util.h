@@ -108,4 +108,18 @@ int gw_stop(pid_t pid);
 void spawned_reset(void);
 void spawned_kill_all(void);
 
+/* tests/stallproxy between a client and the test Redis
+ * (MIPGW_TEST_REDIS_PORT), listening on port (0: a free one); it dies with
+ * the test process. control names its control file (stallproxy.c). */
+struct redis_proxy {
+    pid_t pid;
+    int port;
+    char *control;
+};
+struct redis_proxy redis_proxy_start(int port);
+/* What the proxy does from now on: line ("" stalls everything), or NULL to
+ * forward everything. */
+void redis_proxy_control(const struct redis_proxy *p, const char *line);
+void redis_proxy_stop(struct redis_proxy *p);
+
 #endif
