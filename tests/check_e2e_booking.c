@@ -1126,6 +1126,69 @@ START_TEST(test_commit_failure_not_booked)
 }
 END_TEST
 
+/* A booking of cell w (auth: the Authorization header line) from a
+ * process of its own against the gateway on port; entry_wait gives its
+ * answer's status. */
+struct entry_job {
+    pid_t pid;
+    int fd;   /* the status comes through it */
+};
+
+static struct entry_job entry_async(int port, const char *auth, const struct test_cell *w,
+                                    const char *extra)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    struct entry_job j = {fork(), fds[0]};
+    ck_assert_int_ge(j.pid, 0);
+    if (j.pid == 0) {
+        char *b = entry_body("470102", LPU_470102, w->resource, w, extra);
+        const char *h[] = {"Content-Type: application/json", auth, NULL};
+        struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
+        ssize_t wr = write(fds[1], &r->status, sizeof(r->status));
+        _exit(wr > 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    return j;
+}
+
+static int entry_wait(struct entry_job j)
+{
+    int status = 0;
+    ck_assert_int_eq(read(j.fd, &status, sizeof(status)), sizeof(status));
+    close(j.fd);
+    waitpid(j.pid, NULL, 0); /* not wait(): a spawned gateway is a child too */
+    return status;
+}
+
+static char *auth_of(const struct patient *who)
+{
+    char *tok = token_of(RPGU, who);
+    char *auth = xasprintf("Authorization: Bearer %s", tok);
+    free(tok);
+    return auth;
+}
+
+/* Another transaction holding cells' row locks (sql, with $1 = arg), until
+ * unlock_cells. */
+static PGconn *lock_cells(const char *sql, const char *arg)
+{
+    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
+    PQclear(PQexec(c, "BEGIN"));
+    const char *v[] = {arg};
+    PGresult *r = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "lock: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return c;
+}
+
+static void unlock_cells(PGconn *c)
+{
+    PQclear(PQexec(c, "ROLLBACK"));
+    PQfinish(c);
+}
+
 /* N bookings by Иванов of cells 30.. of Кузнецова, each from a process of
  * its own, against the gateway on port; their cells are locked by another
  * transaction for hold_ms meanwhile, and during the wait probe() runs (may
@@ -1133,43 +1196,21 @@ END_TEST
 static void backlog_run(int port, int hold_ms, int n, int *status, void (*probe)(int, const char *),
                         const char *auth)
 {
-    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
-    PQclear(PQexec(c, "BEGIN"));
-    const char *res[] = {RES_THERAPIST2};
-    PGresult *lk = PQexecParams(c, "SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
-                                1, NULL, res, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(lk) == PGRES_TUPLES_OK, "lock: %s", PQresultErrorMessage(lk));
-    PQclear(lk);
-    int pipes[16][2];
-    pid_t kids[16];
+    PGconn *c = lock_cells("SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
+                           RES_THERAPIST2);
+    struct entry_job jobs[16];
     ck_assert_int_le(n, 16);
     for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(pipe(pipes[i]), 0);
         struct test_cell w = internet_cell(RES_THERAPIST2, 30 + i);
-        pid_t pid = kids[i] = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            char *b = entry_body("470102", LPU_470102, RES_THERAPIST2, &w, "");
-            const char *h[] = {"Content-Type: application/json", auth, NULL};
-            struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
-            ssize_t wr = write(pipes[i][1], &r->status, sizeof(r->status));
-            _exit(wr > 0 ? 0 : 1);
-        }
-        close(pipes[i][1]);
+        jobs[i] = entry_async(port, auth, &w, "");
     }
     sleep_ms(hold_ms / 2);  /* one booking waits on the locks, the others in the queue */
     if (probe)
         probe(port, auth);
     sleep_ms(hold_ms - hold_ms / 2);
-    PQclear(PQexec(c, "ROLLBACK"));
-    PQfinish(c);
-    for (int i = 0; i < n; i++) {
-        status[i] = 0;
-        ck_assert_int_eq(read(pipes[i][0], &status[i], sizeof(status[i])), sizeof(status[i]));
-        close(pipes[i][0]);
-        waitpid(kids[i], NULL, 0); /* not wait(): the spawned gateway is a child too */
-    }
+    unlock_cells(c);
+    for (int i = 0; i < n; i++)
+        status[i] = entry_wait(jobs[i]);
 }
 
 static int backlog_visits;
@@ -1190,8 +1231,7 @@ START_TEST(test_booking_backlog_spares_lookups)
                                     "MIPGW_PG_BATCH_CONNS=1", "MIPGW_PG_TIMEOUT_MS=8000", NULL};
     pid_t gw;
     int port = gw_spawn(settings, &gw);
-    char *tok = token_of(RPGU, &IVANOV);
-    char *auth = xasprintf("Authorization: Bearer %s", tok);
+    char *auth = auth_of(&IVANOV);
     enum { N = 8 };
     int status[N], shed = 0;
     backlog_visits = 0;
@@ -1202,7 +1242,7 @@ START_TEST(test_booking_backlog_spares_lookups)
     ck_assert_msg(backlog_visits == 200, "the list of bookings: %d behind a backlog of bookings",
                   backlog_visits);
     ck_assert_msg(gw_stop(gw) == 0, "the gateway did not exit 0 on SIGTERM");
-    free(auth), free(tok);
+    free(auth);
 }
 END_TEST
 
@@ -1217,8 +1257,7 @@ START_TEST(test_stale_calls_shed)
                                     "MIPGW_PG_TIMEOUT_MS=4000", NULL};
     pid_t gw;
     int port = gw_spawn(settings, &gw);
-    char *tok = token_of(RPGU, &IVANOV);
-    char *auth = xasprintf("Authorization: Bearer %s", tok);
+    char *auth = auth_of(&IVANOV);
     double shed0 = metric_at(port, "mipgw_pg_shed_total");
     enum { N = 4 };
     int status[N], ok = 0, shed = 0;
@@ -1231,54 +1270,9 @@ START_TEST(test_stale_calls_shed)
     ck_assert_msg(metric_at(port, "mipgw_pg_shed_total") - shed0 == N - 1, "shed count");
     ck_assert_msg(metric_at(port, "mipgw_pg_connections_up") == 2, "a connection was lost");
     ck_assert_msg(gw_stop(gw) == 0, "the gateway did not exit 0 on SIGTERM");
-    free(auth), free(tok);
+    free(auth);
 }
 END_TEST
-
-/* A booking of cell w by patient from a process of its own against the
- * gateway on port; returns the process, whose exit status is the answer's
- * status divided by 100 (2, 4, 5). */
-static pid_t entry_async(int port, const struct patient *who, const struct test_cell *w,
-                         const char *extra)
-{
-    char *tok = token_of(RPGU, who);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        char *auth = xasprintf("Authorization: Bearer %s", tok);
-        char *b = entry_body("470102", LPU_470102, w->resource, w, extra);
-        const char *h[] = {"Content-Type: application/json", auth, NULL};
-        struct http_resp *r = http_request_at(port, "POST", ENTRY, h, b);
-        _exit(r->status / 100);
-    }
-    free(tok);
-    return pid;
-}
-
-static int entry_async_class(pid_t pid)
-{
-    int st = 0;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static PGconn *lock_cells(const char *sql, const char *arg)
-{
-    PGconn *c = PQconnectdb(env("MIPGW_TEST_PG_CONNINFO"));
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "PostgreSQL: %s", PQerrorMessage(c));
-    PQclear(PQexec(c, "BEGIN"));
-    const char *v[] = {arg};
-    PGresult *r = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "lock: %s", PQresultErrorMessage(r));
-    PQclear(r);
-    return c;
-}
-
-static void unlock_cells(PGconn *c)
-{
-    PQclear(PQexec(c, "ROLLBACK"));
-    PQfinish(c);
-}
 
 /* A batch that fails after a long wait runs its calls again one by one,
  * however little of their deadlines is left: each gets its own outcome,
@@ -1300,16 +1294,18 @@ START_TEST(test_failed_batch_runs_again_late)
     PGconn *first = lock_cells("SELECT 1 FROM cells WHERE guid = $1::uuid FOR UPDATE", a.guid);
     PGconn *rest = lock_cells("SELECT 1 FROM cells WHERE resource_guid = $1::uuid FOR UPDATE",
                               RES_THERAPIST2);
-    pid_t pa = entry_async(port, &IVANOV, &a, "");
+    char *ivanov = auth_of(&IVANOV), *petrova = auth_of(&PETROVA), *fedorov = auth_of(&FEDOROV);
+    struct entry_job ja = entry_async(port, ivanov, &a, "");
     sleep_ms(300);
-    pid_t pb = entry_async(port, &PETROVA, &b, "");
-    pid_t pd = entry_async(port, &FEDOROV, &d, ",\"email\":\"commit-fails@example.org\"");
+    struct entry_job jb = entry_async(port, petrova, &b, "");
+    struct entry_job jd = entry_async(port, fedorov, &d, ",\"email\":\"commit-fails@example.org\"");
     sleep_ms(300);
     unlock_cells(first);  /* Иванов's booking ends; the other two leave as a batch */
     sleep_ms(3000);
     unlock_cells(rest);
-    int ca = entry_async_class(pa), cb = entry_async_class(pb), cd = entry_async_class(pd);
+    int ca = entry_wait(ja) / 100, cb = entry_wait(jb) / 100, cd = entry_wait(jd) / 100;
     commit_fails_trigger(false);
+    free(ivanov), free(petrova), free(fedorov);
     ck_assert_msg(ca == 2 && cb == 2 && cd == 5, "Иванов %dxx, Петрова %dxx, Федоров %dxx", ca,
                   cb, cd);
     ck_assert_msg(metric_at(port, "mipgw_pg_batch_retries_total") >= 1, "no batch failed");
