@@ -174,6 +174,12 @@ static void pg_finish(struct pg_query *q, PGresult *res, enum store_status st)
         pg_finish_later(q, st);
         return;
     }
+    /* Every call's outcome is counted here, once (a deferred one when it
+     * is finally handed over). */
+    if (st == STORE_TIMEOUT)
+        METRIC_INC(p->m->pg_timeouts);
+    else if (st == STORE_DOWN)
+        METRIC_INC(p->m->pg_unavailable);
     if (st == STORE_ERROR) {
         METRIC_INC(p->m->pg_errors);
         /* The primary message only: DETAIL repeats key values ("Key
@@ -334,8 +340,6 @@ static void pg_conn_reset(struct pg_conn *c, const char *why)
     else if (p->queued > 0 && !p->closing)
         event_active(p->dispatch_ev, 0, 0); /* a batch slot may be free again */
     pg_gauges(p);
-    for (struct pg_query *m = q; m; m = m->peer)
-        METRIC_INC(p->m->pg_unavailable);
     pg_finish_all(q, NULL, STORE_DOWN);
 }
 
@@ -538,14 +542,10 @@ static void pg_query_timeout(evutil_socket_t fd, short what, void *arg)
          * on the query (PQcancel would block on a new connection). The
          * server may still finish it, commit included, so the calls of its
          * batch end with an outcome unknown to us. */
-        struct pg_query *all = pg_conn_take(c);
-        for (struct pg_query *m = all; m; m = m->peer)
-            METRIC_INC(p->m->pg_timeouts);
-        pg_finish_all(all, NULL, STORE_TIMEOUT);
+        pg_finish_all(pg_conn_take(c), NULL, STORE_TIMEOUT);
         pg_conn_reset(c, "query deadline passed");
         return;
     }
-    METRIC_INC(p->m->pg_timeouts);
     pg_unqueue(p, q);
     pg_gauges(p);
     pg_finish(q, NULL, STORE_TIMEOUT);
@@ -559,7 +559,6 @@ static void pg_fail_queued(evutil_socket_t fd, short what, void *arg)
     while (p->up == 0 && !TAILQ_EMPTY(&p->queue)) {
         struct pg_query *q = TAILQ_FIRST(&p->queue);
         pg_unqueue(p, q);
-        METRIC_INC(p->m->pg_unavailable);
         pg_finish(q, NULL, STORE_DOWN);
     }
     pg_gauges(p);
