@@ -260,19 +260,6 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* a gateway behind the proxy */
 
-static char *rpgu_token(const char *enp, const char *birthday)
-{
-    char *q = qpath("/auth/rpgu/token", "n_pol", enp, "birthday", birthday, NULL);
-    struct http_resp *r = http_get(q, NULL);
-    ck_assert_msg(r->status == 200, "%s: %d %s", q, r->status, show(r));
-    yajl_val v = jbody(r, q);
-    char *t = strdup(jstr(v, "token"));
-    yajl_tree_free(v);
-    http_free(r);
-    free(q);
-    return t;
-}
-
 /* Books the cell on the gateway on port; its Entry_id (the caller frees). */
 static char *book(int port, const char *token, const struct test_cell *w)
 {
@@ -336,7 +323,7 @@ static void bookings_clean(void)
 START_TEST(test_gateway_keeps_script_refused_after_timeout)
 {
     bookings_clean();
-    char *tok = rpgu_token("5000000000000041", "1985-03-14");  /* Иванов */
+    char *tok = cod_token("/auth/rpgu/token", "5000000000000041", "1985-03-14");  /* Иванов */
     struct test_cell w = internet_cell(RES_THERAPIST2, CELL_OFFSET);
     char *marker = xasprintf("cell:booked:%s", w.lockkey + strlen("cell:lock:"));
     struct redis_proxy p = redis_proxy_start(0);
